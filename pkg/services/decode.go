@@ -1,0 +1,315 @@
+package services
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize bounds what Parse reads. A services.yaml for 10,000 services
+// with 40,000 servers is about 5 MiB; anything much larger is not ours.
+const MaxFileSize = 64 << 20
+
+// Decoded is a parsed document split into what can be used and what cannot.
+type Decoded struct {
+	File     File       // the valid services, in file order
+	Rejected []Rejected // services with any problem, in file order
+	Warnings []string   // fields this version does not know (ignored, so newer writers stay readable)
+}
+
+// ErrTooLarge is returned for a document over MaxFileSize.
+var ErrTooLarge = fmt.Errorf("services.yaml is larger than %d bytes", MaxFileSize)
+
+// ReadFile reads at most MaxFileSize bytes of a file and parses it.
+func ReadFile(r io.Reader) (*Decoded, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
+// Parse decodes a document leniently: an error means the document as a whole
+// is unusable (not YAML, wrong version, too large, aliases); a bad service is
+// listed in Rejected and the others are kept.
+func Parse(data []byte) (*Decoded, error) {
+	if len(data) > MaxFileSize {
+		return nil, ErrTooLarge
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("services.yaml is empty: want a document with version: 1")
+		}
+		return nil, fmt.Errorf("services.yaml is not valid YAML: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, fmt.Errorf("line %d: services.yaml holds more than one YAML document", extra.Line)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	// Aliases are refused outright: sync never writes them, and expanding
+	// them is how an alias bomb turns kilobytes into gigabytes.
+	if n := findAlias(root); n != nil {
+		return nil, fmt.Errorf("line %d: YAML anchors and aliases are not allowed in services.yaml", n.Line)
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: services.yaml must be a mapping with version and services", root.Line)
+	}
+
+	out := &Decoded{}
+	var version, list *yaml.Node
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if seen[k.Value] {
+			return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
+		}
+		seen[k.Value] = true
+		switch k.Value {
+		case "version":
+			version = v
+		case "services":
+			list = v
+		default:
+			out.Warnings = append(out.Warnings, fmt.Sprintf("line %d: unknown field %q ignored", k.Line, clip(k.Value)))
+		}
+	}
+	if version == nil {
+		return nil, errors.New("services.yaml: version is missing: want version: 1")
+	}
+	if version.Kind != yaml.ScalarNode || version.Value != strconv.Itoa(Version) {
+		return nil, fmt.Errorf("line %d: version %q is not supported: want %d", version.Line, clip(version.Value), Version)
+	}
+	out.File.Version = Version
+	if list == nil || (list.Kind == yaml.ScalarNode && list.Tag == "!!null") {
+		return out, nil
+	}
+	if list.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("line %d: services must be a list", list.Line)
+	}
+
+	decoded := File{Version: Version, Services: make([]Service, 0, len(list.Content))}
+	var early []Rejected
+	for i, n := range list.Content {
+		s, ps, warns := decodeService(n, i)
+		out.Warnings = append(out.Warnings, warns...)
+		if len(ps) > 0 {
+			early = append(early, Rejected{Service: s, Problems: ps})
+			continue
+		}
+		decoded.Services = append(decoded.Services, s)
+	}
+	valid, rejected := decoded.Split()
+	out.File.Services = valid
+	out.Rejected = append(early, rejected...)
+	slices.SortStableFunc(out.Rejected, func(a, b Rejected) int { return a.Service.Line - b.Service.Line })
+	return out, nil
+}
+
+// Decode is the strict form of Parse: any rejected service makes it fail with
+// a Problems error listing all of them. Unknown fields are not errors.
+func Decode(data []byte) (*File, []string, error) {
+	d, err := Parse(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(d.Rejected) > 0 {
+		var ps Problems
+		for _, r := range d.Rejected {
+			ps = append(ps, r.Problems...)
+		}
+		return nil, d.Warnings, ps
+	}
+	return &d.File, d.Warnings, nil
+}
+
+func findAlias(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		return n
+	}
+	for _, c := range n.Content {
+		if a := findAlias(c); a != nil {
+			return a
+		}
+	}
+	return nil
+}
+
+// fieldDecoder collects the problems of one service while its fields are read.
+type fieldDecoder struct {
+	svc      *Service
+	index    int
+	problems []Problem
+	warnings []string
+}
+
+func (d *fieldDecoder) problem(n *yaml.Node, field, format string, args ...any) {
+	line := d.svc.Line
+	if n != nil {
+		line = n.Line
+	}
+	d.problems = append(d.problems, Problem{Service: label(d.svc, d.index), Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// mapping walks a mapping node, refusing duplicate keys and warning about
+// unknown ones; fields maps each known key to its handler.
+func (d *fieldDecoder) mapping(n *yaml.Node, path string, fields map[string]func(*yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		d.problem(n, strings.TrimSuffix(path, "."), "want a mapping")
+		return
+	}
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			d.problem(k, path+k.Value, "duplicate key")
+			continue
+		}
+		seen[k.Value] = true
+		if h, ok := fields[k.Value]; ok {
+			h(v)
+			continue
+		}
+		d.warnings = append(d.warnings, fmt.Sprintf("line %d: unknown field %q ignored", k.Line, clip(path+k.Value)))
+	}
+}
+
+func (d *fieldDecoder) str(n *yaml.Node, field string) string {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		d.problem(n, field, "want a string")
+		return ""
+	}
+	return n.Value
+}
+
+func (d *fieldDecoder) int(n *yaml.Node, field string) (int, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		d.problem(n, field, "%q is not a whole number", clip(n.Value))
+		return 0, false
+	}
+	v, err := strconv.ParseInt(n.Value, 10, 32)
+	if err != nil {
+		d.problem(n, field, "%q is not a whole number", clip(n.Value))
+		return 0, false
+	}
+	return int(v), true
+}
+
+func (d *fieldDecoder) duration(n *yaml.Node, field string) time.Duration {
+	s := d.str(n, field)
+	if s == "" {
+		return 0
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		d.problem(n, field, "%q is not a positive Go duration such as 30s", clip(s))
+		return 0
+	}
+	return v
+}
+
+func decodeService(n *yaml.Node, index int) (Service, []Problem, []string) {
+	s := Service{Line: n.Line, Protocol: TCP, Mode: ModeTCP}
+	d := &fieldDecoder{svc: &s, index: index}
+	var hasName, hasPort bool
+	d.mapping(n, "", map[string]func(*yaml.Node){
+		"name": func(v *yaml.Node) { s.Name, hasName = d.str(v, "name"), true },
+		"port": func(v *yaml.Node) { s.Port, hasPort = d.int(v, "port") },
+		"protocol": func(v *yaml.Node) {
+			s.Protocol = Protocol(d.str(v, "protocol"))
+		},
+		"mode":   func(v *yaml.Node) { s.Mode = Mode(d.str(v, "mode")) },
+		"source": func(v *yaml.Node) { s.Source = Source(d.str(v, "source")) },
+		"healthCheck": func(v *yaml.Node) {
+			hc := &HealthCheck{}
+			d.mapping(v, "healthCheck.", map[string]func(*yaml.Node){
+				"path": func(v *yaml.Node) { hc.Path = d.str(v, "healthCheck.path") },
+			})
+			if hc.Path == "" {
+				d.problem(v, "healthCheck.path", "is missing")
+			}
+			s.HealthCheck = hc
+		},
+		"timeouts": func(v *yaml.Node) {
+			t := &Timeouts{}
+			d.mapping(v, "timeouts.", map[string]func(*yaml.Node){
+				"client": func(v *yaml.Node) { t.Client = d.duration(v, "timeouts.client") },
+				"server": func(v *yaml.Node) { t.Server = d.duration(v, "timeouts.server") },
+			})
+			if t.Client != 0 || t.Server != 0 {
+				s.Timeouts = t
+			}
+		},
+		"servers": func(v *yaml.Node) {
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				return
+			}
+			if v.Kind != yaml.SequenceNode {
+				d.problem(v, "servers", "want a list")
+				return
+			}
+			s.Servers = make([]Server, 0, len(v.Content))
+			for j, sn := range v.Content {
+				s.Servers = append(s.Servers, d.server(sn, j))
+			}
+		},
+	})
+	if !hasName {
+		d.problem(nil, "name", "is missing")
+	}
+	if !hasPort {
+		d.problem(nil, "port", "is missing")
+	}
+	return s, d.problems, d.warnings
+}
+
+func (d *fieldDecoder) server(n *yaml.Node, j int) Server {
+	srv := Server{Weight: DefaultWeight}
+	p := fmt.Sprintf("servers[%d].", j)
+	var hasIP, hasPort bool
+	d.mapping(n, p, map[string]func(*yaml.Node){
+		"host": func(v *yaml.Node) { srv.Host = d.str(v, p+"host") },
+		"ip": func(v *yaml.Node) {
+			hasIP = true
+			s := d.str(v, p+"ip")
+			ip, err := netip.ParseAddr(s)
+			if err != nil || ip.Zone() != "" {
+				if s != "" {
+					d.problem(v, p+"ip", "%q is not an IPv4 or IPv6 address", clip(s))
+				}
+				return
+			}
+			srv.IP = ip.Unmap()
+		},
+		"port":   func(v *yaml.Node) { srv.Port, hasPort = d.int(v, p+"port") },
+		"weight": func(v *yaml.Node) { srv.Weight, _ = d.int(v, p+"weight") },
+		"maxconn": func(v *yaml.Node) {
+			if m, ok := d.int(v, p+"maxconn"); ok {
+				if m < 1 {
+					d.problem(v, p+"maxconn", "%d is not >= 1", m)
+				}
+				srv.MaxConn = m
+			}
+		},
+	})
+	if !hasIP {
+		d.problem(n, p+"ip", "is missing")
+	}
+	if !hasPort {
+		d.problem(n, p+"port", "is missing")
+	}
+	return srv
+}

@@ -1,0 +1,232 @@
+package services
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// MaxNameLen is the longest service name or host accepted (a DNS name's limit).
+const MaxNameLen = 253
+
+// MaxPathLen bounds a health-check path.
+const MaxPathLen = 1024
+
+// Problem is one thing wrong with one field of one service.
+type Problem struct {
+	Service string // the service's name, or "services[i]" when it has no valid name
+	Line    int    // 0 when unknown
+	Field   string // as spelled in the YAML, e.g. "servers[1].ip"
+	Msg     string
+}
+
+func (p Problem) Error() string {
+	var b strings.Builder
+	b.WriteString("service ")
+	b.WriteString(strconv.Quote(p.Service))
+	if p.Line > 0 {
+		fmt.Fprintf(&b, " (line %d)", p.Line)
+	}
+	if p.Field != "" {
+		b.WriteString(": ")
+		b.WriteString(p.Field)
+	}
+	b.WriteString(": ")
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in a document; it is the error Validate and
+// Decode return, so a caller sees them all at once.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	msgs := make([]string, len(ps))
+	for i, p := range ps {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Rejected is a service that failed validation and why.
+type Rejected struct {
+	Service  Service
+	Problems []Problem
+}
+
+// ValidName reports whether s may be used as a service name or server host:
+// lowercase [a-z0-9._-], starting with a letter or digit, at most 253 bytes.
+// Nothing else may reach a proxy config, so a newline, space, ';', '{' or
+// quote can never get through.
+func ValidName(s string) bool {
+	if s == "" || len(s) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ValidPath reports whether p may be used as an HTTP health-check path: it
+// starts with '/' and holds only unreserved URL characters, '/', '%' and a
+// query's '?', '=', '&', '+', ':', '@' and ','. Spaces, quotes, '#', ';' and
+// braces are config syntax in one proxy or another and are refused.
+func ValidPath(p string) bool {
+	if len(p) == 0 || len(p) > MaxPathLen || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-._~/%?=&+:@,", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// label names a service in problems: its name when valid, its index otherwise.
+func label(s *Service, i int) string {
+	if ValidName(s.Name) {
+		return s.Name
+	}
+	return fmt.Sprintf("services[%d]", i)
+}
+
+// check appends the problems of one service on its own (not the uniqueness of
+// its key, which needs the whole file).
+func (s *Service) check(i int, out []Problem) []Problem {
+	add := func(field, format string, args ...any) {
+		out = append(out, Problem{Service: label(s, i), Line: s.Line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if !ValidName(s.Name) {
+		add("name", "%q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit, at most %d characters", clip(s.Name), MaxNameLen)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		add("port", "%d is out of range 1..65535", s.Port)
+	}
+	switch s.Protocol {
+	case TCP, UDP:
+	default:
+		add("protocol", "%q is not tcp or udp", clip(string(s.Protocol)))
+	}
+	switch s.Mode {
+	case ModeTCP:
+	case ModeHTTP:
+		if s.Protocol == UDP {
+			add("mode", "http needs protocol tcp")
+		}
+	default:
+		add("mode", "%q is not tcp or http", clip(string(s.Mode)))
+	}
+	switch s.Source {
+	case "", SourceMarathon, SourceRegistrator:
+	default:
+		add("source", "%q is not marathon or registrator", clip(string(s.Source)))
+	}
+	if s.HealthCheck != nil && !ValidPath(s.HealthCheck.Path) {
+		add("healthCheck.path", "%q is not a valid path: want '/' then URL characters, no spaces, quotes, ';' or '#'", clip(s.HealthCheck.Path))
+	}
+	if s.Timeouts != nil {
+		if s.Timeouts.Client < 0 {
+			add("timeouts.client", "%s is negative", s.Timeouts.Client)
+		}
+		if s.Timeouts.Server < 0 {
+			add("timeouts.server", "%s is negative", s.Timeouts.Server)
+		}
+	}
+	type addrKey struct {
+		ip   string
+		port int
+	}
+	seen := make(map[addrKey]bool, len(s.Servers))
+	for j, srv := range s.Servers {
+		f := func(name string) string { return fmt.Sprintf("servers[%d].%s", j, name) }
+		if srv.Host != "" && !ValidName(srv.Host) {
+			add(f("host"), "%q is not a valid host: want lowercase [a-z0-9._-], starting with a letter or digit", clip(srv.Host))
+		}
+		if !srv.IP.IsValid() || srv.IP.Zone() != "" {
+			add(f("ip"), "want an IPv4 or IPv6 address without zone")
+		}
+		if srv.Port < 1 || srv.Port > 65535 {
+			add(f("port"), "%d is out of range 1..65535", srv.Port)
+		}
+		if srv.Weight < 0 || srv.Weight > MaxWeight {
+			add(f("weight"), "%d is out of range 0..%d", srv.Weight, MaxWeight)
+		}
+		if srv.MaxConn < 0 {
+			add(f("maxconn"), "%d is not >= 1", srv.MaxConn)
+		}
+		k := addrKey{srv.IP.String(), srv.Port}
+		if seen[k] {
+			add(f("ip"), "%s is listed twice", srv.Address())
+		}
+		seen[k] = true
+	}
+	return out
+}
+
+// Validate returns nil or a Problems error listing every problem in the
+// file: each service's fields and any (port, protocol) used twice.
+func (f *File) Validate() error {
+	_, rejected := f.Split()
+	if len(rejected) == 0 {
+		return nil
+	}
+	var ps Problems
+	for _, r := range rejected {
+		ps = append(ps, r.Problems...)
+	}
+	return ps
+}
+
+// Split divides the file into its valid services and the rejected ones, so
+// that one bad entry never blocks the rest. When several services share a
+// (port, protocol), the first in file order is kept and the others are
+// rejected: a file that sync wrote never has duplicates, so this only meets
+// hand-edited files, and keeping the first is the predictable choice.
+func (f *File) Split() (valid []Service, rejected []Rejected) {
+	valid = make([]Service, 0, len(f.Services))
+	firstLine := make(map[Key]int, len(f.Services))
+	for i := range f.Services {
+		s := &f.Services[i]
+		ps := s.check(i, nil)
+		if len(ps) == 0 {
+			if line, dup := firstLine[s.Key()]; dup {
+				msg := fmt.Sprintf("%s is already used by an earlier service", s.Key())
+				if line > 0 {
+					msg = fmt.Sprintf("%s is already used by the service on line %d", s.Key(), line)
+				}
+				ps = append(ps, Problem{Service: label(s, i), Line: s.Line, Field: "port", Msg: msg})
+			} else {
+				firstLine[s.Key()] = s.Line
+			}
+		}
+		if len(ps) > 0 {
+			rejected = append(rejected, Rejected{Service: *s, Problems: ps})
+			continue
+		}
+		valid = append(valid, *s)
+	}
+	return valid, rejected
+}
+
+// clip keeps hostile values short in log lines and error messages.
+func clip(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

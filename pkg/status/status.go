@@ -1,0 +1,131 @@
+// Package status serves the health and metrics endpoint both binaries expose:
+// GET /status answers 200 OK when the process is serving, 503 INITIALIZING
+// before its first good state and 503 TERMINATING once it is shutting down
+// (so an upstream load balancer drains the instance first); GET /metrics is
+// Prometheus text. Every other path is 404: the endpoint serves nothing else.
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// State is what /status reports.
+type State int32
+
+const (
+	Initializing State = iota
+	OK
+	Terminating
+)
+
+func (s State) String() string {
+	switch s {
+	case OK:
+		return "OK"
+	case Terminating:
+		return "TERMINATING"
+	default:
+		return "INITIALIZING"
+	}
+}
+
+// Server is the status endpoint. Its zero value is not usable: use New.
+type Server struct {
+	state    atomic.Int32
+	mux      *http.ServeMux
+	gatherer prometheus.Gatherer
+}
+
+// New returns a server reporting Initializing, exposing metrics from g
+// (prometheus.DefaultGatherer when nil).
+func New(g prometheus.Gatherer) *Server {
+	if g == nil {
+		g = prometheus.DefaultGatherer
+	}
+	s := &Server{mux: http.NewServeMux(), gatherer: g}
+	s.mux.HandleFunc("GET /status", s.serveStatus)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	return s
+}
+
+// Set changes the reported state. Terminating is final: once set, later
+// calls cannot bring the instance back into rotation.
+func (s *Server) Set(st State) {
+	for {
+		cur := s.state.Load()
+		if State(cur) == Terminating {
+			return
+		}
+		if s.state.CompareAndSwap(cur, int32(st)) {
+			return
+		}
+	}
+}
+
+// State returns the reported state.
+func (s *Server) State() State { return State(s.state.Load()) }
+
+// Handle adds a handler for an extra path (the reload agent's HAProxy stats
+// page); it must be called before Serve.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	st := s.State()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if st != OK {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	fmt.Fprintln(w, st)
+}
+
+// Handler returns the endpoint's handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Listen binds addr now, so that a port already in use is a start-up error
+// rather than a log line later.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("status endpoint %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve answers on ln until ctx is done, then shuts down within 2 s.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("status endpoint %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			slog.Debug("status endpoint shutdown", "err", err)
+		}
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
