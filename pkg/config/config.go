@@ -1,0 +1,197 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/spf13/pflag"
+)
+
+// DefaultServicesFile is where sync writes and reload reads by default.
+const DefaultServicesFile = "/var/run/proxymatic/services.yaml"
+
+// Sync is proxymatic-sync's configuration.
+type Sync struct {
+	Marathon         []string // replica base URLs
+	marathonRaw      string
+	MarathonCallback string // deprecated, ignored
+	Registrator      string
+	RefreshInterval  time.Duration
+	ExposeHost       bool
+	GroupSize        int
+	Output           string
+	Once             bool
+	DryRun           bool
+	StatusEndpoint   string
+	Verbose          bool
+}
+
+// BindSync registers proxymatic-sync's flags.
+func BindSync(fs *pflag.FlagSet, c *Sync) {
+	b := binder{fs}
+	b.str(&c.marathonRaw, "marathon", "m", "MARATHON_URL", "", `comma-separated Marathon replicas, e.g. "http://marathon-01:8080/,http://marathon-02:8080/"`)
+	b.str(&c.MarathonCallback, "marathon-callback", "c", "MARATHON_CALLBACK_URL", "", "deprecated: accepted and ignored; events come from Marathon's /v2/events stream")
+	b.str(&c.Registrator, "registrator", "r", "REGISTRATOR_URL", "", `where registrator publishes services: "etcd://host:port[,host:port]/prefix" (etcd v2 keys API) or "etcd3://..." (etcd v3 API)`)
+	b.seconds(&c.RefreshInterval, "refresh-interval", "i", "REFRESH_INTERVAL", 60, "seconds between polls of sources that are not event driven, and the safety-net poll of those that are")
+	b.boolean(&c.ExposeHost, "expose-host", "e", "EXPOSE_HOST", false, "keep tasks in net=host mode (may collide with ports of a proxymatic in net=host mode)")
+	b.integer(&c.GroupSize, "group-size", "", "GROUP_SIZE", 1, 1, 1000000, "number of proxymatic instances; per-server maxconn is divided by it")
+	b.str(&c.Output, "output", "o", "SERVICES_FILE", DefaultServicesFile, "where services.yaml is written")
+	b.boolean(&c.Once, "once", "", "", false, "refresh every source once, write (or print) and exit; non-zero if a source failed")
+	b.boolean(&c.DryRun, "dry-run", "", "", false, "print services.yaml to stdout and write nothing")
+	b.str(&c.StatusEndpoint, "status-endpoint", "", "SYNC_STATUS_ENDPOINT", "0.0.0.0:9091", "address for /status and /metrics; empty disables")
+	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
+}
+
+// Validate checks the settings together, after flags and variables are read.
+func (c *Sync) Validate() error {
+	c.Marathon = nil
+	for _, raw := range strings.Split(c.marathonRaw, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		if err := checkHTTPURL(raw); err != nil {
+			return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact(raw), err)
+		}
+		c.Marathon = append(c.Marathon, raw)
+	}
+	if c.Registrator != "" {
+		u, err := url.Parse(c.Registrator)
+		if err != nil || (u.Scheme != "etcd" && u.Scheme != "etcd3") || u.Host == "" {
+			return usagef("invalid REGISTRATOR_URL (--registrator) %q: want etcd://host:port[,host:port]/prefix or etcd3://host:port[,host:port]/prefix", redact(c.Registrator))
+		}
+	}
+	if len(c.Marathon) == 0 && c.Registrator == "" {
+		return usagef("no discovery source: set --marathon (MARATHON_URL) and/or --registrator (REGISTRATOR_URL)")
+	}
+	if c.Output == "" && !c.DryRun {
+		return usagef("invalid SERVICES_FILE (--output): empty")
+	}
+	if c.Output != "" {
+		c.Output = filepath.Clean(c.Output)
+	}
+	if err := checkEndpoint(c.StatusEndpoint); err != nil {
+		return usagef("invalid SYNC_STATUS_ENDPOINT (--status-endpoint) %q: %v", c.StatusEndpoint, err)
+	}
+	return nil
+}
+
+// Reload is proxymatic-reload's configuration.
+type Reload struct {
+	Services       string
+	HAProxy        bool
+	VHostDomain    string
+	VHostPort      int
+	ProxyProtocol  bool
+	MaxConnections int
+	PenServers     int
+	PenClients     int
+	StatusEndpoint string
+	RunDir         string
+	TemplateDir    string
+	DryRun         bool
+	OutputDir      string
+	Check          bool // --validate
+	Verbose        bool
+	ShutdownDelay  time.Duration
+	StopTimeout    time.Duration
+}
+
+// BindReload registers proxymatic-reload's flags.
+func BindReload(fs *pflag.FlagSet, c *Reload) {
+	b := binder{fs}
+	b.str(&c.Services, "services", "s", "SERVICES_FILE", DefaultServicesFile, "the services.yaml to follow")
+	b.boolean(&c.HAProxy, "haproxy", "", "HAPROXY", false, "HAProxy serves TCP services instead of pen")
+	b.str(&c.VHostDomain, "vhost-domain", "", "VHOST_DOMAIN", "", `enables nginx with a virtual host per service under this domain, e.g. "services.example.com"`)
+	b.integer(&c.VHostPort, "vhost-port", "", "VHOST_PORT", 80, 1, 65535, "nginx virtual host port")
+	b.boolean(&c.ProxyProtocol, "proxy-protocol", "", "PROXY_PROTOCOL", false, "proxy protocol on the nginx vhost listener (AWS ELB in TCP mode)")
+	b.integer(&c.MaxConnections, "max-connections", "", "MAX_CONNECTIONS", 8192, 1, 10000000, "maximum connections per service")
+	b.integer(&c.PenServers, "pen-servers", "", "PEN_SERVERS", 32, 1, 10000, "server slots per pen service")
+	b.integer(&c.PenClients, "pen-clients", "", "PEN_CLIENTS", 8192, 1, 10000000, "pen client table size")
+	b.str(&c.StatusEndpoint, "status-endpoint", "", "STATUS_ENDPOINT", "0.0.0.0:9090", "address for /status, /metrics and the HAProxy stats page (/haproxy); empty disables")
+	b.str(&c.RunDir, "run-dir", "", "RUN_DIR", "/var/run/proxymatic", "where rendered configs, pid files and sockets live")
+	b.str(&c.TemplateDir, "template-dir", "", "TEMPLATE_DIR", "", "directory overriding the embedded templates (same file names)")
+	b.boolean(&c.DryRun, "dry-run", "", "", false, "render into --output-dir, check with the real proxies, exit; starts nothing")
+	b.str(&c.OutputDir, "output-dir", "", "", "", "where --dry-run writes the configs")
+	b.boolean(&c.Check, "validate", "", "", true, "with --dry-run: check what was rendered with haproxy -c / nginx -t")
+	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
+	b.duration(&c.ShutdownDelay, "shutdown-delay", "SHUTDOWN_DELAY", 2*time.Second, "after SIGTERM, how long /status reports TERMINATING before the proxies stop")
+	b.duration(&c.StopTimeout, "stop-timeout", "STOP_TIMEOUT", 10*time.Second, "how long the proxies get to stop gracefully before they are killed")
+}
+
+// Validate checks the settings together, after flags and variables are read.
+func (c *Reload) Validate() error {
+	if c.Services == "" {
+		return usagef("invalid SERVICES_FILE (--services): empty")
+	}
+	if c.VHostDomain != "" {
+		c.VHostDomain = strings.TrimSuffix(strings.ToLower(c.VHostDomain), ".")
+		if !services.ValidName(c.VHostDomain) {
+			return usagef("invalid VHOST_DOMAIN (--vhost-domain) %q: want a DNS name of [a-z0-9.-]", clipValue(c.VHostDomain))
+		}
+	}
+	if err := checkEndpoint(c.StatusEndpoint); err != nil {
+		return usagef("invalid STATUS_ENDPOINT (--status-endpoint) %q: %v", c.StatusEndpoint, err)
+	}
+	if c.DryRun {
+		if c.OutputDir == "" {
+			return usagef("--dry-run needs --output-dir")
+		}
+	} else if c.OutputDir != "" {
+		return usagef("--output-dir goes with --dry-run")
+	}
+	if c.RunDir == "" {
+		return usagef("invalid RUN_DIR (--run-dir): empty")
+	}
+	c.RunDir = filepath.Clean(c.RunDir)
+	// Unix socket paths are limited to 108 bytes; the longest we create is
+	// the HAProxy stats socket.
+	if len(c.RunDir) > 80 {
+		return usagef("invalid RUN_DIR (--run-dir) %q: longer than 80 bytes, too long for the unix sockets it holds", c.RunDir)
+	}
+	return nil
+}
+
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("want an http:// or https:// URL")
+	}
+	if u.Host == "" {
+		return fmt.Errorf("no host")
+	}
+	return nil
+}
+
+// checkEndpoint accepts "" (disabled) or host:port with a valid port.
+func checkEndpoint(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port")
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("want a port from 0 to 65535")
+	}
+	return nil
+}
+
+// redact hides a URL's password for messages and logs.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "<unparseable URL>"
+}
