@@ -94,4 +94,3 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }
-
