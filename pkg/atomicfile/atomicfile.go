@@ -1,0 +1,130 @@
+// Package atomicfile replaces a file's contents so that a reader only ever
+// sees the old bytes or the new ones, never a mix, an empty file or a
+// half-written one — even across a crash or power loss. It is the one place
+// proxymatic-sync writes to disk.
+//
+// A write goes to a temporary file in the same directory (rename is only
+// atomic within one file system), is fsynced, renamed over the target, and
+// the directory is fsynced so the rename itself survives a crash. When
+// anything fails — a full disk, a read-only directory — the temporary file
+// is removed and the old file is left exactly as it was.
+package atomicfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Writer replaces one file. It is not safe for concurrent use: one owner
+// writes the file.
+type Writer struct {
+	path string
+	perm fs.FileMode
+}
+
+// New returns a Writer for path. The file gets exactly perm: it is set with
+// chmod, so the process umask cannot narrow it and a reader running as
+// another user can still open the file.
+func New(path string, perm fs.FileMode) *Writer {
+	return &Writer{path: filepath.Clean(path), perm: perm.Perm()}
+}
+
+// Path is the file the Writer replaces.
+func (w *Writer) Path() string { return w.path }
+
+// Write makes the file hold exactly data. When it already does, nothing is
+// written (so its mtime and inode stay, and a watcher sees no event) and
+// changed is false. The directory is created when missing.
+func (w *Writer) Write(data []byte) (changed bool, err error) {
+	same, err := w.holds(data)
+	if err != nil {
+		return false, err
+	}
+	if same {
+		return false, nil
+	}
+	dir := filepath.Dir(w.path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, fmt.Errorf("write %s: %w", w.path, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(w.path)+".tmp-*")
+	if err != nil {
+		return false, fmt.Errorf("write %s: %w", w.path, err)
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return false, fmt.Errorf("write %s: %w", w.path, err)
+	}
+	if err := tmp.Chmod(w.perm); err != nil {
+		return false, fmt.Errorf("write %s: %w", w.path, err)
+	}
+	// tmpfs and some overlay set-ups report delayed allocation failures
+	// (ENOSPC) only at fsync or close: both are checked before the rename.
+	if err := tmp.Sync(); err != nil {
+		return false, fmt.Errorf("write %s: fsync: %w", w.path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return false, fmt.Errorf("write %s: close: %w", w.path, err)
+	}
+	if err := os.Rename(tmp.Name(), w.path); err != nil {
+		return false, fmt.Errorf("write %s: %w", w.path, err)
+	}
+	renamed = true
+	if err := syncDir(dir); err != nil {
+		// The new file is in place and readers see it; only its durability
+		// across a crash is in doubt. Report it all the same.
+		return true, fmt.Errorf("write %s: fsync directory: %w", w.path, err)
+	}
+	return true, nil
+}
+
+// holds reports whether the file already contains exactly data. A missing
+// file holds nothing; any other read error is reported, because writing
+// over a file we cannot read would hide a real problem.
+func (w *Writer) holds(data []byte) (bool, error) {
+	f, err := os.Open(w.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", w.path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", w.path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return false, fmt.Errorf("write %s: not a regular file", w.path)
+	}
+	// The mode is part of what a write establishes: a file left 0600 by
+	// someone else is rewritten so the reader can open it.
+	if st.Size() != int64(len(data)) || st.Mode().Perm() != w.perm {
+		return false, nil
+	}
+	cur, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", w.path, err)
+	}
+	return bytes.Equal(cur, data), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,238 @@
+package atomicfile
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestWriteCreatesDirectoryAndFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "services.yaml")
+	w := New(path, 0o644)
+	changed, err := w.Write([]byte("one\n"))
+	if err != nil || !changed {
+		t.Fatalf("Write = %v, %v; want true, nil", changed, err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "one\n" {
+		t.Fatalf("file = %q, %v", got, err)
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o644 {
+		t.Errorf("mode = %v, want 0644", st.Mode().Perm())
+	}
+	assertNoTemp(t, filepath.Dir(path))
+}
+
+func TestWriteSameBytesDoesNotTouchFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "services.yaml")
+	w := New(path, 0o644)
+	if _, err := w.Write([]byte("same\n")); err != nil {
+		t.Fatal(err)
+	}
+	before := inode(t, path)
+	changed, err := w.Write([]byte("same\n"))
+	if err != nil || changed {
+		t.Fatalf("Write of identical bytes = %v, %v; want false, nil", changed, err)
+	}
+	if after := inode(t, path); after != before {
+		t.Errorf("inode changed from %d to %d: the file was replaced", before, after)
+	}
+
+	changed, err = w.Write([]byte("different\n"))
+	if err != nil || !changed {
+		t.Fatalf("Write of new bytes = %v, %v; want true, nil", changed, err)
+	}
+	if after := inode(t, path); after == before {
+		t.Errorf("inode unchanged: the file was not replaced by rename")
+	}
+}
+
+func TestWriteSameSizeDifferentBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	w := New(path, 0o644)
+	if _, err := w.Write([]byte("aaaa")); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := w.Write([]byte("aaab")); err != nil || !changed {
+		t.Fatalf("Write = %v, %v", changed, err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "aaab" {
+		t.Errorf("file = %q", got)
+	}
+}
+
+func TestWriteFixesMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := New(path, 0o644).Write([]byte("x")); err != nil || !changed {
+		t.Fatalf("Write = %v, %v; want a rewrite to fix the mode", changed, err)
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o644 {
+		t.Errorf("mode = %v", st.Mode().Perm())
+	}
+}
+
+func TestWriteRefusesDirectoryTarget(t *testing.T) {
+	path := t.TempDir()
+	if _, err := New(path, 0o644).Write([]byte("x")); err == nil {
+		t.Fatal("Write over a directory succeeded")
+	}
+}
+
+// TestWriteReadOnlyDirKeepsOldFile: root ignores directory permissions, so
+// as root the directory is a tmpfs remounted read-only.
+func TestWriteReadOnlyDirKeepsOldFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "services.yaml")
+	if os.Geteuid() == 0 {
+		dir = mountTmpfs(t, "size=1m")
+		path = filepath.Join(dir, "services.yaml")
+	}
+	old := []byte("old contents\n")
+	if _, err := New(path, 0o644).Write(old); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		run(t, "mount", "-o", "remount,ro", dir)
+	} else {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
+	}
+	changed, err := New(path, 0o644).Write([]byte("new contents\n"))
+	if err == nil || changed {
+		t.Fatalf("Write into a read-only directory = %v, %v; want an error", changed, err)
+	}
+	if !errors.Is(err, syscall.EROFS) && !errors.Is(err, syscall.EACCES) {
+		t.Errorf("error %v is neither EROFS nor EACCES", err)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name the file", err)
+	}
+	assertContent(t, path, old)
+	assertNoTemp(t, dir)
+}
+
+// TestWriteFullDiskKeepsOldFile fills a 64 KiB tmpfs so the new contents do
+// not fit: the write fails with ENOSPC and the old file stays whole.
+func TestWriteFullDiskKeepsOldFile(t *testing.T) {
+	dir := mountTmpfs(t, "size=64k")
+	path := filepath.Join(dir, "services.yaml")
+	old := bytes.Repeat([]byte("old\n"), 4096) // 16 KiB
+	if _, err := New(path, 0o644).Write(old); err != nil {
+		t.Fatal(err)
+	}
+	huge := bytes.Repeat([]byte("new\n"), 32<<10) // 128 KiB: more than the disk
+	changed, err := New(path, 0o644).Write(huge)
+	if err == nil || changed {
+		t.Fatalf("Write to a full disk = %v, %v; want an error", changed, err)
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("error %v is not ENOSPC", err)
+	}
+	assertContent(t, path, old)
+	assertNoTemp(t, dir)
+
+	// Space freed by the failed write is back: a write that fits works.
+	if changed, err := New(path, 0o644).Write([]byte("small\n")); err != nil || !changed {
+		t.Fatalf("Write after ENOSPC = %v, %v", changed, err)
+	}
+}
+
+func BenchmarkWrite5MiB(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "services.yaml")
+	w := New(path, 0o644)
+	data := [2][]byte{bytes.Repeat([]byte("a"), 5<<20), bytes.Repeat([]byte("b"), 5<<20)}
+	b.SetBytes(5 << 20)
+	for i := 0; b.Loop(); i++ {
+		if _, err := w.Write(data[i%2]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkWriteUnchanged5MiB(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "services.yaml")
+	w := New(path, 0o644)
+	data := bytes.Repeat([]byte("a"), 5<<20)
+	if _, err := w.Write(data); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(5 << 20)
+	for b.Loop() {
+		if changed, err := w.Write(data); err != nil || changed {
+			b.Fatal(changed, err)
+		}
+	}
+}
+
+// mountTmpfs mounts a small tmpfs (root only). Without mount rights the test
+// is skipped, except where CI=true, which must exercise these paths.
+func mountTmpfs(t *testing.T, opts string) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		msg := "cannot mount a tmpfs (" + strings.TrimSpace(string(out)) + "): run as root with mount rights"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v: %s", name, args, err, out)
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
+}
+
+func assertContent(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("old file: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("old file changed: %d bytes, want the original %d", len(got), len(want))
+	}
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
