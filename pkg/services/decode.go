@@ -107,7 +107,7 @@ func Parse(data []byte) (*Decoded, error) {
 		s, ps, warns := decodeService(n, i)
 		out.Warnings = append(out.Warnings, warns...)
 		if len(ps) > 0 {
-			early = append(early, Rejected{Service: s, Problems: ps})
+			early = append(early, Rejected{Service: s, Problems: withFieldChecks(&s, i, ps)})
 			continue
 		}
 		decoded.Services = append(decoded.Services, s)
@@ -134,6 +134,23 @@ func Decode(data []byte) (*File, []string, error) {
 		return nil, d.Warnings, ps
 	}
 	return &d.File, d.Warnings, nil
+}
+
+// withFieldChecks adds the field rules' problems to a service that already
+// failed to decode, so that one pass reports everything wrong with it; a field
+// that failed to decode is not reported twice.
+func withFieldChecks(s *Service, i int, decodeProblems []Problem) []Problem {
+	named := make(map[string]bool, len(decodeProblems))
+	for _, p := range decodeProblems {
+		named[p.Field] = true
+	}
+	out := decodeProblems
+	for _, p := range s.check(i, nil) {
+		if !named[p.Field] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func findAlias(n *yaml.Node) *yaml.Node {

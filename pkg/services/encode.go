@@ -71,7 +71,14 @@ func (f *File) Encode() []byte {
 			} else {
 				b.WriteString("  - ip: ")
 			}
-			b.WriteString(srv.IP.String())
+			if srv.IP.Is4() {
+				b.WriteString(srv.IP.String())
+			} else {
+				// "::" and "::1" are not plain YAML scalars; quote every IPv6 address.
+				b.WriteByte('"')
+				b.WriteString(srv.IP.String())
+				b.WriteByte('"')
+			}
 			b.WriteString("\n    port: ")
 			writeInt(srv.Port)
 			b.WriteString("\n    weight: ")

@@ -1,0 +1,38 @@
+package services
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzParse: whatever the input, Parse must not panic, and every service it
+// accepts must survive validation and an encode/parse round trip unchanged.
+// The seed corpus runs in every normal test run.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(example))
+	f.Add([]byte("version: 1\nservices: []\n"))
+	f.Add([]byte("version: 1\nservices:\n- name: \"a\\nb\"\n  port: 1\n"))
+	f.Add([]byte("version: 1\nservices:\n- name: a\n  port: 99999\n  servers:\n  - ip: ::1\n    port: 1\n"))
+	f.Add([]byte("version: 1\nservices:\n- {name: a, port: 1, servers: [{ip: 1.2.3.4, port: 5, weight: 0}]}\n"))
+	f.Add([]byte("version: 1\nservices: &x [*x]\n"))
+	f.Add([]byte("\xff\xfe"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		res, err := Parse(data)
+		if err != nil {
+			return
+		}
+		file := res.File
+		if err := file.Validate(); err != nil {
+			t.Fatalf("Parse accepted services that do not validate: %v", err)
+		}
+		file.Normalize()
+		enc := file.Encode()
+		back, _, err := Decode(enc)
+		if err != nil {
+			t.Fatalf("own encoding does not decode: %v\n%s", err, enc)
+		}
+		if again := back.Encode(); !bytes.Equal(again, enc) {
+			t.Fatalf("encoding not stable:\n%s\n---\n%s", enc, again)
+		}
+	})
+}

@@ -1,0 +1,185 @@
+package services
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+const example = `# hand written
+version: 1
+services:
+- name: api.checkout.shop
+  port: 10001
+  protocol: tcp
+  mode: http
+  source: marathon
+  healthCheck:
+    path: /health
+  timeouts:
+    client: 30s
+    server: 45s
+  servers:
+  - host: node-1.example.com
+    ip: 10.0.0.1
+    port: 31001
+    weight: 250
+    maxconn: 100
+  - host: node-2.example.com
+    ip: 10.0.0.2
+    port: 31002
+- name: dns
+  port: 53
+  protocol: udp
+  source: registrator
+  servers:
+  - ip: "2001:db8::1"
+    port: 5353
+`
+
+func sample() File {
+	return File{Version: 1, Services: []Service{
+		{Name: "api.checkout.shop", Port: 10001, Protocol: TCP, Mode: ModeHTTP, Source: SourceMarathon,
+			HealthCheck: &HealthCheck{Path: "/health"},
+			Timeouts:    &Timeouts{Client: 30 * time.Second, Server: 45 * time.Second},
+			Servers: []Server{
+				{Host: "node-2.example.com", IP: netip.MustParseAddr("10.0.0.2"), Port: 31002, Weight: 500},
+				{Host: "node-1.example.com", IP: netip.MustParseAddr("10.0.0.1"), Port: 31001, Weight: 250, MaxConn: 100},
+			}},
+		{Name: "dns", Port: 53, Protocol: UDP, Mode: ModeTCP, Source: SourceRegistrator,
+			Servers: []Server{{IP: netip.MustParseAddr("2001:db8::1"), Port: 5353, Weight: 500}}},
+		{Name: "dns", Port: 53, Protocol: TCP, Mode: ModeTCP, Source: SourceRegistrator, Servers: []Server{}},
+	}}
+}
+
+func TestExampleDecodes(t *testing.T) {
+	f, warns, err := Decode([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	if len(f.Services) != 2 {
+		t.Fatalf("got %d services", len(f.Services))
+	}
+	api := f.Services[0]
+	if api.Name != "api.checkout.shop" || api.Mode != ModeHTTP || api.HealthCheck.Path != "/health" ||
+		api.Timeouts.Server != 45*time.Second || api.Line != 4 {
+		t.Errorf("api decoded as %+v", api)
+	}
+	if got := api.Servers[1].Weight; got != DefaultWeight {
+		t.Errorf("missing weight decoded as %d, want %d", got, DefaultWeight)
+	}
+	if f.Services[1].Mode != ModeTCP || f.Services[1].Servers[0].IP.String() != "2001:db8::1" {
+		t.Errorf("dns decoded as %+v", f.Services[1])
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	f := sample()
+	f.Normalize()
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	data := f.Encode()
+	if !bytes.HasPrefix(data, []byte(Header)) {
+		t.Errorf("encoding does not start with the generated header:\n%s", data)
+	}
+	g, _, err := Decode(data)
+	if err != nil {
+		t.Fatalf("decode of own encoding: %v\n%s", err, data)
+	}
+	if len(g.Services) != len(f.Services) {
+		t.Fatalf("round trip lost services: %d != %d", len(g.Services), len(f.Services))
+	}
+	for i := range f.Services {
+		g.Services[i].Line = 0
+		if !f.Services[i].Equal(&g.Services[i]) {
+			t.Errorf("service %d changed in the round trip:\n%+v\n%+v", i, f.Services[i], g.Services[i])
+		}
+	}
+	if again := g.Encode(); !bytes.Equal(again, data) {
+		t.Errorf("re-encoding differs:\n%s\n---\n%s", data, again)
+	}
+}
+
+func TestCanonicalOrder(t *testing.T) {
+	f := sample()
+	f.Normalize()
+	var keys []string
+	for _, s := range f.Services {
+		keys = append(keys, s.Key().String())
+	}
+	if got := strings.Join(keys, " "); got != "53/tcp 53/udp 10001/tcp" {
+		t.Errorf("services ordered %s", got)
+	}
+	if f.Services[2].Servers[0].Port != 31001 {
+		t.Errorf("servers not ordered by ip: %+v", f.Services[2].Servers)
+	}
+}
+
+func TestDeterministicUnderShuffle(t *testing.T) {
+	base := sample()
+	for i := 0; i < 40; i++ {
+		base.Services = append(base.Services, Service{Name: "svc" + itoa(i), Port: 20000 + i, Protocol: TCP, Mode: ModeTCP,
+			Servers: []Server{
+				{IP: netip.AddrFrom4([4]byte{10, 1, byte(i), 1}), Port: 1000 + i, Weight: 1},
+				{IP: netip.AddrFrom4([4]byte{10, 1, byte(i), 2}), Port: 1000 + i, Weight: 2},
+				{IP: netip.AddrFrom4([4]byte{10, 1, byte(i), 1}), Port: 999, Weight: 3},
+			}})
+	}
+	want := func() []byte { f := clone(base); f.Normalize(); return f.Encode() }()
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 50; n++ {
+		f := clone(base)
+		r.Shuffle(len(f.Services), func(i, j int) { f.Services[i], f.Services[j] = f.Services[j], f.Services[i] })
+		for i := range f.Services {
+			s := f.Services[i].Servers
+			r.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+		}
+		f.Normalize()
+		if got := f.Encode(); !bytes.Equal(got, want) {
+			t.Fatalf("shuffle %d encoded differently", n)
+		}
+	}
+}
+
+func clone(f File) File {
+	g := File{Version: f.Version}
+	for i := range f.Services {
+		g.Services = append(g.Services, f.Services[i].Clone())
+	}
+	return g
+}
+
+func TestEncodeQuotesWordsYAMLWouldNotReadAsStrings(t *testing.T) {
+	for _, name := range []string{"true", "null", "no", "1e3", "0x10", "123", "1.5", "y", "on", "off", ".inf"} {
+		if !ValidName(name) {
+			continue
+		}
+		f := File{Services: []Service{{Name: name, Port: 1, Servers: []Server{{Host: name, IP: netip.MustParseAddr("127.0.0.1"), Port: 2, Weight: 1}}}}}
+		f.Normalize()
+		g, _, err := Decode(f.Encode())
+		if err != nil {
+			t.Errorf("%q: %v\n%s", name, err, f.Encode())
+			continue
+		}
+		if g.Services[0].Name != name || g.Services[0].Servers[0].Host != name {
+			t.Errorf("%q came back as %q / %q", name, g.Services[0].Name, g.Services[0].Servers[0].Host)
+		}
+	}
+}
+
+func TestEmptyFile(t *testing.T) {
+	f := File{}
+	f.Normalize()
+	data := f.Encode()
+	g, _, err := Decode(data)
+	if err != nil || len(g.Services) != 0 {
+		t.Fatalf("empty file: %v %+v\n%s", err, g, data)
+	}
+}
