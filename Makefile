@@ -1,0 +1,32 @@
+# The two commands a new user runs: `make demo` and `make test`.
+GO ?= go
+BIN := bin
+
+.PHONY: all build test test-short vet fmt demo bench fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+deps:
+	@./scripts/install-deps.sh
+
+# The test command: installs the proxies and etcd when missing, then runs
+# every test against the real binaries. CI runs exactly this (.ci/run).
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l cmd pkg internal)" || { gofmt -l cmd pkg internal; exit 1; }
+
+demo: deps build
+	@./scripts/demo.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN)
