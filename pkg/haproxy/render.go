@@ -1,0 +1,56 @@
+// Package haproxy renders, checks and (see process.go) runs HAProxy for the
+// TCP services proxymatic serves when --haproxy is on. Everything that
+// reaches haproxy.cfg goes through a flat, pre-validated view model: the
+// template never sees a raw services.Service.
+package haproxy
+
+import (
+	"embed"
+	"text/template"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// TemplateName is the embedded template's file name; a file of that name in
+// --template-dir overrides it.
+const TemplateName = "haproxy.cfg.tmpl"
+
+//go:embed templates/haproxy.cfg.tmpl
+var embedded embed.FS
+
+// Params shape haproxy.cfg beyond the services themselves.
+type Params struct {
+	// RunDir holds the admin socket, the stats socket and the server-state
+	// file. It must be an absolute, clean path without spaces.
+	RunDir string
+	// MaxConnections bounds each service (listen maxconn); the global
+	// maxconn is twice it.
+	MaxConnections int
+	// Template renders the file; nil means the embedded haproxy.cfg.tmpl.
+	Template *template.Template
+}
+
+// AdminSocket is the master-worker admin socket (stats socket ... level admin
+// expose-fd listeners) the reload agent talks to.
+func AdminSocket(runDir string) string { return runDir + "/haproxy.sock" }
+
+// StatsSocket is the unix socket the HTTP stats frontend binds; the reload
+// agent reverse-proxies it on its own --status-endpoint under /haproxy.
+func StatsSocket(runDir string) string { return runDir + "/haproxy-stats.sock" }
+
+// StateFile is where server state is saved before a reload and loaded after
+// it (server-state-file / load-server-state-from-file global).
+func StateFile(runDir string) string { return runDir + "/haproxy.state" }
+
+// LoadTemplate parses TemplateName from dir, or the embedded template when dir
+// is empty or holds no such file.
+func LoadTemplate(dir string) (*template.Template, error) {
+	return loadTemplate(dir)
+}
+
+// Render returns haproxy.cfg for the services. Every service is validated
+// again here (defence in depth): one that would not pass services'
+// validation makes Render fail and nothing is returned.
+func Render(p Params, svcs []services.Service) ([]byte, error) {
+	return render(p, svcs)
+}

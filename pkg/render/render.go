@@ -1,0 +1,83 @@
+// Package render decides which proxy serves which service and renders every
+// config file proxymatic-reload needs: haproxy.cfg, nginx.conf and one pen
+// config per pen service. DryRun is the CI path (proxymatic-reload
+// --dry-run): parse a services.yaml, render, check with the real proxies and
+// print a summary. See README.md for the files and the decisions behind them.
+package render
+
+import (
+	"context"
+	"io"
+	"text/template"
+
+	"github.com/meltwater/proxymatic/pkg/nginx"
+	"github.com/meltwater/proxymatic/pkg/pen"
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// Options are the flags that decide what is rendered.
+type Options struct {
+	HAProxy        bool   // HAProxy serves TCP services; otherwise pen does
+	VHostDomain    string // when set, nginx serves every TCP service as <name>.<domain>
+	VHostPort      int
+	ProxyProtocol  bool
+	MaxConnections int
+	PenServers     int // slots per pen service
+	PenClients     int // pen's client table (a pen command-line flag, not in its config)
+	RunDir         string
+	// StatusSocket overrides where HAProxy's stats frontend binds; empty
+	// means haproxy.StatsSocket(RunDir).
+	StatusSocket string
+	TemplateDir  string
+	// NginxUser is nginx's user directive; set it only when nginx runs as
+	// root. Empty omits it.
+	NginxUser string
+}
+
+// Validate checks the options on their own (the command line validates the
+// flags too; this guards callers that build Options in code).
+func (o *Options) Validate() error { return o.validate() }
+
+// Plan is which proxy serves what. Each list is in (port, protocol) order.
+type Plan struct {
+	HAProxy []services.Service // TCP services, when --haproxy
+	Pen     []services.Service // UDP services, and TCP ones without --haproxy
+	VHosts  []nginx.VHost      // when --vhost-domain
+}
+
+// NewPlan splits valid services between the proxies following the rules in
+// README.md. It does not validate: Render refuses anything invalid.
+func NewPlan(o Options, svcs []services.Service) Plan { return newPlan(o, svcs) }
+
+// Templates are the parsed templates, embedded or from --template-dir.
+type Templates struct {
+	HAProxy, Nginx, Pen *template.Template
+}
+
+// LoadTemplates parses the three templates from dir; a file missing from dir
+// (or dir empty) falls back to the embedded template.
+func LoadTemplates(dir string) (*Templates, error) { return loadTemplates(dir) }
+
+// Files are rendered configs, keyed by their path relative to the output
+// directory: "haproxy.cfg", "nginx.conf", "pen/<port>-<protocol>.cfg".
+// A proxy with nothing to serve has no file.
+type Files struct {
+	HAProxy []byte                  // nil when HAProxy serves nothing
+	Nginx   []byte                  // nil without --vhost-domain
+	Pen     map[services.Key][]byte // one per pen service
+}
+
+// Render renders every file of the plan. slots is updated with the pen slot
+// assignments (the caller saves it).
+func Render(o Options, t *Templates, p Plan, slots *pen.Slots) (*Files, error) {
+	return renderFiles(o, t, p, slots)
+}
+
+// DryRun parses servicesPath, renders every config into outputDir, checks
+// them (haproxy -c, nginx -t, our pen parser) when validate is set, and
+// writes a summary to w. It returns an error when the file cannot be read
+// or parsed, when any service is rejected (after still rendering the valid
+// ones), or when a proxy rejects its config (with the proxy's message).
+func DryRun(ctx context.Context, o Options, servicesPath, outputDir string, validate bool, w io.Writer) error {
+	return dryRun(ctx, o, servicesPath, outputDir, validate, w)
+}
