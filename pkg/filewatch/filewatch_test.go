@@ -115,7 +115,7 @@ func TestCoalescesBursts(t *testing.T) {
 		if s.Err != nil {
 			t.Fatal(s.Err)
 		}
-		if string(s.Data) == "bursty" {
+		if string(s.Data) == "burst"+string(rune('a'+19)) {
 			break
 		}
 	}
