@@ -1,0 +1,209 @@
+// Package marathon is the Marathon discovery source: it reads every app with
+// its tasks from a set of Marathon replicas, follows Marathon's event stream
+// to refresh as soon as something changes, and compiles the running, healthy
+// tasks into services.yaml services by the original proxymatic rules.
+//
+// One refresh is one request (GET /v2/apps?embed=apps.tasks), decoded as a
+// stream into only the fields the rules use. The event stream
+// (GET /v2/events) only tells when to refresh; a jittered poll stays on as a
+// safety net for missed events.
+package marathon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultRefreshInterval   = 60 * time.Second
+	DefaultConnectTimeout    = 3 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultStreamIdleTimeout = 60 * time.Second
+	DefaultDNSTTL            = 60 * time.Second
+)
+
+// Resolver turns task host names into addresses; *net.Resolver satisfies it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Options configure a Source. Zero values take the defaults above.
+type Options struct {
+	// URLs are the Marathon replicas, e.g. "http://user:pass@marathon-01:8080".
+	// A path is kept as a prefix (Marathon behind a reverse proxy).
+	URLs []string
+	// ExposeHost keeps servers of net=host tasks whose host port equals
+	// the service port (the proxy would collide with them on that host).
+	ExposeHost bool
+	// GroupSize is the number of proxymatic instances sharing the
+	// backends; a maxconn label is divided by it.
+	GroupSize int
+	// RefreshInterval is the safety-net poll period (jittered to 75-100%).
+	RefreshInterval time.Duration
+	// CACertFile is a PEM file whose certificates are trusted in addition
+	// to the system pool (MARATHON_CA_CERT).
+	CACertFile string
+	// Resolver resolves task hosts; nil means net.DefaultResolver.
+	Resolver Resolver
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// HTTPClient replaces the built-in client (its timeouts and TLS
+	// settings are then the caller's). Its CheckRedirect is replaced so
+	// that credentials follow the redirect to the leader.
+	HTTPClient *http.Client
+
+	ConnectTimeout    time.Duration // TCP connect (and TLS handshake) limit
+	ReadTimeout       time.Duration // longest silence while reading /v2/apps
+	StreamIdleTimeout time.Duration // an event stream silent this long is dead
+	DNSTTL            time.Duration // how long a resolved host is cached
+}
+
+// Source reads Marathon. It satisfies syncer.Source.
+type Source struct {
+	opts   Options
+	client *client
+	dns    *dnsCache
+	log    *slog.Logger
+}
+
+// New validates opts and builds a Source. It does not contact Marathon.
+func New(opts Options) (*Source, error) {
+	if len(opts.URLs) == 0 {
+		return nil, errors.New("marathon: no replica URL given")
+	}
+	if opts.GroupSize == 0 {
+		opts.GroupSize = 1
+	}
+	if opts.GroupSize < 1 {
+		return nil, fmt.Errorf("marathon: group size %d is not >= 1", opts.GroupSize)
+	}
+	for _, d := range []struct {
+		v    *time.Duration
+		def  time.Duration
+		name string
+	}{
+		{&opts.RefreshInterval, DefaultRefreshInterval, "refresh interval"},
+		{&opts.ConnectTimeout, DefaultConnectTimeout, "connect timeout"},
+		{&opts.ReadTimeout, DefaultReadTimeout, "read timeout"},
+		{&opts.StreamIdleTimeout, DefaultStreamIdleTimeout, "stream idle timeout"},
+		{&opts.DNSTTL, DefaultDNSTTL, "DNS TTL"},
+	} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("marathon: %s %s is negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("source", "marathon")
+	replicas := make([]replica, 0, len(opts.URLs))
+	for _, raw := range opts.URLs {
+		r, err := parseReplica(raw)
+		if err != nil {
+			return nil, err
+		}
+		replicas = append(replicas, r)
+	}
+	hc, err := httpClient(opts)
+	if err != nil {
+		return nil, err
+	}
+	var res Resolver = net.DefaultResolver
+	if opts.Resolver != nil {
+		res = opts.Resolver
+	}
+	return &Source{
+		opts:   opts,
+		client: &client{replicas: replicas, http: hc, log: log},
+		dns:    newDNSCache(res, opts.DNSTTL, log),
+		log:    log,
+	}, nil
+}
+
+func httpClient(opts Options) (*http.Client, error) {
+	if opts.HTTPClient != nil {
+		c := *opts.HTTPClient
+		c.CheckRedirect = keepAuthOnRedirect
+		return &c, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if opts.CACertFile != "" {
+		pem, err := os.ReadFile(opts.CACertFile)
+		if err != nil {
+			return nil, fmt.Errorf("marathon: CA certificate: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("marathon: CA certificate %s: no PEM certificate found", opts.CACertFile)
+		}
+	}
+	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   opts.ConnectTimeout,
+		ResponseHeaderTimeout: opts.ReadTimeout,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{Transport: tr, CheckRedirect: keepAuthOnRedirect}, nil
+}
+
+// Name identifies the source.
+func (s *Source) Name() string { return string(services.SourceMarathon) }
+
+// Fetch reads all apps with their tasks once and compiles them.
+func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
+	start := time.Now()
+	resp, rep, err := s.client.get(ctx, appsPath, "application/json", s.opts.ReadTimeout)
+	if err != nil {
+		return nil, err
+	}
+	apps, err := decodeApps(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		err = fmt.Errorf("marathon %s: reading apps: %w", rep.name, readErr(resp.Body, err))
+		if ctx.Err() == nil {
+			failuresTotal.WithLabelValues(rep.name).Inc()
+		}
+		return nil, err
+	}
+	addrs := s.dns.resolveAll(ctx, taskHosts(apps))
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log, addrs: addrs}
+	out := c.compile(apps)
+	refreshesTotal.WithLabelValues(rep.name).Inc()
+	lastSuccess.SetToCurrentTime()
+	refreshDuration.Observe(time.Since(start).Seconds())
+	servers := 0
+	for i := range out {
+		servers += len(out[i].Servers)
+	}
+	servicesCompiled.Set(float64(len(out)))
+	serversCompiled.Set(float64(servers))
+	return out, nil
+}
+
+const appsPath = "/v2/apps?embed=apps.tasks"

@@ -1,0 +1,44 @@
+package marathon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// The replica label is the replica URL without credentials: a handful of
+// values fixed by configuration.
+var (
+	refreshesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_refreshes_total",
+		Help: "Successful reads of /v2/apps, by replica.",
+	}, []string{"replica"})
+	failuresTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_request_failures_total",
+		Help: "Failed requests (connection, timeout, HTTP status, broken body), by replica.",
+	}, []string{"replica"})
+	lastSuccess = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_marathon_last_success_timestamp_seconds",
+		Help: "Unix time of the last successful refresh.",
+	})
+	eventsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_events_total",
+		Help: "Events received on /v2/events, by type (unknown types count as \"other\").",
+	}, []string{"type"})
+	streamConnects = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_event_stream_connects_total",
+		Help: "Event stream connection attempts, by result (ok, error).",
+	}, []string{"result"})
+	refreshDuration = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "proxymatic_marathon_refresh_duration_seconds",
+		Help:    "Time to fetch, decode and compile all apps.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	servicesCompiled = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_marathon_services",
+		Help: "Services compiled by the last successful refresh.",
+	})
+	serversCompiled = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_marathon_servers",
+		Help: "Servers compiled by the last successful refresh.",
+	})
+)
