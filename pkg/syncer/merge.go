@@ -1,0 +1,169 @@
+package syncer
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// merger holds each source's last good state and what was last published,
+// and turns them into one file.
+type merger struct {
+	logger *slog.Logger
+	names  []string
+	states [][]services.Service // valid, normalized; nil until the first good read
+	ready  []bool
+
+	published  map[services.Key]services.Service
+	collisions map[string]bool   // collisions already logged, until they go away
+	rejections []map[string]bool // per source: rejections already logged
+}
+
+func newMerger(logger *slog.Logger, names []string, previous []services.Service) *merger {
+	m := &merger{
+		logger:     logger,
+		names:      names,
+		states:     make([][]services.Service, len(names)),
+		ready:      make([]bool, len(names)),
+		published:  make(map[services.Key]services.Service, len(previous)),
+		collisions: map[string]bool{},
+		rejections: make([]map[string]bool, len(names)),
+	}
+	for _, s := range previous {
+		m.published[s.Key()] = s
+	}
+	return m
+}
+
+// set replaces source i's state with a good read (already a private copy).
+// Invalid services are dropped here, per source, so that a bad service of
+// a higher-precedence source cannot hide a good one of a lower source.
+func (m *merger) set(i int, svcs []services.Service) {
+	f := services.File{Services: svcs}
+	f.Normalize()
+	valid, rejected := f.Split()
+	seen := make(map[string]bool, len(rejected))
+	for _, r := range rejected {
+		msg := services.Problems(r.Problems).Error()
+		seen[msg] = true
+		if !m.rejections[i][msg] {
+			m.logger.Warn("invalid service dropped; it is not written", "source", m.names[i],
+				"service", r.Service.Name, "port", r.Service.Key().String(), "problems", msg)
+		}
+	}
+	m.rejections[i] = seen
+	rejectedServices.WithLabelValues(m.names[i]).Set(float64(len(rejected)))
+	m.states[i] = valid
+	m.ready[i] = true
+}
+
+// complete reports whether every source has had a good read.
+func (m *merger) complete() bool {
+	for _, r := range m.ready {
+		if !r {
+			return false
+		}
+	}
+	return true
+}
+
+// waiting names the sources that have not had a good read yet.
+func (m *merger) waiting() []string {
+	var out []string
+	for i, r := range m.ready {
+		if !r {
+			out = append(out, m.names[i])
+		}
+	}
+	return out
+}
+
+// build merges the sources by precedence: for each (port, protocol) the
+// first source that has it wins. Each collision is logged when it starts,
+// not on every refresh.
+func (m *merger) build() services.File {
+	n := 0
+	for _, st := range m.states {
+		n += len(st)
+	}
+	type owner struct{ index, source int }
+	owners := make(map[services.Key]owner, n)
+	merged := make([]services.Service, 0, n)
+	current := map[string]bool{}
+	for i, st := range m.states {
+		for _, s := range st {
+			k := s.Key()
+			o, taken := owners[k]
+			if !taken {
+				owners[k] = owner{index: len(merged), source: i}
+				merged = append(merged, s)
+				continue
+			}
+			winner := merged[o.index]
+			id := fmt.Sprintf("%s %d/%s %d/%s", k, o.source, winner.Name, i, s.Name)
+			current[id] = true
+			if !m.collisions[id] {
+				m.logger.Info("port claimed by two sources; the higher-precedence one is published",
+					"port", k.String(), "published", winner.Name, "published_source", m.names[o.source],
+					"ignored", s.Name, "ignored_source", m.names[i])
+			}
+		}
+	}
+	m.collisions = current
+	mergeCollisions.Set(float64(len(current)))
+	f := services.File{Services: merged}
+	f.Normalize()
+	return f
+}
+
+// commit records f as what the file now holds and logs each service that
+// was added, modified or removed since the last publish.
+func (m *merger) commit(f services.File) {
+	next := make(map[services.Key]services.Service, len(f.Services))
+	servers := 0
+	for _, s := range f.Services {
+		k := s.Key()
+		next[k] = s
+		servers += len(s.Servers)
+		old, had := m.published[k]
+		switch {
+		case !had:
+			m.logger.Info("Added", serviceAttrs(s)...)
+		case !old.Equal(&s):
+			m.logger.Info("Modified", append(serviceAttrs(s), "was", describe(old))...)
+		}
+	}
+	for k, s := range m.published {
+		if _, ok := next[k]; !ok {
+			m.logger.Info("Removed", serviceAttrs(s)...)
+		}
+	}
+	m.published = next
+	servicesPublished.Set(float64(len(f.Services)))
+	serversPublished.Set(float64(servers))
+}
+
+func serviceAttrs(s services.Service) []any {
+	return []any{"service", s.Name, "port", s.Key().String(), "mode", string(s.Mode), "source", string(s.Source), "servers", len(s.Servers)}
+}
+
+// describe is a one-line summary of a service for a Modified line, in the
+// original proxymatic's shape: name:port/protocol -> [ip:port, ...].
+func describe(s services.Service) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%s -> [", s.Name, s.Key())
+	for i, srv := range s.Servers {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if i == 8 {
+			fmt.Fprintf(&b, "... %d more", len(s.Servers)-i)
+			break
+		}
+		b.WriteString(srv.Address())
+	}
+	b.WriteString("]")
+	return b.String()
+}

@@ -1,0 +1,39 @@
+package syncer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// The sources declare their own metrics (requests, errors, staleness); these
+// are the daemon's: what it published and what it could not.
+var (
+	fileWrites = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "proxymatic_sync_file_writes_total",
+		Help: "Times services.yaml was replaced because its contents changed.",
+	})
+	fileWriteErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "proxymatic_sync_file_write_errors_total",
+		Help: "Failed attempts to replace services.yaml; the previous file was kept.",
+	})
+	lastWrite = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_sync_last_publish_timestamp_seconds",
+		Help: "When services.yaml last held the merged state of every source (written or already equal).",
+	})
+	servicesPublished = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_sync_services",
+		Help: "Services in the services.yaml last published.",
+	})
+	serversPublished = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_sync_servers",
+		Help: "Servers, over all services, in the services.yaml last published.",
+	})
+	mergeCollisions = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_sync_merge_collisions",
+		Help: "(port, protocol) pairs claimed by more than one source; the higher-precedence source's service is published.",
+	})
+	rejectedServices = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proxymatic_sync_rejected_services",
+		Help: "Invalid services in a source's last state, dropped and never written.",
+	}, []string{"source"})
+)
