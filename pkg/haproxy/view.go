@@ -1,0 +1,242 @@
+package haproxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/template"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// view is what the template sees: flat, pre-formatted and already validated,
+// so a template (even an overriding one) cannot reach a raw value.
+type view struct {
+	GlobalMaxConn int
+	MaxConn       int
+	AdminSocket   string
+	StatsSocket   string
+	StateFile     string
+	Services      []serviceView
+}
+
+type serviceView struct {
+	Name          string // listen section: "<name>-<port>"
+	Port          int
+	Mode          string // "tcp" or "http"
+	HTTP          bool
+	CheckPath     string // "" when no HTTP health check
+	TimeoutClient string // "" keeps the default
+	TimeoutServer string
+	Servers       []serverView
+}
+
+type serverView struct {
+	Name    string
+	Address string // ip:port, IPv6 bracketed
+	ID      uint32
+	Weight  int // HAProxy's 0..256
+	MaxConn int // 0: unlimited
+	Check   bool
+}
+
+func loadTemplate(dir string) (*template.Template, error) {
+	text, err := templateText(dir)
+	if err != nil {
+		return nil, err
+	}
+	t, err := template.New(TemplateName).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy template: %w", err)
+	}
+	return t, nil
+}
+
+func templateText(dir string) (string, error) {
+	if dir != "" {
+		p := filepath.Join(dir, TemplateName)
+		b, err := os.ReadFile(p)
+		if err == nil {
+			return string(b), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("haproxy template %s: %w", p, err)
+		}
+	}
+	b, err := embedded.ReadFile("templates/" + TemplateName)
+	return string(b), err
+}
+
+var defaultTemplate = template.Must(loadTemplate(""))
+
+func render(p Params, svcs []services.Service) ([]byte, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	v, err := newView(p, svcs)
+	if err != nil {
+		return nil, err
+	}
+	t := p.Template
+	if t == nil {
+		t = defaultTemplate
+	}
+	var buf bytes.Buffer
+	buf.Grow(1024 + 256*len(svcs) + 96*v.servers())
+	if err := t.Execute(&buf, v); err != nil {
+		return nil, fmt.Errorf("haproxy template: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (p *Params) validate() error {
+	if !safePath(p.RunDir) {
+		return fmt.Errorf("haproxy: run dir %q: want an absolute, clean path of [A-Za-z0-9._/-]", p.RunDir)
+	}
+	if p.MaxConnections < 1 {
+		return fmt.Errorf("haproxy: max connections %d: want at least 1", p.MaxConnections)
+	}
+	return nil
+}
+
+// safePath admits only paths that need no quoting in any proxy's config.
+func safePath(p string) bool {
+	if p == "" || p[0] != '/' || filepath.Clean(p) != p || len(p) > 200 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '_' || c == '-' || c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (v *view) servers() int {
+	n := 0
+	for i := range v.Services {
+		n += len(v.Services[i].Servers)
+	}
+	return n
+}
+
+func newView(p Params, svcs []services.Service) (*view, error) {
+	// Defence in depth: the services package's own rules, applied again to
+	// whatever the caller built, whether or not it came through Parse.
+	f := services.File{Version: services.Version, Services: svcs}
+	if _, rejected := f.Split(); len(rejected) > 0 {
+		var ps services.Problems
+		for _, r := range rejected {
+			ps = append(ps, r.Problems...)
+		}
+		return nil, fmt.Errorf("haproxy: refusing to render invalid services: %w", ps)
+	}
+	v := &view{
+		GlobalMaxConn: 2 * p.MaxConnections,
+		MaxConn:       p.MaxConnections,
+		AdminSocket:   AdminSocket(p.RunDir),
+		StatsSocket:   StatsSocket(p.RunDir),
+		StateFile:     StateFile(p.RunDir),
+		Services:      make([]serviceView, 0, len(svcs)),
+	}
+	for i := range svcs {
+		s := &svcs[i]
+		if s.Protocol != services.TCP {
+			return nil, fmt.Errorf("haproxy: service %s (%s): HAProxy serves TCP services only", s.Name, s.Key())
+		}
+		sv := serviceView{
+			Name: s.Name + "-" + strconv.Itoa(s.Port),
+			Port: s.Port,
+			Mode: string(s.Mode),
+			HTTP: s.Mode == services.ModeHTTP,
+		}
+		if sv.HTTP && s.HealthCheck != nil {
+			sv.CheckPath = s.HealthCheck.Path
+		}
+		if s.Timeouts != nil {
+			sv.TimeoutClient = millis(s.Timeouts.Client)
+			sv.TimeoutServer = millis(s.Timeouts.Server)
+		}
+		sv.Servers = serverViews(s.Servers, sv.CheckPath != "")
+		v.Services = append(v.Services, sv)
+	}
+	return v, nil
+}
+
+// serverViews names and numbers the servers. A server's name and id depend
+// only on itself (never on its position), so a reload that adds or removes
+// other servers leaves them unchanged and HAProxy's server-state file and
+// stats keep following the same server.
+func serverViews(srvs []services.Server, check bool) []serverView {
+	out := make([]serverView, len(srvs))
+	used := make(map[uint32]bool, len(srvs))
+	for i, srv := range srvs {
+		addr := srv.Address()
+		name := srv.IP.String() + "_" + strconv.Itoa(srv.Port)
+		if srv.Host != "" {
+			name = srv.Host + "_" + name
+		}
+		id := ServerID(srv)
+		// A collision (1 in ~2^31 per pair) is resolved by probing upwards
+		// in the services file's canonical server order; only the later
+		// server of the colliding pair can ever move.
+		for used[id] {
+			id = id%maxID + 1
+		}
+		used[id] = true
+		out[i] = serverView{
+			Name:    name,
+			Address: addr,
+			ID:      id,
+			Weight:  Weight(srv.Weight),
+			MaxConn: srv.MaxConn,
+			Check:   check,
+		}
+	}
+	return out
+}
+
+// maxID keeps ids positive 31-bit integers, which every HAProxy version accepts.
+const maxID = 1<<31 - 1
+
+// ServerID is the HAProxy server id a server gets (barring a collision
+// within its service): a hash of its address, so it does not depend on which
+// other servers exist.
+func ServerID(srv services.Server) uint32 {
+	h := fnv.New32a()
+	b := srv.IP.As16()
+	h.Write(b[:])
+	h.Write([]byte{byte(srv.Port >> 8), byte(srv.Port)})
+	return h.Sum32()%maxID + 1
+}
+
+// Weight scales a services.yaml weight (0..1000) to HAProxy's 0..256. A
+// positive weight never rounds down to 0, which would drain the server.
+func Weight(w int) int {
+	hw := w * 256 / services.MaxWeight
+	if hw == 0 && w > 0 {
+		hw = 1
+	}
+	return hw
+}
+
+// millis renders a timeout in milliseconds; "" for zero (keep the default).
+// A sub-millisecond remainder rounds up so a timeout never becomes 0.
+func millis(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	return strconv.FormatInt(int64(ms), 10) + "ms"
+}
+
