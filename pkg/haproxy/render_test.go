@@ -120,7 +120,7 @@ func TestRenderRequiredSettings(t *testing.T) {
 		"\nlisten web-8080\n    bind :8080\n    mode http\n    balance leastconn\n    maxconn 4096\n    option forwardfor if-none\n    option httpchk GET /health?full=1\n    timeout client 90000ms\n    timeout server 1500ms\n",
 		" 10.0.0.1:31000 id ", "weight 256 maxconn 50 check\n",
 		" [fd00::7]:31003 id ", // IPv6 bracketed
-		"weight 1 check\n",    // 3/1000 does not round to a draining 0
+		"weight 1 check\n",     // 3/1000 does not round to a draining 0
 		"\nlisten api-8081\n    bind :8081\n    mode http\n    balance leastconn\n    maxconn 4096\n    option forwardfor if-none\n    server 10.0.0.4_31004 10.0.0.4:31004 id ",
 	} {
 		if !strings.Contains(string(cfg), want) {
@@ -211,28 +211,28 @@ func TestRenderRefusesInvalidServices(t *testing.T) {
 			Servers: []services.Server{srv("10.0.0.1", 80, 100)}}
 	}
 	cases := map[string]func(*services.Service){
-		"newline in name":    func(s *services.Service) { s.Name = "a\n    server evil 1.2.3.4:80" },
-		"space in name":      func(s *services.Service) { s.Name = "a b" },
-		"uppercase name":     func(s *services.Service) { s.Name = "Web" },
-		"empty name":         func(s *services.Service) { s.Name = "" },
-		"newline in path":    func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: "/\nlisten evil"} },
-		"space in path":      func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: "/a b"} },
-		"hash in path":       func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: "/a#b"} },
-		"quote in path":      func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: `/"a`} },
-		"relative path":      func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: "health"} },
-		"semicolon in host":  func(s *services.Service) { s.Servers[0].Host = "a;b" },
-		"newline in host":    func(s *services.Service) { s.Servers[0].Host = "a\nb" },
-		"zero port":          func(s *services.Service) { s.Port = 0 },
-		"big port":           func(s *services.Service) { s.Port = 70000 },
-		"bad mode":           func(s *services.Service) { s.Mode = "http\n" },
-		"udp":                func(s *services.Service) { s.Protocol = services.UDP; s.Mode = services.ModeTCP },
-		"invalid ip":         func(s *services.Service) { s.Servers[0].IP = netip.Addr{} },
-		"ip with zone":       func(s *services.Service) { s.Servers[0].IP = netip.MustParseAddr("fe80::1%eth0") },
-		"weight over 1000":   func(s *services.Service) { s.Servers[0].Weight = 1001 },
-		"negative maxconn":   func(s *services.Service) { s.Servers[0].MaxConn = -1 },
-		"server port 0":      func(s *services.Service) { s.Servers[0].Port = 0 },
-		"negative timeout":   func(s *services.Service) { s.Timeouts = &services.Timeouts{Client: -time.Second} },
-		"duplicate server":   func(s *services.Service) { s.Servers = append(s.Servers, s.Servers[0]) },
+		"newline in name":   func(s *services.Service) { s.Name = "a\n    server evil 1.2.3.4:80" },
+		"space in name":     func(s *services.Service) { s.Name = "a b" },
+		"uppercase name":    func(s *services.Service) { s.Name = "Web" },
+		"empty name":        func(s *services.Service) { s.Name = "" },
+		"newline in path":   func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: "/\nlisten evil"} },
+		"space in path":     func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: "/a b"} },
+		"hash in path":      func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: "/a#b"} },
+		"quote in path":     func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: `/"a`} },
+		"relative path":     func(s *services.Service) { s.HealthCheck = &services.HealthCheck{Path: "health"} },
+		"semicolon in host": func(s *services.Service) { s.Servers[0].Host = "a;b" },
+		"newline in host":   func(s *services.Service) { s.Servers[0].Host = "a\nb" },
+		"zero port":         func(s *services.Service) { s.Port = 0 },
+		"big port":          func(s *services.Service) { s.Port = 70000 },
+		"bad mode":          func(s *services.Service) { s.Mode = "http\n" },
+		"udp":               func(s *services.Service) { s.Protocol = services.UDP; s.Mode = services.ModeTCP },
+		"invalid ip":        func(s *services.Service) { s.Servers[0].IP = netip.Addr{} },
+		"ip with zone":      func(s *services.Service) { s.Servers[0].IP = netip.MustParseAddr("fe80::1%eth0") },
+		"weight over 1000":  func(s *services.Service) { s.Servers[0].Weight = 1001 },
+		"negative maxconn":  func(s *services.Service) { s.Servers[0].MaxConn = -1 },
+		"server port 0":     func(s *services.Service) { s.Servers[0].Port = 0 },
+		"negative timeout":  func(s *services.Service) { s.Timeouts = &services.Timeouts{Client: -time.Second} },
+		"duplicate server":  func(s *services.Service) { s.Servers = append(s.Servers, s.Servers[0]) },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -348,7 +348,7 @@ func freeTCPPort(t *testing.T) int {
 // requests (checked by the httpchk) and a raw TCP exchange through it.
 func TestLiveHAProxy(t *testing.T) {
 	bin := testbin.Require(t, "haproxy")
-		backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ping" {
 			return
 		}

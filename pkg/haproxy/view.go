@@ -239,4 +239,3 @@ func millis(d time.Duration) string {
 	ms := (d + time.Millisecond - 1) / time.Millisecond
 	return strconv.FormatInt(int64(ms), 10) + "ms"
 }
-
