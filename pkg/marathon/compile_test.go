@@ -1,0 +1,347 @@
+package marathon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// fakeResolver answers from a table; anything else does not resolve.
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return a, nil
+	}
+	return nil, errors.New("no such host")
+}
+
+var testDNS = fakeResolver{
+	"agent-1":             {netip.MustParseAddr("10.1.0.1")},
+	"agent-2":             {netip.MustParseAddr("10.1.0.2")},
+	"Agent-3.Example.COM": {netip.MustParseAddr("2001:db8::3"), netip.MustParseAddr("10.1.0.3")},
+}
+
+type compileOpts struct {
+	exposeHost bool
+	groupSize  int
+}
+
+// compileJSON runs the real decode → resolve → compile path on rendered
+// Marathon JSON and returns the services and the log.
+func compileJSON(t testing.TB, o compileOpts, body []byte) ([]services.Service, string) {
+	t.Helper()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	apps, err := decodeApps(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	dns := newDNSCache(testDNS, DefaultDNSTTL, log)
+	c := compiler{exposeHost: o.exposeHost, groupSize: o.groupSize, log: log, addrs: dns.resolveAll(context.Background(), taskHosts(apps))}
+	out := c.compile(apps)
+	f := services.File{Services: out}
+	if err := f.Validate(); err != nil {
+		t.Fatalf("compiled services do not validate: %v", err)
+	}
+	return out, logs.String()
+}
+
+// summary renders services compactly: "name port/proto mode [hc] [t=c/s]: host@ip:port/weight/maxconn ...".
+func summary(svcs []services.Service) []string {
+	var out []string
+	for _, s := range svcs {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %s %s", s.Name, s.Key(), s.Mode)
+		if s.HealthCheck != nil {
+			fmt.Fprintf(&b, " hc=%s", s.HealthCheck.Path)
+		}
+		if s.Timeouts != nil {
+			fmt.Fprintf(&b, " t=%s/%s", s.Timeouts.Client, s.Timeouts.Server)
+		}
+		if s.Source != services.SourceMarathon {
+			fmt.Fprintf(&b, " source=%q", s.Source)
+		}
+		b.WriteString(":")
+		for _, srv := range s.Servers {
+			fmt.Fprintf(&b, " %s@%s/%d/%d", srv.Host, srv.Address(), srv.Weight, srv.MaxConn)
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+type mt = marathontest.App
+
+func TestCompileRules(t *testing.T) {
+	const L = LabelPrefix
+	tests := []struct {
+		name string
+		opts compileOpts
+		apps func() []*mt
+		want []string
+		log  []string // substrings the log must hold
+	}{
+		{
+			name: "name reversed, dotted, lowercased; i-th service port to i-th host port",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/Product/System/Service", 10001, 10002)
+				a.AddTask("10.0.0.1", 31001, 31002)
+				return []*mt{a}
+			},
+			want: []string{
+				"service.system.product 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0",
+				"service.system.product 10002/tcp tcp: 10.0.0.1@10.0.0.1:31002/500/0",
+			},
+		},
+		{
+			name: "invalid name skips the app",
+			apps: func() []*mt {
+				bad := marathontest.BridgeApp("/prod/my app", 10001).WithTask("10.0.0.1", 31001)
+				good := marathontest.BridgeApp("/prod/ok", 10002).WithTask("10.0.0.1", 31002)
+				return []*mt{bad, good}
+			},
+			want: []string{"ok.prod 10002/tcp tcp: 10.0.0.1@10.0.0.1:31002/500/0"},
+			log:  []string{"app id does not give a valid service name", `app="/prod/my app"`},
+		},
+		{
+			name: "duplicate service port in one task counts once; service port 0 skipped",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/a", 10001, 10001, 0)
+				a.AddTask("10.0.0.1", 31001, 31002, 31003)
+				return []*mt{a}
+			},
+			want: []string{"a 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0"},
+			log:  []string{"service port 0 skipped"},
+		},
+		{
+			name: "all four port declarations",
+			apps: func() []*mt {
+				return []*mt{
+					marathontest.BridgeApp("/docker", 10001).WithTask("10.0.0.1", 31001),
+					marathontest.ContainerApp("/m15", 10002).WithTask("10.0.0.1", 31002),
+					marathontest.HostApp("/host", 10003).WithTask("10.0.0.1", 31003),
+					marathontest.LegacyApp("/legacy", 10004).WithTask("10.0.0.1", 31004),
+				}
+			},
+			want: []string{
+				"docker 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0",
+				"m15 10002/tcp tcp: 10.0.0.1@10.0.0.1:31002/500/0",
+				"host 10003/tcp tcp: 10.0.0.1@10.0.0.1:31003/500/0",
+				"legacy 10004/tcp tcp: 10.0.0.1@10.0.0.1:31004/500/0",
+			},
+		},
+		{
+			name: "only running tasks; no state field counts as running; killing never",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/a", 10001)
+				a.AddTask("10.0.0.1", 31001)
+				a.AddTask("10.0.0.2", 31001).WithState("TASK_STAGING")
+				a.AddTask("10.0.0.3", 31001).WithState("TASK_KILLING")
+				a.AddTask("10.0.0.4", 31001).NoState = true
+				a.AddTask("10.0.0.5", 31001).WithState("TASK_LOST")
+				return []*mt{a}
+			},
+			want: []string{"a 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0 10.0.0.4@10.0.0.4:31001/500/0"},
+		},
+		{
+			name: "health: failing skipped, no result yet skipped when checks defined",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/a", 10001).WithHealthCheck(marathontest.HealthCheck{Protocol: "TCP"})
+				a.AddTask("10.0.0.1", 31001)
+				a.AddTask("10.0.0.2", 31001).Unhealthy("connection refused")
+				a.AddTask("10.0.0.3", 31001).Health = nil
+				b := marathontest.BridgeApp("/b", 10002) // no checks: no results needed
+				b.AddTask("10.0.0.1", 31002)
+				return []*mt{a, b}
+			},
+			want: []string{
+				"a 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0",
+				"b 10002/tcp tcp: 10.0.0.1@10.0.0.1:31002/500/0",
+			},
+			log: []string{"connection refused", "no health check result yet"},
+		},
+		{
+			name: "weight, maxconn divided by group size (at least 1), mode http with health path, timeouts",
+			opts: compileOpts{groupSize: 3},
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/web", 10001, 10002).
+					WithLabel(L+"0.weight", "250").WithLabel(L+"0.maxconn", "100").
+					WithLabel(L+"0.mode", "http").WithLabel(L+"0.timeout.client", "30").
+					WithLabel(L+"0.timeout.server", "90").WithLabel(L+"1.maxconn", "2").
+					WithHealthCheck(marathontest.HealthCheck{Path: "/tcp-only", PortIndex: 1}).
+					WithHealthCheck(marathontest.HealthCheck{Protocol: "MESOS_HTTP", Path: "/health?full=1"})
+				a.AddTask("10.0.0.1", 31001, 31002)
+				return []*mt{a}
+			},
+			want: []string{
+				"web 10001/tcp http hc=/health?full=1 t=30s/1m30s: 10.0.0.1@10.0.0.1:31001/250/33",
+				"web 10002/tcp tcp: 10.0.0.1@10.0.0.1:31002/500/1",
+			},
+		},
+		{
+			name: "canary moved by servicePort label joins the main service, main app names it",
+			apps: func() []*mt {
+				main := marathontest.BridgeApp("/web/main", 10001).WithLabel(L+"0.mode", "http").
+					WithTask("10.0.0.1", 31001)
+				canary := marathontest.BridgeApp("/web/a-canary", 10099).
+					WithLabel(L+"0.servicePort", "10001").WithLabel(L+"0.weight", "10").
+					WithLabel(L+"0.mode", "tcp").WithTask("10.0.0.2", 31001)
+				return []*mt{main, canary}
+			},
+			want: []string{"main.web 10001/tcp http: 10.0.0.1@10.0.0.1:31001/500/0 10.0.0.2@10.0.0.2:31001/10/0"},
+		},
+		{
+			name: "apps sharing a port without labels merge; lowest app id names it; duplicate server once",
+			apps: func() []*mt {
+				return []*mt{
+					marathontest.BridgeApp("/z", 10001).WithTask("10.0.0.1", 31001),
+					marathontest.BridgeApp("/b", 10001).WithTask("10.0.0.2", 31001).WithTask("10.0.0.1", 31001),
+				}
+			},
+			want: []string{"b 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0 10.0.0.2@10.0.0.2:31001/500/0"},
+		},
+		{
+			name: "protocols: udp, tcp+udp; mode http only on tcp",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/dns", 53, 54).WithProtocol(0, "udp").WithProtocol(1, "tcp,udp").
+					WithLabel(L+"1.mode", "http")
+				a.AddTask("10.0.0.1", 31053, 31054)
+				h := marathontest.HostApp("/syslog", 514).WithProtocol(0, "udp")
+				h.AddTask("10.0.0.1", 31514)
+				return []*mt{a, h}
+			},
+			want: []string{
+				"dns 53/udp tcp: 10.0.0.1@10.0.0.1:31053/500/0",
+				"dns 54/tcp http: 10.0.0.1@10.0.0.1:31054/500/0",
+				"dns 54/udp tcp: 10.0.0.1@10.0.0.1:31054/500/0",
+				"syslog 514/udp tcp: 10.0.0.1@10.0.0.1:31514/500/0",
+			},
+		},
+		{
+			name: "net=host: host port equal to service port skipped",
+			apps: func() []*mt {
+				a := marathontest.HostApp("/h", 10001).WithTask("10.0.0.1", 10001).WithTask("10.0.0.2", 31001)
+				return []*mt{a}
+			},
+			want: []string{"h 10001/tcp tcp: 10.0.0.2@10.0.0.2:31001/500/0"},
+		},
+		{
+			name: "net=host kept with ExposeHost",
+			opts: compileOpts{exposeHost: true},
+			apps: func() []*mt {
+				return []*mt{marathontest.HostApp("/h", 10001).WithTask("10.0.0.1", 10001)}
+			},
+			want: []string{"h 10001/tcp tcp: 10.0.0.1@10.0.0.1:10001/500/0"},
+		},
+		{
+			name: "hosts resolved and lowercased; IPv4 preferred; IPv6 literal gets no host; unresolvable dropped",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/r", 10001)
+				a.AddTask("agent-1", 31001)
+				a.AddTask("Agent-3.Example.COM", 31001)
+				a.AddTask("2001:db8::9", 31001)
+				a.AddTask("gone.example.com", 31001)
+				return []*mt{a}
+			},
+			want: []string{"r 10001/tcp tcp: agent-1@10.1.0.1:31001/500/0 agent-3.example.com@10.1.0.3:31001/500/0 @[2001:db8::9]:31001/500/0"},
+			log:  []string{"task host does not resolve", "gone.example.com"},
+		},
+		{
+			name: "task without a host port for an index serves the others",
+			apps: func() []*mt {
+				return []*mt{marathontest.BridgeApp("/p", 10001, 10002).WithTask("10.0.0.1", 31001)}
+			},
+			want: []string{
+				"p 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0",
+				"p 10002/tcp tcp:",
+			},
+		},
+		{
+			name: "health check path that is not valid is ignored",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/w", 10001).WithLabel(L+"0.mode", "http").
+					WithHealthCheck(marathontest.HealthCheck{Path: "/x;rm -rf"})
+				a.AddTask("10.0.0.1", 31001)
+				return []*mt{a}
+			},
+			want: []string{"w 10001/tcp http: 10.0.0.1@10.0.0.1:31001/500/0"},
+			log:  []string{"health check path is not valid"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, logs := compileJSON(t, tt.opts, marathontest.AppsJSON(tt.apps()))
+			if s := summary(got); !slices.Equal(s, tt.want) {
+				t.Errorf("got\n  %s\nwant\n  %s\nlog:\n%s", strings.Join(s, "\n  "), strings.Join(tt.want, "\n  "), logs)
+			}
+			for _, l := range tt.log {
+				if !strings.Contains(logs, l) {
+					t.Errorf("log lacks %q:\n%s", l, logs)
+				}
+			}
+		})
+	}
+}
+
+// TestBadLabelsNeverReachOutput: labels are free text; any value that does
+// not parse exactly is logged with app and label and has no effect.
+func TestBadLabelsNeverReachOutput(t *testing.T) {
+	const L = LabelPrefix
+	base := func() *mt { return marathontest.BridgeApp("/prod/web", 10001).WithTask("10.0.0.1", 31001) }
+	want, _ := compileJSON(t, compileOpts{}, marathontest.AppsJSON([]*mt{base()}))
+	bad := map[string][]string{
+		"servicePort":    {"0", "65536", "10002\n", " 10002", "10002;", "-1", "1e4", "010002", ""},
+		"weight":         {"1001", "-1", "50 ", "5\nserver evil 1.2.3.4:1", "half", "0x10"},
+		"maxconn":        {"0", "-5", "10;", "ten", "1 0"},
+		"mode":           {"HTTP", "http\n", "http ", "tcp; x", "udp", "http\n  option httpchk"},
+		"timeout.client": {"5s", "-1", "1.5", "86401", "3 0", "9;"},
+		"timeout.server": {"\n", "30\n", "}"},
+		"bogus":          {"1"},
+	}
+	for field, vals := range bad {
+		for _, v := range vals {
+			key := L + "0." + field
+			got, logs := compileJSON(t, compileOpts{}, marathontest.AppsJSON([]*mt{base().WithLabel(key, v)}))
+			if !slices.Equal(summary(got), summary(want)) {
+				t.Errorf("label %s=%q changed output: %v", field, v, summary(got))
+			}
+			if !strings.Contains(logs, "invalid label ignored") || !strings.Contains(logs, "/prod/web") || !strings.Contains(logs, field) {
+				t.Errorf("label %s=%q not logged with app and label:\n%s", field, v, logs)
+			}
+		}
+	}
+	for _, key := range []string{L + "x.weight", L + "7.weight", L + "-1.weight", L + "01.weight", L + "0"} {
+		got, logs := compileJSON(t, compileOpts{}, marathontest.AppsJSON([]*mt{base().WithLabel(key, "5")}))
+		if !slices.Equal(summary(got), summary(want)) || !strings.Contains(logs, "invalid label ignored") {
+			t.Errorf("label key %q: got %v, log:\n%s", key, summary(got), logs)
+		}
+	}
+}
+
+func TestDecodeRejectsBrokenJSON(t *testing.T) {
+	body := marathontest.AppsJSON(marathontest.Generate(3, 2))
+	for _, n := range []int{0, 1, 9, len(body) / 2, len(body) - 1} {
+		if _, err := decodeApps(bytes.NewReader(body[:n])); err == nil {
+			t.Errorf("cut at %d of %d: no error", n, len(body))
+		}
+	}
+	for _, in := range []string{`{}`, `{"apps":{}}`, `[]`, `{"apps":[1]}`, `{"apps":[],"apps":[]}`} {
+		if _, err := decodeApps(strings.NewReader(in)); err == nil {
+			t.Errorf("%s: no error", in)
+		}
+	}
+	apps, err := decodeApps(strings.NewReader(`{"before":{"x":[1,2]},"apps":[{"id":"/a"}],"after":null}`))
+	if err != nil || len(apps) != 1 || apps[0].ID != "/a" {
+		t.Errorf("other keys around apps: %v %v", apps, err)
+	}
+}
