@@ -1,0 +1,111 @@
+package registrator
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// Registration is one registrator key, parsed and validated.
+type Registration struct {
+	Name     string            // the service name, without an @port suffix
+	Port     int               // the port the proxy listens on
+	Protocol services.Protocol // tcp, or udp for a ":udp" key
+	Host     string            // the key's hostname when valid as a services host, else ""
+	Addr     netip.AddrPort    // where the proxy forwards to
+}
+
+// ParseKey parses one registration: rel is the key below the prefix,
+// "<service-name>/<hostname>:<container-name>:<port>[:udp]", and value is
+// "ip:port" (IPv6 bracketed). "<service-name>@<port>" overrides the
+// listening port. It is a pure function: anything it accepts is valid by the
+// services contract (name, host, ports, address), and anything else is an
+// error saying why.
+func ParseKey(rel, value string) (Registration, error) {
+	var r Registration
+	name, id, ok := strings.Cut(rel, "/")
+	if !ok || name == "" || id == "" || strings.Contains(id, "/") {
+		return r, errors.New("key is not <service-name>/<hostname>:<container-name>:<port>[:udp]")
+	}
+	override := 0
+	if base, p, ok := strings.Cut(name, "@"); ok {
+		n, ok := parsePort(p)
+		if !ok {
+			return r, fmt.Errorf("service name %q: port after '@' is not a number in 1..65535", clip(name))
+		}
+		name, override = base, n
+	}
+	if !services.ValidName(name) {
+		return r, fmt.Errorf("service name %q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit", clip(name))
+	}
+	r.Name = name
+
+	parts := strings.Split(id, ":")
+	r.Protocol = services.TCP
+	switch last := parts[len(parts)-1]; last {
+	case "udp":
+		r.Protocol = services.UDP
+		parts = parts[:len(parts)-1]
+	case "tcp":
+		parts = parts[:len(parts)-1]
+	}
+	if len(parts) < 3 {
+		return r, fmt.Errorf("service id %q is not <hostname>:<container-name>:<port>[:udp]", clip(id))
+	}
+	port, ok := parsePort(parts[len(parts)-1])
+	if !ok {
+		return r, fmt.Errorf("service id %q: port %q is not a number in 1..65535", clip(id), clip(parts[len(parts)-1]))
+	}
+	r.Port = port
+	if override != 0 {
+		r.Port = override
+	}
+	// The hostname is informational: one that is not a valid name is
+	// dropped rather than the whole registration.
+	if h := strings.ToLower(parts[0]); services.ValidName(h) {
+		r.Host = h
+	}
+
+	ap, err := netip.ParseAddrPort(strings.TrimSpace(value))
+	if err != nil {
+		return r, fmt.Errorf("value %q is not ip:port (IPv6 bracketed)", clip(value))
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Zone() != "" || !ip.IsValid() || ip.IsUnspecified() {
+		return r, fmt.Errorf("value %q: want a routable IPv4 or IPv6 address without zone", clip(value))
+	}
+	if ap.Port() == 0 {
+		return r, fmt.Errorf("value %q: port 0 is not a port to forward to", clip(value))
+	}
+	r.Addr = netip.AddrPortFrom(ip, ap.Port())
+	return r, nil
+}
+
+// parsePort accepts only plain decimal digits (no sign, no spaces) in 1..65535.
+func parsePort(s string) (int, bool) {
+	if s == "" || len(s) > 5 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n >= 1 && n <= 65535
+}
+
+// relKey returns the part of an etcd key below prefix ("" for the root),
+// and false when the key is not below it.
+func relKey(prefix, key string) (string, bool) {
+	p := prefix + "/"
+	if !strings.HasPrefix(key, p) {
+		return "", false
+	}
+	return key[len(p):], true
+}

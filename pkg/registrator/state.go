@@ -1,0 +1,172 @@
+package registrator
+
+import (
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// change is one key written or deleted, as a watch reports it.
+type change struct {
+	key, value string
+	deleted    bool
+	dir        bool // v2: a directory was deleted or expired, with every key below it
+}
+
+// state is the source's view of the keyspace below the prefix: every raw
+// key (so a TTL refresh that re-writes the same value is recognised as no
+// change) and the registrations of the ones that parsed.
+type state struct {
+	prefix string
+	log    *slog.Logger
+	raw    map[string]string
+	valid  map[string]Registration
+}
+
+func newState(prefix string, log *slog.Logger) *state {
+	return &state{prefix: prefix, log: log, raw: map[string]string{}, valid: map[string]Registration{}}
+}
+
+// replace swaps in a complete read and reports whether anything changed.
+func (s *state) replace(kv map[string]string) bool {
+	changed := false
+	for k := range s.raw {
+		if _, ok := kv[k]; !ok {
+			s.remove(k)
+			changed = true
+		}
+	}
+	for k, v := range kv {
+		if s.put(k, v) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// apply applies watch changes and reports whether anything changed.
+func (s *state) apply(cs []change) bool {
+	changed := false
+	for _, c := range cs {
+		if c.deleted && c.dir {
+			below := c.key + "/"
+			for k := range s.raw {
+				if strings.HasPrefix(k, below) {
+					s.remove(k)
+					changed = true
+				}
+			}
+			continue
+		}
+		if c.deleted {
+			if _, ok := s.raw[c.key]; ok {
+				s.remove(c.key)
+				changed = true
+			}
+			continue
+		}
+		if s.put(c.key, c.value) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+func (s *state) remove(k string) {
+	delete(s.raw, k)
+	delete(s.valid, k)
+}
+
+// put records one key. A key is parsed (and a bad one logged) only when it
+// is new or its value changed, so TTL refreshes neither re-log nor publish.
+func (s *state) put(k, v string) bool {
+	if old, ok := s.raw[k]; ok && old == v {
+		return false
+	}
+	s.raw[k] = v
+	delete(s.valid, k)
+	rel, ok := relKey(s.prefix, k)
+	if !ok {
+		return true
+	}
+	r, err := ParseKey(rel, v)
+	if err != nil {
+		skipped.Inc()
+		s.log.Warn("registrator: skipping key", "key", clip(k), "error", err)
+		return true
+	}
+	s.valid[k] = r
+	return true
+}
+
+// services builds the services of the current state: one per (port,
+// protocol), named by its registrations. When several names claim the same
+// (port, protocol), the lowest name wins and the others are logged and left
+// out, so the outcome never depends on the order keys were read in.
+func (s *state) services() []services.Service {
+	type group struct {
+		names map[string][]string // name -> keys, for the log
+		regs  map[string][]Registration
+	}
+	keys := slices.Sorted(maps.Keys(s.valid))
+	groups := map[services.Key]*group{}
+	for _, k := range keys {
+		r := s.valid[k]
+		gk := services.Key{Port: r.Port, Protocol: r.Protocol}
+		g := groups[gk]
+		if g == nil {
+			g = &group{names: map[string][]string{}, regs: map[string][]Registration{}}
+			groups[gk] = g
+		}
+		g.names[r.Name] = append(g.names[r.Name], k)
+		g.regs[r.Name] = append(g.regs[r.Name], r)
+	}
+	out := make([]services.Service, 0, len(groups))
+	for gk, g := range groups {
+		names := slices.Sorted(maps.Keys(g.names))
+		winner := names[0]
+		for _, loser := range names[1:] {
+			s.log.Warn("registrator: two services claim one port; the lowest name wins",
+				"port", gk.String(), "service", winner, "ignored", loser, "ignored_keys", len(g.names[loser]))
+		}
+		svc := services.Service{
+			Name:     winner,
+			Port:     gk.Port,
+			Protocol: gk.Protocol,
+			Mode:     services.ModeTCP,
+			Source:   services.SourceRegistrator,
+		}
+		seen := map[string]bool{}
+		for _, r := range g.regs[winner] {
+			// Two keys pointing at one address are one server; the first key
+			// in sorted order names it.
+			if a := r.Addr.String(); !seen[a] {
+				seen[a] = true
+				svc.Servers = append(svc.Servers, services.Server{
+					Host:   r.Host,
+					IP:     r.Addr.Addr(),
+					Port:   int(r.Addr.Port()),
+					Weight: services.DefaultWeight,
+				})
+			}
+		}
+		out = append(out, svc)
+	}
+	f := services.File{Services: out}
+	f.Normalize()
+	// ParseKey already guarantees validity; Split is the contract's own guard
+	// in case that ever drifts.
+	valid, rejected := f.Split()
+	for _, r := range rejected {
+		s.log.Error("registrator: built an invalid service; dropped", "service", clip(r.Service.Name), "problems", services.Problems(r.Problems).Error())
+	}
+	return valid
+}
+
+// equalServices reports whether two built states would encode the same.
+func equalServices(a, b []services.Service) bool {
+	return slices.EqualFunc(a, b, func(x, y services.Service) bool { return x.Equal(&y) })
+}
