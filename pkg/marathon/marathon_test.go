@@ -1,0 +1,501 @@
+package marathon
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
+	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// syncBuffer is a log sink safe for the goroutines a Source runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newSource(t *testing.T, o Options) (*Source, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.Resolver == nil {
+		o.Resolver = testDNS
+	}
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, logs
+}
+
+// deadURL is a local address nothing listens on: connection refused.
+func deadURL(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+func webApp(hostPorts ...int) *marathontest.App {
+	a := marathontest.BridgeApp("/prod/web", 10001)
+	for _, p := range hostPorts {
+		a.AddTask("10.0.0.1", p)
+	}
+	return a
+}
+
+func TestNewValidates(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, []byte("not a certificate"), 0o600)
+	for _, o := range []Options{
+		{},
+		{URLs: []string{"ftp://user:s3cret@m:8080"}},
+		{URLs: []string{"http://user:s3cret@"}},
+		{URLs: []string{"http://user:s3cret@m:8080/?x=1"}},
+		{URLs: []string{"http://user:s3cret@m:80%zz"}},
+		{URLs: []string{"http://m:8080"}, GroupSize: -1},
+		{URLs: []string{"http://m:8080"}, RefreshInterval: -time.Second},
+		{URLs: []string{"http://m:8080"}, CACertFile: ca},
+		{URLs: []string{"http://m:8080"}, CACertFile: ca + ".missing"},
+	} {
+		_, err := New(o)
+		if err == nil {
+			t.Errorf("%+v: no error", o)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	}
+	s, err := New(Options{URLs: []string{"https://u:p@m1:8080/", "http://m2:8080/marathon"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name() != "marathon" || s.opts.GroupSize != 1 || s.opts.RefreshInterval != DefaultRefreshInterval {
+		t.Errorf("defaults not applied: %+v", s.opts)
+	}
+	if s.client.replicas[0].name != "https://m1:8080" || s.client.replicas[1].name != "http://m2:8080/marathon" {
+		t.Errorf("replica names %q %q", s.client.replicas[0].name, s.client.replicas[1].name)
+	}
+}
+
+func TestFetchOneRequest(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(webApp(31001, 31002), marathontest.BridgeApp("/prod/api", 10002).WithTask("agent-1", 31003))
+	s, _ := newSource(t, Options{URLs: []string{m.URL}})
+	got, err := s.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"web.prod 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0 10.0.0.1@10.0.0.1:31002/500/0",
+		"api.prod 10002/tcp tcp: agent-1@10.1.0.1:31003/500/0",
+	}
+	if g := summary(got); strings.Join(g, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got %q", g)
+	}
+	if n := m.Requests("/v2/apps"); n != 1 {
+		t.Errorf("%d requests for one refresh", n)
+	}
+	if q := m.Queries("/v2/apps"); len(q) != 1 || q[0] != "embed=apps.tasks" {
+		t.Errorf("query %q", q)
+	}
+}
+
+func TestFailover(t *testing.T) {
+	cases := map[string]func(t *testing.T, bad *marathontest.Server) string{
+		"connection refused": func(t *testing.T, _ *marathontest.Server) string { return deadURL(t) },
+		"5xx": func(t *testing.T, bad *marathontest.Server) string {
+			bad.Fail(http.StatusServiceUnavailable)
+			return bad.URL
+		},
+		"timeout": func(t *testing.T, bad *marathontest.Server) string {
+			bad.Delay(5 * time.Second)
+			return bad.URL
+		},
+	}
+	for name, setup := range cases {
+		t.Run(name, func(t *testing.T) {
+			bad, good := marathontest.New(t), marathontest.New(t)
+			good.SetApps(webApp(31001))
+			badURL := setup(t, bad)
+			s, logs := newSource(t, Options{URLs: []string{badURL, good.URL}, ReadTimeout: 200 * time.Millisecond})
+			for i := range 3 {
+				got, err := s.Fetch(context.Background())
+				if err != nil || len(got) != 1 || len(got[0].Servers) != 1 {
+					t.Fatalf("fetch %d: %v %v\n%s", i, summary(got), err, logs)
+				}
+			}
+			// Each request starts at the replica that last answered.
+			if n := bad.Requests("/v2/apps"); n > 1 {
+				t.Errorf("failed replica asked %d times; want once, then the good one first", n)
+			}
+			if n := good.Requests("/v2/apps"); n != 3 {
+				t.Errorf("good replica asked %d times, want 3", n)
+			}
+			if !strings.Contains(logs.String(), "replica failed, trying the next") {
+				t.Errorf("failover not logged:\n%s", logs)
+			}
+		})
+	}
+}
+
+func TestAllReplicasFail(t *testing.T) {
+	a, b := marathontest.New(t), marathontest.New(t)
+	a.Fail(500)
+	b.Fail(502)
+	s, _ := newSource(t, Options{URLs: []string{a.URL, b.URL}})
+	if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "HTTP 502") || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestClientErrorDoesNotFailOver(t *testing.T) {
+	a, b := marathontest.New(t), marathontest.New(t)
+	a.RequireAuth("u", "right")
+	b.SetApps(webApp(31001))
+	s, _ := newSource(t, Options{URLs: []string{"http://u:wrong@" + strings.TrimPrefix(a.URL, "http://"), b.URL}})
+	_, err := s.Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("error leaks the password: %v", err)
+	}
+	if b.Requests("/v2/apps") != 0 {
+		t.Errorf("a 401 failed over: the other replica would answer the same")
+	}
+}
+
+func TestRedirectToLeaderWithAuth(t *testing.T) {
+	follower, leader := marathontest.New(t), marathontest.New(t)
+	leader.SetApps(webApp(31001))
+	leader.RequireAuth("admin", "pa55word")
+	follower.RequireAuth("admin", "pa55word")
+	follower.RedirectTo(leader.URL)
+	u := "http://admin:pa55word@" + strings.TrimPrefix(follower.URL, "http://")
+	s, logs := newSource(t, Options{URLs: []string{u}})
+	got, err := s.Fetch(context.Background())
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%v %v", summary(got), err)
+	}
+	if follower.Requests("/v2/apps") != 1 || leader.Requests("/v2/apps") != 1 {
+		t.Errorf("requests: follower %d leader %d", follower.Requests("/v2/apps"), leader.Requests("/v2/apps"))
+	}
+	if strings.Contains(logs.String(), "pa55word") {
+		t.Errorf("password logged:\n%s", logs)
+	}
+}
+
+// TestAuthNeverLogged drives every path that logs or returns errors with a
+// password in the URL and looks for it everywhere.
+func TestAuthNeverLogged(t *testing.T) {
+	const pass = "Sup3rSecretPw"
+	good, bad := marathontest.New(t), marathontest.New(t)
+	good.RequireAuth("svc", pass)
+	bad.RequireAuth("svc", pass)
+	good.SetApps(webApp(31001))
+	bad.Fail(503)
+	withAuth := func(u string) string { return "http://svc:" + pass + "@" + strings.TrimPrefix(u, "http://") }
+	s, logs := newSource(t, Options{
+		URLs:              []string{withAuth(deadURL(t)), withAuth(bad.URL), withAuth(good.URL)},
+		StreamIdleTimeout: 200 * time.Millisecond, RefreshInterval: time.Hour,
+	})
+	if _, err := s.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	good.Fail(500)
+	_, err := s.Fetch(context.Background())
+	if err == nil {
+		t.Fatal("want an error with every replica failing")
+	}
+	good.Fail(0)
+	good.StallEvents(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	published := make(chan struct{}, 10)
+	done := make(chan error)
+	go func() { done <- s.Watch(ctx, func([]services.Service) { published <- struct{}{} }) }()
+	<-published
+	waitFor(t, "stalled stream noticed", func() bool { return strings.Contains(logs.String(), "event stream lost") })
+	cancel()
+	<-done
+	auth := good.Authorization()
+	if len(auth) == 0 || !strings.HasPrefix(auth[0], "Basic ") {
+		t.Fatalf("no basic auth sent: %q", auth)
+	}
+	for _, where := range []string{logs.String(), err.Error()} {
+		if strings.Contains(where, pass) {
+			t.Errorf("password leaked:\n%s", where)
+		}
+	}
+}
+
+func TestCutResponseIsAnError(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(marathontest.Generate(50, 2)...)
+	m.CutBody(3000)
+	s, _ := newSource(t, Options{URLs: []string{m.URL}, RefreshInterval: time.Hour})
+	if got, err := s.Fetch(context.Background()); err == nil {
+		t.Fatalf("cut body gave %d services and no error", len(got))
+	}
+	// Watch retries (backoff from 1 s) and must publish nothing meanwhile.
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	publishes := 0
+	done := make(chan error)
+	go func() {
+		done <- s.Watch(ctx, func([]services.Service) { mu.Lock(); publishes++; mu.Unlock() })
+	}()
+	waitFor(t, "two refresh attempts", func() bool { return m.Requests("/v2/apps") >= 3 })
+	mu.Lock()
+	n := publishes
+	mu.Unlock()
+	if n != 0 {
+		t.Errorf("published %d times from a cut response", n)
+	}
+	m.CutBody(0)
+	waitFor(t, "publish after recovery", func() bool { mu.Lock(); defer mu.Unlock(); return publishes > 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Watch returned %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// watcher runs Watch and hands out each published state.
+type watcher struct {
+	states chan []services.Service
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startWatch(t *testing.T, s *Source) *watcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watcher{states: make(chan []services.Service, 100), cancel: cancel, done: make(chan error, 1)}
+	go func() { w.done <- s.Watch(ctx, func(svcs []services.Service) { w.states <- svcs }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-w.done; err != nil {
+			t.Errorf("Watch returned %v", err)
+		}
+	})
+	return w
+}
+
+// next waits for a published state with n servers on the first service.
+func (w *watcher) waitServers(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case svcs := <-w.states:
+			if len(svcs) == 1 && len(svcs[0].Servers) == n {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no publish with %d servers", n)
+		}
+	}
+}
+
+func TestEventTriggersRefresh(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(webApp(31001))
+	s, _ := newSource(t, Options{URLs: []string{m.URL}, RefreshInterval: time.Minute})
+	w := startWatch(t, s)
+	w.waitServers(t, 1)
+	waitFor(t, "event stream", func() bool { return m.Subscribers() == 1 })
+	if q := m.Queries("/v2/events"); len(q) == 0 || !strings.Contains(q[0], "event_type=status_update_event") {
+		t.Errorf("no server-side event filter: %q", q)
+	}
+	for i, typ := range []string{"status_update_event", "health_status_changed_event", "api_post_event", "instance_changed_event", "deployment_success"} {
+		hostPorts := make([]int, i+2)
+		for j := range hostPorts {
+			hostPorts[j] = 32000 + j
+		}
+		m.SetApps(webApp(hostPorts...))
+		m.PushEvent(typ)
+		// The poll is a minute away: only the event can bring this state.
+		w.waitServers(t, i+2)
+	}
+}
+
+func TestIgnoredEventsDoNotRefresh(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(webApp(31001))
+	s, _ := newSource(t, Options{URLs: []string{m.URL}, RefreshInterval: time.Hour})
+	w := startWatch(t, s)
+	w.waitServers(t, 1)
+	waitFor(t, "event stream", func() bool { return m.Subscribers() == 1 })
+	// Let the refresh the stream's attach asked for finish.
+	waitFor(t, "settled", settled(m))
+	before := m.Requests("/v2/apps")
+	seen := counterValue(eventsTotal.WithLabelValues("framework_message_event"))
+	m.PushEvent("framework_message_event")
+	waitFor(t, "event received", func() bool {
+		return counterValue(eventsTotal.WithLabelValues("framework_message_event")) > seen
+	})
+	waitFor(t, "settled", settled(m))
+	if n := m.Requests("/v2/apps"); n != before {
+		t.Errorf("an ignored event caused %d refreshes", n-before)
+	}
+}
+
+// settled reports true once /v2/apps saw no request for 500 ms.
+func settled(m *marathontest.Server) func() bool {
+	last, since := -1, time.Now()
+	return func() bool {
+		if n := m.Requests("/v2/apps"); n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) > 500*time.Millisecond
+	}
+}
+
+func TestBurstCoalesces(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(webApp(31001))
+	s, _ := newSource(t, Options{URLs: []string{m.URL}, RefreshInterval: time.Hour})
+	w := startWatch(t, s)
+	w.waitServers(t, 1)
+	waitFor(t, "event stream", func() bool { return m.Subscribers() == 1 })
+	waitFor(t, "settled", settled(m))
+	m.Delay(200 * time.Millisecond)
+	before := m.Requests("/v2/apps")
+	seen := counterValue(eventsTotal.WithLabelValues("status_update_event"))
+	for range 50 {
+		m.PushEvent("status_update_event")
+	}
+	waitFor(t, "burst received", func() bool {
+		return counterValue(eventsTotal.WithLabelValues("status_update_event")) >= seen+50
+	})
+	waitFor(t, "settled", settled(m))
+	// One refresh in flight plus one queued, whatever the burst size.
+	if n := m.Requests("/v2/apps") - before; n < 1 || n > 2 {
+		t.Errorf("50 events gave %d refreshes, want 1 or 2", n)
+	}
+}
+
+func TestReconnectAfterDrop(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(webApp(31001))
+	s, _ := newSource(t, Options{URLs: []string{m.URL}, RefreshInterval: time.Hour})
+	w := startWatch(t, s)
+	w.waitServers(t, 1)
+	waitFor(t, "event stream", func() bool { return m.Subscribers() == 1 })
+	m.DropEvents()
+	waitFor(t, "reconnect", func() bool { return m.Requests("/v2/events") == 2 && m.Subscribers() == 1 })
+	m.SetApps(webApp(31001, 31002))
+	m.PushEvent("status_update_event")
+	w.waitServers(t, 2)
+}
+
+func TestEventStreamFailsOver(t *testing.T) {
+	a, b := marathontest.New(t), marathontest.New(t)
+	a.SetApps(webApp(31001))
+	b.SetApps(webApp(31001))
+	s, _ := newSource(t, Options{URLs: []string{a.URL, b.URL}, RefreshInterval: time.Hour})
+	w := startWatch(t, s)
+	w.waitServers(t, 1)
+	waitFor(t, "stream on a", func() bool { return a.Subscribers() == 1 })
+	a.Fail(503)
+	a.DropEvents()
+	waitFor(t, "stream on b", func() bool { return b.Subscribers() == 1 })
+	b.SetApps(webApp(31001, 31002))
+	b.PushEvent("status_update_event")
+	w.waitServers(t, 2)
+}
+
+func TestStalledStreamDetected(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(webApp(31001))
+	m.StallEvents(true)
+	s, logs := newSource(t, Options{URLs: []string{m.URL}, RefreshInterval: time.Hour, StreamIdleTimeout: 300 * time.Millisecond})
+	w := startWatch(t, s)
+	w.waitServers(t, 1)
+	waitFor(t, "stalled stream replaced", func() bool { return m.Requests("/v2/events") >= 2 })
+	if !strings.Contains(logs.String(), "read timeout") {
+		t.Errorf("stall not reported as a read timeout:\n%s", logs)
+	}
+	m.StallEvents(false)
+	n := m.Requests("/v2/events")
+	waitFor(t, "fresh stream", func() bool { return m.Requests("/v2/events") > n && m.Subscribers() == 1 })
+	m.SetApps(webApp(31001, 31002))
+	m.PushEvent("status_update_event")
+	w.waitServers(t, 2)
+}
+
+func TestKeepAliveKeepsStream(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(webApp(31001))
+	m.KeepAlive(100 * time.Millisecond)
+	s, _ := newSource(t, Options{URLs: []string{m.URL}, RefreshInterval: time.Hour, StreamIdleTimeout: 400 * time.Millisecond})
+	w := startWatch(t, s)
+	w.waitServers(t, 1)
+	waitFor(t, "event stream", func() bool { return m.Subscribers() == 1 })
+	time.Sleep(1500 * time.Millisecond)
+	if n := m.Requests("/v2/events"); n != 1 {
+		t.Errorf("stream with keep-alives reconnected: %d connects", n)
+	}
+}
+
+func TestReadEvents(t *testing.T) {
+	in := ": keep-alive\r\n\r\n" +
+		"event: event_stream_attached\r\ndata: {\"eventType\":\"event_stream_attached\"}\r\n\r\n" +
+		"data: {\"timestamp\":\"x\", \"eventType\" : \"status_update_event\"}\n\n" +
+		"event: deployment_info\ndata: " + strings.Repeat("x", 200000) + "\n\n" +
+		"event: api_post_event\n\n"
+	var got []string
+	err := readEvents(strings.NewReader(in), func(typ string) { got = append(got, typ) })
+	want := "event_stream_attached status_update_event deployment_info api_post_event"
+	if strings.Join(got, " ") != want {
+		t.Errorf("got %q", got)
+	}
+	if err == nil {
+		t.Error("end of stream is not an error for a stream that should stay open")
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
