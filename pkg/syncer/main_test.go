@@ -1,0 +1,287 @@
+package syncer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/meltwater/proxymatic/pkg/config"
+	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
+)
+
+// hangGuard only stops a broken test from hanging; it asserts no speed.
+const hangGuard = 30 * time.Second
+
+// fileWatch waits for services.yaml to be replaced, woken by inotify so
+// that the time measured is the daemon's and not a polling interval.
+type fileWatch struct {
+	w    *fsnotify.Watcher
+	path string
+}
+
+func watchFile(tb testing.TB, path string) *fileWatch {
+	tb.Helper()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = w.Close() })
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		tb.Fatal(err)
+	}
+	return &fileWatch{w: w, path: path}
+}
+
+// waitFor returns the file's contents once ok accepts them.
+func (fw *fileWatch) waitFor(tb testing.TB, ok func([]byte) bool) []byte {
+	tb.Helper()
+	guard := time.NewTimer(hangGuard)
+	defer guard.Stop()
+	for {
+		if data, err := os.ReadFile(fw.path); err == nil && ok(data) {
+			return data
+		}
+		select {
+		case <-fw.w.Events:
+		case err := <-fw.w.Errors:
+			tb.Fatal(err)
+		case <-guard.C:
+			data, _ := os.ReadFile(fw.path)
+			tb.Fatalf("%s never reached the expected state; it holds:\n%s", fw.path, data)
+		}
+	}
+}
+
+func contains(s string) func([]byte) bool {
+	return func(b []byte) bool { return bytes.Contains(b, []byte(s)) }
+}
+
+// runMain starts Main and returns a function that stops it and returns
+// its error.
+func runMain(tb testing.TB, cfg *config.Sync, logs io.Writer) func() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Main(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), io.Discard) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	tb.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func waitSubscribed(tb testing.TB, m *marathontest.Server) {
+	tb.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for m.Subscribers() == 0 {
+		if time.Now().After(deadline) {
+			tb.Fatal("the daemon never opened Marathon's event stream")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestMarathonEventReachesFile runs the real daemon against the Marathon
+// stand-in with a 60 s poll: the change can only reach the file through
+// the event stream.
+func TestMarathonEventReachesFile(t *testing.T) {
+	m := marathontest.New(t)
+	web := marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001)
+	m.SetApps(web)
+	out := filepath.Join(t.TempDir(), "services.yaml")
+	fw := watchFile(t, out)
+	var logs logBuffer
+	stop := runMain(t, &config.Sync{Marathon: []string{m.URL}, RefreshInterval: 60 * time.Second, GroupSize: 1, Output: out}, &logs)
+
+	fw.waitFor(t, contains("10.0.0.1"))
+	waitSubscribed(t, m)
+	polls := m.Requests("/v2/apps")
+
+	web.AddTask("10.0.0.2", 31002)
+	m.SetApps(web)
+	start := time.Now()
+	m.PushEvent("status_update_event")
+	data := fw.waitFor(t, contains("10.0.0.2"))
+	t.Logf("Marathon event to renamed services.yaml: %s", time.Since(start))
+
+	if m.Requests("/v2/apps") != polls+1 {
+		t.Errorf("%d reads of /v2/apps for one event, want 1", m.Requests("/v2/apps")-polls)
+	}
+	if !strings.Contains(string(data), "10.0.0.1") {
+		t.Errorf("first server lost:\n%s", data)
+	}
+	// Marathon goes down: the file keeps the last good state.
+	m.Fail(http.StatusServiceUnavailable)
+	before := data
+	polls = m.Requests("/v2/apps")
+	m.PushEvent("status_update_event")
+	for deadline := time.Now().Add(hangGuard); m.Requests("/v2/apps") == polls; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the event did not cause a read")
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Main = %v, want a clean stop", err)
+	}
+	if !strings.Contains(logs.String(), "msg=Modified service=web.product port=10001/tcp mode=tcp source=marathon servers=2") {
+		t.Errorf("change not logged:\n%s", logs.String())
+	}
+	if after, _ := os.ReadFile(out); !bytes.Equal(after, before) {
+		t.Errorf("file changed while Marathon failed:\n%s", after)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func getStatus(t *testing.T, addr string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body))
+}
+
+func TestMainStatusEndpoint(t *testing.T) {
+	m := marathontest.New(t)
+	m.Fail(http.StatusServiceUnavailable) // down at start-up
+	m.SetApps(marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001))
+	out := filepath.Join(t.TempDir(), "services.yaml")
+	addr := freePort(t)
+	stop := runMain(t, &config.Sync{Marathon: []string{m.URL}, RefreshInterval: 60 * time.Second, GroupSize: 1, Output: out, StatusEndpoint: addr}, io.Discard)
+
+	// Wait for the endpoint to answer, and for Marathon to have refused once.
+	deadline := time.Now().Add(hangGuard)
+	for m.Requests("/v2/apps") == 0 || !answers(addr) {
+		if time.Now().After(deadline) {
+			t.Fatal("status endpoint never answered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code, body := getStatus(t, addr); code != 503 || body != "INITIALIZING" {
+		t.Errorf("Marathon down at start: %d %s, want 503 INITIALIZING", code, body)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("services.yaml written before any good read (%v)", err)
+	}
+
+	m.Fail(0) // the source retries on its own backoff
+	fw := watchFile(t, out)
+	fw.waitFor(t, contains("10.0.0.1"))
+	// OK is set right after the write that the watcher saw.
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(time.Millisecond) {
+		code, body := getStatus(t, addr)
+		if code == 200 && body == "OK" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %d %s after the first write, want 200 OK", code, body)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"proxymatic_sync_file_writes_total", "proxymatic_sync_services ", "proxymatic_sync_merge_collisions"} {
+		if !strings.Contains(string(metrics), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if answers(addr) {
+		t.Error("status endpoint still answers after Main returned")
+	}
+}
+
+func answers(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func TestMainBusyStatusPortIsStartupError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	m := marathontest.New(t)
+	out := filepath.Join(t.TempDir(), "services.yaml")
+	err = Main(context.Background(), &config.Sync{Marathon: []string{m.URL}, RefreshInterval: time.Minute, GroupSize: 1, Output: out, StatusEndpoint: ln.Addr().String()}, slog.New(slog.DiscardHandler), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Main = %v, want a start-up error for the busy port", err)
+	}
+	if m.Requests("/v2/apps") != 0 {
+		t.Error("Marathon was read although start-up failed")
+	}
+}
+
+func TestMainWarnsAboutCallback(t *testing.T) {
+	m := marathontest.New(t)
+	var logs logBuffer
+	var stdout bytes.Buffer
+	err := Main(context.Background(), &config.Sync{Marathon: []string{m.URL}, MarathonCallback: "http://me:5090/", RefreshInterval: time.Minute, GroupSize: 1, DryRun: true},
+		slog.New(slog.NewTextHandler(&logs, nil)), &stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := logs.count("--marathon-callback (MARATHON_CALLBACK_URL) is deprecated and ignored"); n != 1 {
+		t.Errorf("callback warning logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// BenchmarkEventToFile measures a Marathon event to the renamed
+// services.yaml, through the real daemon, source and file system.
+func BenchmarkEventToFile(b *testing.B) {
+	m := marathontest.New(b)
+	apps := [2]*marathontest.App{
+		marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001),
+		marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.2", 31001),
+	}
+	m.SetApps(apps[0])
+	out := filepath.Join(b.TempDir(), "services.yaml")
+	fw := watchFile(b, out)
+	runMain(b, &config.Sync{Marathon: []string{m.URL}, RefreshInterval: 60 * time.Second, GroupSize: 1, Output: out}, io.Discard)
+	fw.waitFor(b, contains("10.0.0.1"))
+	waitSubscribed(b, m)
+	for i := 0; b.Loop(); i++ {
+		next := (i + 1) % 2
+		m.SetApps(apps[next])
+		m.PushEvent("status_update_event")
+		fw.waitFor(b, contains(fmt.Sprintf("10.0.0.%d", next+1)))
+	}
+}
