@@ -44,6 +44,14 @@ func Parse(data []byte) (*Decoded, error) {
 	if len(data) > MaxFileSize {
 		return nil, ErrTooLarge
 	}
+	if d, ok := parseCanonical(data); ok {
+		return d, nil
+	}
+	return parseYAML(data)
+}
+
+// parseYAML is the general decoder, for anything parseCanonical declines.
+func parseYAML(data []byte) (*Decoded, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {

@@ -26,8 +26,7 @@ func (f *File) Encode() []byte {
 		return b.Bytes()
 	}
 	b.WriteString("services:\n")
-	var num [20]byte
-	writeInt := func(i int) { b.Write(strconv.AppendInt(num[:0], int64(i), 10)) }
+	writeInt := func(i int) { b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(i), 10)) }
 	for i := range f.Services {
 		s := &f.Services[i]
 		b.WriteString("- name: ")
@@ -72,11 +71,11 @@ func (f *File) Encode() []byte {
 				b.WriteString("  - ip: ")
 			}
 			if srv.IP.Is4() {
-				b.WriteString(srv.IP.String())
+				b.Write(srv.IP.AppendTo(b.AvailableBuffer()))
 			} else {
 				// "::" and "::1" are not plain YAML scalars; quote every IPv6 address.
 				b.WriteByte('"')
-				b.WriteString(srv.IP.String())
+				b.Write(srv.IP.AppendTo(b.AvailableBuffer()))
 				b.WriteByte('"')
 			}
 			b.WriteString("\n    port: ")
@@ -108,12 +107,17 @@ func plainString(s string) bool {
 	if s == "" {
 		return false
 	}
-	// Most names start with a letter other than those YAML's special words
-	// start with; skip the resolver for them.
-	switch c := s[0]; {
-	case c >= 'a' && c <= 'z' && c != 'y' && c != 'n' && c != 't' && c != 'f' && c != 'o' && c != 'i':
+	// A name that starts with a letter is a string to YAML unless it is one
+	// of these words (lowercase is all a valid name can be); everything else
+	// asks the resolver.
+	if c := s[0]; c >= 'a' && c <= 'z' {
+		switch s {
+		case "true", "false", "null", "yes", "no", "on", "off", "y", "n":
+			return false
+		}
 		return onlyPlainChars(s)
-	case c == '/':
+	}
+	if s[0] == '/' {
 		return onlyPlainChars(s)
 	}
 	n := yaml.Node{Kind: yaml.ScalarNode, Value: s}

@@ -16,8 +16,20 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nservices:\n- {name: a, port: 1, servers: [{ip: 1.2.3.4, port: 5, weight: 0}]}\n"))
 	f.Add([]byte("version: 1\nservices: &x [*x]\n"))
 	f.Add([]byte("\xff\xfe"))
+	canonical := sample()
+	canonical.Normalize()
+	f.Add(canonical.Encode())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res, err := Parse(data)
+		if fast, ok := parseCanonical(append([]byte(nil), data...)); ok {
+			slow, serr := parseYAML(data)
+			if serr != nil {
+				t.Fatalf("fast path accepted what YAML refuses: %v", serr)
+			}
+			if !sameDecoded(fast, slow) {
+				t.Fatalf("fast and YAML paths disagree:\n%+v\n%+v", fast, slow)
+			}
+		}
 		if err != nil {
 			return
 		}
@@ -35,4 +47,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%s\n---\n%s", enc, again)
 		}
 	})
+}
+
+func sameDecoded(a, b *Decoded) bool {
+	if len(a.File.Services) != len(b.File.Services) || len(a.Rejected) != len(b.Rejected) || len(a.Warnings) != len(b.Warnings) {
+		return false
+	}
+	for i := range a.File.Services {
+		x, y := a.File.Services[i], b.File.Services[i]
+		if x.Line != y.Line || !x.Equal(&y) {
+			return false
+		}
+	}
+	return true
 }

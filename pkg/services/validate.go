@@ -2,6 +2,7 @@ package services
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -145,7 +146,7 @@ func (s *Service) check(i int, out []Problem) []Problem {
 		}
 	}
 	type addrKey struct {
-		ip   string
+		ip   netip.Addr
 		port int
 	}
 	seen := make(map[addrKey]bool, len(s.Servers))
@@ -166,7 +167,7 @@ func (s *Service) check(i int, out []Problem) []Problem {
 		if srv.MaxConn < 0 {
 			add(f("maxconn"), "%d is not >= 1", srv.MaxConn)
 		}
-		k := addrKey{srv.IP.String(), srv.Port}
+		k := addrKey{srv.IP, srv.Port}
 		if seen[k] {
 			add(f("ip"), "%s is listed twice", srv.Address())
 		}

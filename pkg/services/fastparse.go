@@ -1,0 +1,360 @@
+package services
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// parseCanonical reads the subset of YAML that Encode writes, about fifty
+// times faster than the general YAML decoder: the reload agent parses the
+// whole file on every change, and at 10,000 services yaml.v3 alone costs
+// half a second. It accepts only well-formed, valid documents in block style
+// with the canonical indentation; on anything else (flow style, comments
+// after values, escapes, unknown fields, an invalid value) it gives up and
+// Parse falls back to the general decoder, so both paths always agree. The
+// fuzz test holds them to that.
+func parseCanonical(data []byte) (*Decoded, bool) {
+	// Encode writes printable ASCII only; leave the rest (UTF-8, control
+	// characters, tabs, CR) to YAML's own rules.
+	for _, c := range data {
+		if (c < 0x20 && c != '\n') || c > 0x7e {
+			return nil, false
+		}
+	}
+	p := canonParser{data: data}
+	f, ok := p.file()
+	if !ok {
+		return nil, false
+	}
+	valid, rejected := f.Split()
+	if len(rejected) > 0 {
+		return nil, false
+	}
+	f.Services = valid
+	return &Decoded{File: f}, true
+}
+
+type canonParser struct {
+	data []byte
+	line int    // number of the current line, 1-based
+	cur  []byte // the current line, without its newline
+	eof  bool
+	buf  []byte
+}
+
+// undash replaces the list item's "- " at column i by spaces, in a copy: the
+// caller's data is never written to.
+func (p *canonParser) undash(i int) {
+	p.buf = append(p.buf[:0], p.cur...)
+	p.buf[i] = ' '
+	p.cur = p.buf
+}
+
+// next advances to the next line that is not a full-line comment or blank.
+func (p *canonParser) next() {
+	for {
+		if len(p.data) == 0 {
+			p.eof, p.cur = true, nil
+			return
+		}
+		i := bytes.IndexByte(p.data, '\n')
+		if i < 0 {
+			p.cur, p.data = p.data, nil
+		} else {
+			p.cur, p.data = p.data[:i], p.data[i+1:]
+		}
+		p.line++
+		t := bytes.TrimLeft(p.cur, " ")
+		if len(t) == 0 || t[0] == '#' {
+			continue
+		}
+		return
+	}
+}
+
+// field splits the current line, which must start with exactly indent
+// spaces, into key and value.
+func (p *canonParser) field(indent string) (key string, val []byte, ok bool) {
+	if p.eof || len(p.cur) <= len(indent) || string(p.cur[:len(indent)]) != indent || p.cur[len(indent)] == ' ' {
+		return "", nil, false
+	}
+	rest := p.cur[len(indent):]
+	i := bytes.IndexByte(rest, ':')
+	if i <= 0 {
+		return "", nil, false
+	}
+	key, val = intern(rest[:i]), rest[i+1:]
+	if len(val) == 0 {
+		return key, nil, true
+	}
+	if val[0] != ' ' || len(val) < 2 || val[1] == ' ' {
+		return "", nil, false
+	}
+	return key, val[1:], true
+}
+
+// keySet remembers which of a mapping's keys were seen, to refuse duplicates
+// (unknown keys are refused by the caller's switch).
+type keySet struct{ keys [8]string }
+
+func (k *keySet) add(key string) bool {
+	for i, s := range k.keys {
+		if s == key {
+			return false
+		}
+		if s == "" {
+			k.keys[i] = key
+			return true
+		}
+	}
+	return false
+}
+
+// intern returns the known keys and values without allocating.
+func intern(b []byte) string {
+	for _, k := range [...]string{"name", "port", "protocol", "mode", "source", "healthCheck", "path", "timeouts",
+		"client", "server", "servers", "host", "ip", "weight", "maxconn", "version", "services", "tcp", "udp", "http",
+		"marathon", "registrator"} {
+		if string(b) == k {
+			return k
+		}
+	}
+	return string(b)
+}
+
+// scalar decodes a value: plain, or double-quoted without escapes.
+func scalar(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", false
+	}
+	v := intern(b)
+	if v == "" || v == "~" || v == "null" || v == "Null" || v == "NULL" {
+		return "", false
+	}
+	if v[0] == '"' {
+		if len(v) < 2 || v[len(v)-1] != '"' || strings.ContainsAny(v[1:len(v)-1], "\\\"") {
+			return "", false
+		}
+		return v[1 : len(v)-1], true
+	}
+	if strings.ContainsAny(v[:1], "[]{},&*!|>'%@`-?:") || strings.Contains(v, " #") || strings.Contains(v, ": ") ||
+		strings.HasSuffix(v, ":") || strings.HasSuffix(v, " ") || strings.ContainsAny(v, "\t\r") {
+		return "", false
+	}
+	return v, true
+}
+
+// integer accepts only plain decimal, the form Encode writes; YAML's other
+// spellings (0x10, +1, 1_000) go to the general decoder.
+func integer(b []byte) (int, bool) {
+	v := string(b) // does not escape: no allocation
+	if v == "" || len(v) > 9 || (len(v) > 1 && v[0] == '0') {
+		if v == "0" {
+			return 0, true
+		}
+		neg := len(v) > 1 && v[0] == '-' && v[1] != '0'
+		if !neg || len(v) > 10 {
+			return 0, false
+		}
+	}
+	n, start := 0, 0
+	if v[0] == '-' {
+		start = 1
+	}
+	for i := start; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if start == 1 {
+		n = -n
+	}
+	return n, true
+}
+
+func (p *canonParser) file() (File, bool) {
+	f := File{Version: Version}
+	p.next()
+	if k, v, ok := p.field(""); !ok || k != "version" || string(v) != "1" {
+		return f, false
+	}
+	p.next()
+	k, v, ok := p.field("")
+	if !ok || k != "services" {
+		return f, false
+	}
+	p.next()
+	if string(v) == "[]" {
+		return f, p.eof
+	}
+	if len(v) != 0 {
+		return f, false
+	}
+	f.Services = make([]Service, 0, bytes.Count(p.data, []byte("\n- "))+1)
+	for !p.eof {
+		s, ok := p.service()
+		if !ok {
+			return f, false
+		}
+		f.Services = append(f.Services, s)
+	}
+	return f, true
+}
+
+func (p *canonParser) service() (Service, bool) {
+	s := Service{Line: p.line, Protocol: TCP, Mode: ModeTCP}
+	if !bytes.HasPrefix(p.cur, []byte("- ")) {
+		return s, false
+	}
+	p.undash(0) // the first field of the item reads like the others
+	var seen keySet
+	var hasName, hasPort bool
+	for {
+		key, val, ok := p.field("  ")
+		if !ok {
+			break
+		}
+		if !seen.add(key) {
+			return s, false
+		}
+		switch key {
+		case "name":
+			s.Name, hasName = scalar(val)
+		case "port":
+			s.Port, hasPort = integer(val)
+		case "protocol":
+			v, ok := scalar(val)
+			if !ok {
+				return s, false
+			}
+			s.Protocol = Protocol(v)
+		case "mode":
+			v, ok := scalar(val)
+			if !ok {
+				return s, false
+			}
+			s.Mode = Mode(v)
+		case "source":
+			v, ok := scalar(val)
+			if !ok {
+				return s, false
+			}
+			s.Source = Source(v)
+		case "healthCheck":
+			if len(val) != 0 {
+				return s, false
+			}
+			p.next()
+			k, v, ok := p.field("    ")
+			path, ok2 := scalar(v)
+			if !ok || k != "path" || !ok2 {
+				return s, false
+			}
+			s.HealthCheck = &HealthCheck{Path: path}
+		case "timeouts":
+			if len(val) != 0 {
+				return s, false
+			}
+			t := &Timeouts{}
+			for {
+				p.next()
+				k, v, ok := p.field("    ")
+				if !ok {
+					break
+				}
+				d, err := time.ParseDuration(string(v))
+				if err != nil || d <= 0 {
+					return s, false
+				}
+				switch {
+				case k == "client" && t.Client == 0:
+					t.Client = d
+				case k == "server" && t.Server == 0:
+					t.Server = d
+				default:
+					return s, false
+				}
+			}
+			if *t == (Timeouts{}) {
+				return s, false
+			}
+			s.Timeouts = t
+			continue // already on the next line
+		case "servers":
+			if string(val) == "[]" {
+				s.Servers = []Server{}
+				break
+			}
+			if len(val) != 0 {
+				return s, false
+			}
+			p.next()
+			for !p.eof && bytes.HasPrefix(p.cur, []byte("  - ")) {
+				srv, ok := p.server()
+				if !ok {
+					return s, false
+				}
+				s.Servers = append(s.Servers, srv)
+			}
+			continue
+		default:
+			return s, false
+		}
+		if (key == "name" && !hasName) || (key == "port" && !hasPort) {
+			return s, false
+		}
+		p.next()
+	}
+	if !hasName || !hasPort {
+		return s, false
+	}
+	// The loop ends on a line that is not a field of this service: the next
+	// item or the end. Anything else is not canonical.
+	return s, p.eof || bytes.HasPrefix(p.cur, []byte("- "))
+}
+
+func (p *canonParser) server() (Server, bool) {
+	srv := Server{Weight: DefaultWeight}
+	p.undash(2)
+	var hasIP, hasPort bool
+	var seen keySet
+	for {
+		key, val, ok := p.field("    ")
+		if !ok {
+			break
+		}
+		if !seen.add(key) {
+			return srv, false
+		}
+		switch key {
+		case "host":
+			srv.Host, ok = scalar(val)
+		case "ip":
+			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			ip, err := netip.ParseAddr(string(val))
+			ok = err == nil && ip.Zone() == ""
+			srv.IP, hasIP = ip.Unmap(), ok
+		case "port":
+			srv.Port, ok = integer(val)
+			hasPort = ok
+		case "weight":
+			srv.Weight, ok = integer(val)
+		case "maxconn":
+			srv.MaxConn, ok = integer(val)
+			ok = ok && srv.MaxConn >= 1
+		default:
+			ok = false
+		}
+		if !ok {
+			return srv, false
+		}
+		p.next()
+	}
+	return srv, hasIP && hasPort
+}
