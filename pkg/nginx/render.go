@@ -41,6 +41,9 @@ type Params struct {
 	// User is written as the user directive; only meaningful when nginx
 	// runs as root (it is an error for a non-root master). Empty omits it.
 	User string
+	// Group goes with User; empty means nginx's rule (a group named like
+	// the user), which fails for "nobody" on Debian: set "nogroup" there.
+	Group string
 	// Template renders the file; nil means the embedded nginx.conf.tmpl.
 	Template *template.Template
 }
