@@ -267,14 +267,26 @@ func (p *Process) Stop(ctx context.Context) error {
 	if err := cmd.Process.Signal(p.spec.StopSignal); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		p.log.Warn("stop signal", "err", err)
 	}
+	// The signal is repeated: a proxy still initialising drops a signal
+	// that arrives before its handler is registered (HAProxy's master does),
+	// and a graceful stop is idempotent.
+	resend := time.NewTicker(500 * time.Millisecond)
+	defer resend.Stop()
 	var err error
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		p.log.Warn("proxy did not stop in time; killing its process group", "pid", pgid)
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-		err = fmt.Errorf("%s: killed after stop timeout: %w", p.spec.Name, ctx.Err())
+wait:
+	for {
+		select {
+		case <-p.done:
+			break wait
+		case <-resend.C:
+			_ = cmd.Process.Signal(p.spec.StopSignal)
+		case <-ctx.Done():
+			p.log.Warn("proxy did not stop in time; killing its process group", "pid", pgid)
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-p.done
+			err = fmt.Errorf("%s: killed after stop timeout: %w", p.spec.Name, ctx.Err())
+			break wait
+		}
 	}
 	// Workers that outlived their master (draining) are ours to end too.
 	killGroup(ctx, pgid)
