@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -125,7 +125,7 @@ func (m *Master) Stop(ctx context.Context) error { return m.proc.Stop(ctx) }
 type Procs struct {
 	Master        int
 	MasterReloads int
-	FailedReloads int // HAProxy 2.6+ reports it as "[failed: N]"
+	FailedReloads int   // HAProxy 2.6+ reports it as "[failed: N]"
 	Workers       []int // current workers
 	OldWorkers    []int // workers of earlier configs still draining
 }
