@@ -51,6 +51,10 @@ type Daemon struct {
 	Status  StatusSetter // optional
 	Logger  *slog.Logger
 
+	// ExposeHost keeps servers whose port is the service's own port
+	// (net=host tasks); by default they are left out.
+	ExposeHost bool
+
 	// Previous is what the file held at start-up; changes are logged
 	// relative to it, so a restart does not log every service as Added.
 	Previous []services.Service
@@ -67,6 +71,12 @@ type Daemon struct {
 	// onUpdate, when set by a test, runs after each batch of source
 	// updates has been handled.
 	onUpdate func()
+}
+
+func (d *Daemon) newMerger() *merger {
+	m := newMerger(d.Logger, d.names(), d.Previous)
+	m.exposeHost = d.ExposeHost
+	return m
 }
 
 func (d *Daemon) names() []string {
@@ -102,7 +112,7 @@ func (d *Daemon) Once(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("nothing written: %w", err)
 	}
-	m := newMerger(d.Logger, d.names(), d.Previous)
+	m := d.newMerger()
 	for i, svcs := range results {
 		m.set(i, svcs)
 	}
@@ -115,7 +125,7 @@ func (d *Daemon) Once(ctx context.Context) error {
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m := newMerger(d.Logger, d.names(), d.Previous)
+	m := d.newMerger()
 	box := newMailbox()
 	// Buffered for every source, so a failing source never blocks on a
 	// daemon that is already shutting down.

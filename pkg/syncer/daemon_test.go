@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -561,4 +562,24 @@ func value(c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+func TestNetHostServersLeftOutUnlessExposeHost(t *testing.T) {
+	for _, expose := range []bool{false, true} {
+		t.Run(fmt.Sprintf("expose=%v", expose), func(t *testing.T) {
+			src := newFake("registrator")
+			h := newHarness(t, src)
+			h.d.ExposeHost = expose
+			h.start()
+			h.push(src, svc("web", 8080, services.SourceRegistrator, "10.0.0.1:8080", "10.0.0.2:31000"))
+			f := h.decoded()
+			want := 1
+			if expose {
+				want = 2
+			}
+			if n := len(f.Services[0].Servers); n != want {
+				t.Errorf("%d servers, want %d:\n%s", n, want, h.file())
+			}
+		})
+	}
 }

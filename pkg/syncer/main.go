@@ -31,6 +31,7 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 	d := &Daemon{
 		Sources:      sources,
 		Logger:       logger,
+		ExposeHost:   cfg.ExposeHost,
 		WaitWarning:  cfg.RefreshInterval,
 		FetchTimeout: cfg.RefreshInterval,
 		StopTimeout:  DefaultStopTimeout,

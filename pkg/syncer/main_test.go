@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/meltwater/proxymatic/internal/etcdtest"
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
+	"github.com/meltwater/proxymatic/pkg/services"
 )
 
 // hangGuard only stops a broken test from hanging; it asserts no speed.
@@ -283,5 +285,46 @@ func BenchmarkEventToFile(b *testing.B) {
 		m.SetApps(apps[next])
 		m.PushEvent("status_update_event")
 		fw.waitFor(b, contains(fmt.Sprintf("10.0.0.%d", next+1)))
+	}
+}
+
+// TestMainOnceMergesMarathonAndEtcd reads a Marathon stand-in and a real
+// etcd once: Marathon wins the port both claim.
+func TestMainOnceMergesMarathonAndEtcd(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001))
+	e := etcdtest.Start(t)
+	e.Put(t, "/services/web-reg@10001/host1:web:8080", "10.0.0.9:31500")
+	e.Put(t, "/services/db/host2:db:5432", "10.0.0.3:5432")
+	out := filepath.Join(t.TempDir(), "services.yaml")
+	cfg := &config.Sync{Marathon: []string{m.URL}, Registrator: "etcd3://" + e.Endpoint + "/services",
+		RefreshInterval: time.Minute, GroupSize: 1, Output: out, Once: true}
+	var logs logBuffer
+	if err := Main(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := services.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(f), "db:5432/tcp:registrator web.product:10001/tcp:marathon"; got != want {
+		t.Errorf("services = %q, want %q:\n%s", got, want, data)
+	}
+	if !strings.Contains(logs.String(), "ignored=web-reg ignored_source=registrator") {
+		t.Errorf("collision not logged:\n%s", logs.String())
+	}
+
+	// etcd down: --once fails and leaves the file as it was.
+	e.Stop()
+	m.SetApps()
+	if err := Main(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard); err == nil || !strings.Contains(err.Error(), "source registrator") {
+		t.Fatalf("Main --once with etcd down = %v, want the registrator error", err)
+	}
+	if after, _ := os.ReadFile(out); !bytes.Equal(after, data) {
+		t.Errorf("file changed although a source failed:\n%s", after)
 	}
 }

@@ -11,10 +11,11 @@ import (
 // merger holds each source's last good state and what was last published,
 // and turns them into one file.
 type merger struct {
-	logger *slog.Logger
-	names  []string
-	states [][]services.Service // valid, normalized; nil until the first good read
-	ready  []bool
+	logger     *slog.Logger
+	exposeHost bool
+	names      []string
+	states     [][]services.Service // valid, normalized; nil until the first good read
+	ready      []bool
 
 	published  map[services.Key]services.Service
 	collisions map[string]bool   // collisions already logged, until they go away
@@ -41,6 +42,11 @@ func newMerger(logger *slog.Logger, names []string, previous []services.Service)
 // Invalid services are dropped here, per source, so that a bad service of
 // a higher-precedence source cannot hide a good one of a lower source.
 func (m *merger) set(i int, svcs []services.Service) {
+	if !m.exposeHost {
+		for j := range svcs {
+			svcs[j].Servers = dropHostPorts(svcs[j])
+		}
+	}
 	f := services.File{Services: svcs}
 	f.Normalize()
 	valid, rejected := f.Split()
@@ -57,6 +63,21 @@ func (m *merger) set(i int, svcs []services.Service) {
 	rejectedServices.WithLabelValues(m.names[i]).Set(float64(len(rejected)))
 	m.states[i] = valid
 	m.ready[i] = true
+}
+
+// dropHostPorts leaves out servers listening on the service's own port:
+// such a server runs in net=host mode, and proxymatic (itself net=host)
+// cannot listen on that port on the same host. Marathon already does this
+// per task; doing it here covers registrator too, as the original
+// proxymatic did for every source.
+func dropHostPorts(s services.Service) []services.Server {
+	kept := s.Servers[:0]
+	for _, srv := range s.Servers {
+		if srv.Port != s.Port {
+			kept = append(kept, srv)
+		}
+	}
+	return kept
 }
 
 // complete reports whether every source has had a good read.

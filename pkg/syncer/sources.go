@@ -1,12 +1,12 @@
 package syncer
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/marathon"
+	"github.com/meltwater/proxymatic/pkg/registrator"
 )
 
 // newSources builds the configured sources in precedence order: Marathon
@@ -31,7 +31,17 @@ func newSources(cfg *config.Sync, logger *slog.Logger, getenv func(string) strin
 		out = append(out, m)
 	}
 	if cfg.Registrator != "" {
-		return nil, errors.New("the registrator source is not built yet")
+		r, err := registrator.New(registrator.Options{
+			URL:    cfg.Registrator,
+			CACert: getenv("ETCD_CA_CERT"),
+			Cert:   getenv("ETCD_CERT"),
+			Key:    getenv("ETCD_KEY"),
+			Logger: logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("registrator source: %w", err)
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }
