@@ -133,6 +133,7 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 			}
 			restarts.WithLabelValues(p.spec.Name).Inc()
 			p.log.Error("proxy exited unexpectedly; restarting", "pid", cmd.Process.Pid, "err", describeExit(waitErr), "ran", time.Since(began).Round(time.Millisecond), "restart_in", delay)
+			p.endOrphans(ctx, cmd.Process.Pid)
 		} else {
 			restarts.WithLabelValues(p.spec.Name).Inc()
 			p.log.Error("proxy failed to start; retrying", "err", err, "retry_in", delay)
@@ -149,6 +150,20 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 		}
 		delay = min(delay*2, p.backoff.Max)
 	}
+}
+
+// endOrphans stops what a dead master left in its process group: nginx's
+// workers outlive a killed master and keep its ports, so a new master could
+// not bind them. They get the graceful stop signal (which makes them close
+// their listeners at once), then SIGKILL after a second.
+func (p *Process) endOrphans(ctx context.Context, pgid int) {
+	if !groupAlive(pgid) {
+		return
+	}
+	_ = syscall.Kill(-pgid, p.spec.StopSignal)
+	grace, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	killGroup(grace, pgid)
 }
 
 func (p *Process) startOnce() (*exec.Cmd, error) {

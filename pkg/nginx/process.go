@@ -1,0 +1,129 @@
+package nginx
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/supervise"
+)
+
+// ConfigFile is the live nginx.conf under nginx's prefix.
+func ConfigFile(prefix string) string { return prefix + "/nginx.conf" }
+
+// Server runs nginx in the foreground (the config says daemon off) with its
+// own prefix, and reloads it with SIGHUP.
+type Server struct {
+	bin, prefix string
+	log         *slog.Logger
+	proc        *supervise.Process
+}
+
+// NewServer prepares (does not start) nginx for ConfigFile(prefix).
+func NewServer(bin, prefix string, backoff supervise.Backoff, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	spec := supervise.Spec{
+		Name: "nginx",
+		Path: bin,
+		// -e stderr: the compiled-in error log is opened before the config
+		// is read, and may be a system path.
+		Args:       []string{"-e", "stderr", "-p", prefix + "/", "-c", ConfigFile(prefix)},
+		Dir:        prefix,
+		StopSignal: syscall.SIGQUIT, // graceful: finish the requests in flight
+	}
+	return &Server{bin: bin, prefix: prefix, log: logger, proc: supervise.New(spec, backoff, logger)}
+}
+
+// Start starts nginx, first stopping one an earlier agent left running on
+// the same prefix, and waits until its workers are up.
+func (s *Server) Start(ctx context.Context) error {
+	_ = supervise.StopStale(ctx, PidFile(s.prefix), s.bin, s.log)
+	if err := s.proc.Start(ctx); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	for {
+		if pid := s.proc.Pid(); pid != 0 && len(children(pid)) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nginx: waiting for workers: %w", ctx.Err())
+		case <-s.proc.Done():
+			return fmt.Errorf("nginx: exited while starting")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Pid is the master's pid, 0 when it is not running.
+func (s *Server) Pid() int { return s.proc.Pid() }
+
+// Reload sends SIGHUP and waits until the master has started a worker that
+// did not exist before and every old worker has stopped accepting (it is
+// gone or titled "shutting down"): from then on only the new config serves. nginx refusing
+// the config keeps its old workers, and the reload ends as an error when ctx
+// does.
+func (s *Server) Reload(ctx context.Context) error {
+	pid := s.proc.Pid()
+	if pid == 0 {
+		return fmt.Errorf("nginx reload: %w", supervise.ErrNotRunning)
+	}
+	before := children(pid)
+	if err := s.proc.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("nginx reload: %w", err)
+	}
+	for {
+		if reloaded(before, children(pid)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nginx reload not confirmed (no new worker): %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Stop asks nginx to quit gracefully (SIGQUIT) and kills it when ctx ends.
+func (s *Server) Stop(ctx context.Context) error { return s.proc.Stop(ctx) }
+
+// children lists pid's child processes.
+func children(pid int) []int {
+	p := strconv.Itoa(pid)
+	data, err := os.ReadFile("/proc/" + p + "/task/" + p + "/children")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		if c, err := strconv.Atoi(f); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// reloaded reports whether now holds a worker not in before, and every worker
+// of before still running is only finishing its requests.
+func reloaded(before, now []int) bool {
+	fresh := false
+	for _, c := range now {
+		if !slices.Contains(before, c) {
+			fresh = true
+			continue
+		}
+		title, err := os.ReadFile("/proc/" + strconv.Itoa(c) + "/cmdline")
+		if err == nil && !strings.Contains(string(title), "shutting down") {
+			return false
+		}
+	}
+	return fresh
+}
