@@ -43,7 +43,7 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b.integer(&c.GroupSize, "group-size", "", "GROUP_SIZE", 1, 1, 1000000, "number of proxymatic instances; per-server maxconn is divided by it")
 	b.str(&c.Output, "output", "o", "SERVICES_FILE", DefaultServicesFile, "where services.yaml is written")
 	b.boolean(&c.Once, "once", "", "", false, "refresh every source once, write (or print) and exit; non-zero if a source failed")
-	b.boolean(&c.DryRun, "dry-run", "", "", false, "print services.yaml to stdout and write nothing")
+	b.boolean(&c.DryRun, "dry-run", "", "", false, "print services.yaml to stdout and write nothing; implies --once")
 	b.str(&c.StatusEndpoint, "status-endpoint", "", "SYNC_STATUS_ENDPOINT", "0.0.0.0:9091", "address for /status and /metrics; empty disables")
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
 }
