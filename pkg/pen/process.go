@@ -1,0 +1,134 @@
+package pen
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/supervise"
+)
+
+// Dir is where pen's configs, control sockets and pid files live.
+func Dir(runDir string) string { return runDir + "/pen" }
+
+// ConfigFile is the live config of one pen service.
+func ConfigFile(runDir string, k services.Key) string { return Dir(runDir) + "/" + configName(k) }
+
+// ControlSocket is the unix control socket of one pen service (-C). A unix
+// path, not a port: nothing on the network can reach it, and it cannot
+// collide with a service's port.
+func ControlSocket(runDir string, k services.Key) string {
+	return Dir(runDir) + "/" + strings.TrimSuffix(configName(k), ".cfg") + ".ctl"
+}
+
+// PidFile is where the supervisor records one pen's pid (pen's own -p is
+// written after it drops privileges, where the run dir is not writable).
+func PidFile(runDir string, k services.Key) string {
+	return Dir(runDir) + "/" + strings.TrimSuffix(configName(k), ".cfg") + ".pid"
+}
+
+// ProcessConfig describes one pen process.
+type ProcessConfig struct {
+	Bin     string
+	RunDir  string
+	Service services.Key
+	MaxConn int    // -x: simultaneous connections
+	Clients int    // -c: client table size
+	User    string // -u: pen refuses a control socket as root without it
+}
+
+// Process runs the pen of one service and reloads it with SIGHUP (pen
+// re-reads its -F file).
+type Process struct {
+	cfg  ProcessConfig
+	log  *slog.Logger
+	proc *supervise.Process
+}
+
+// NewProcess prepares (does not start) pen for ConfigFile(RunDir, Service).
+func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger) *Process {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	k := c.Service
+	args := []string{
+		"-f", // foreground, supervised
+		"-r", // round robin without client tracking
+		"-W", // weights from the config
+		"-F", ConfigFile(c.RunDir, k),
+		"-C", ControlSocket(c.RunDir, k),
+		"-x", strconv.Itoa(c.MaxConn),
+		"-c", strconv.Itoa(c.Clients),
+	}
+	if k.Protocol == services.UDP {
+		args = append(args, "-U")
+	}
+	if c.User != "" {
+		args = append(args, "-u", c.User)
+	}
+	args = append(args, strconv.Itoa(k.Port))
+	spec := supervise.Spec{
+		Name:       "pen-" + k.String(),
+		Path:       c.Bin,
+		Args:       args,
+		Dir:        Dir(c.RunDir),
+		PidFile:    PidFile(c.RunDir, k),
+		StopSignal: syscall.SIGTERM,
+	}
+	return &Process{cfg: c, log: logger, proc: supervise.New(spec, backoff, logger)}
+}
+
+// Start starts pen, first stopping one an earlier agent left on this
+// service, and waits until its control socket answers (pen is then in its
+// main loop with the config read).
+func (p *Process) Start(ctx context.Context) error {
+	k := p.cfg.Service
+	_ = supervise.StopStale(ctx, PidFile(p.cfg.RunDir, k), p.cfg.Bin, p.log)
+	ctl := ControlSocket(p.cfg.RunDir, k)
+	if st, err := os.Lstat(ctl); err == nil && st.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(ctl)
+	}
+	if err := p.proc.Start(ctx); err != nil {
+		return fmt.Errorf("pen %s: %w", k, err)
+	}
+	for {
+		conn, err := net.DialTimeout("unix", ctl, time.Second)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pen %s: waiting for its control socket: %w", k, ctx.Err())
+		case <-p.proc.Done():
+			return fmt.Errorf("pen %s: exited while starting", k)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Pid is pen's pid, 0 when it is not running.
+func (p *Process) Pid() int { return p.proc.Pid() }
+
+// Reload makes pen re-read its config. pen handles SIGHUP in its main loop
+// and re-reads the file as it is then, so signals that collapse lose nothing.
+func (p *Process) Reload(context.Context) error {
+	if err := p.proc.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("pen %s reload: %w", p.cfg.Service, err)
+	}
+	return nil
+}
+
+// Stop terminates pen (SIGTERM) and kills it when ctx ends.
+func (p *Process) Stop(ctx context.Context) error {
+	err := p.proc.Stop(ctx)
+	_ = os.Remove(ControlSocket(p.cfg.RunDir, p.cfg.Service))
+	return err
+}
