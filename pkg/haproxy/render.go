@@ -26,6 +26,9 @@ type Params struct {
 	// MaxConnections bounds each service (listen maxconn); the global
 	// maxconn is twice it.
 	MaxConnections int
+	// StatsSocket is where the stats frontend binds; empty means
+	// StatsSocket(RunDir).
+	StatsSocket string
 	// Template renders the file; nil means the embedded haproxy.cfg.tmpl.
 	Template *template.Template
 }

@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -102,6 +103,9 @@ func (p *Params) validate() error {
 	if p.MaxConnections < 1 {
 		return fmt.Errorf("haproxy: max connections %d: want at least 1", p.MaxConnections)
 	}
+	if p.StatsSocket != "" && !safePath(p.StatsSocket) {
+		return fmt.Errorf("haproxy: stats socket %q: want an absolute, clean path of [A-Za-z0-9._/-]", p.StatsSocket)
+	}
 	return nil
 }
 
@@ -145,7 +149,7 @@ func newView(p Params, svcs []services.Service) (*view, error) {
 		GlobalMaxConn: 2 * p.MaxConnections,
 		MaxConn:       p.MaxConnections,
 		AdminSocket:   AdminSocket(p.RunDir),
-		StatsSocket:   StatsSocket(p.RunDir),
+		StatsSocket:   cmp.Or(p.StatsSocket, StatsSocket(p.RunDir)),
 		StateFile:     StateFile(p.RunDir),
 		Services:      make([]serviceView, 0, len(svcs)),
 	}

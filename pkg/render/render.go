@@ -7,6 +7,7 @@ package render
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"text/template"
 
@@ -32,6 +33,8 @@ type Options struct {
 	// NginxUser is nginx's user directive; set it only when nginx runs as
 	// root. Empty omits it.
 	NginxUser string
+	// NginxGroup goes with NginxUser (Debian's nobody needs nogroup).
+	NginxGroup string
 }
 
 // Validate checks the options on their own (the command line validates the
@@ -43,7 +46,19 @@ type Plan struct {
 	HAProxy []services.Service // TCP services, when --haproxy
 	Pen     []services.Service // UDP services, and TCP ones without --haproxy
 	VHosts  []nginx.VHost      // when --vhost-domain
+	// Skipped says what a valid service did not get, and why (its vhost
+	// name is too long, its port is the vhost port...).
+	Skipped []Skip
 }
+
+// Skip is one thing a service was not given.
+type Skip struct {
+	Service services.Key
+	Name    string
+	Reason  string
+}
+
+func (s Skip) String() string { return fmt.Sprintf("service %q (%s): %s", s.Name, s.Service, s.Reason) }
 
 // NewPlan splits valid services between the proxies following the rules in
 // README.md. It does not validate: Render refuses anything invalid.
@@ -62,9 +77,12 @@ func LoadTemplates(dir string) (*Templates, error) { return loadTemplates(dir) }
 // directory: "haproxy.cfg", "nginx.conf", "pen/<port>-<protocol>.cfg".
 // A proxy with nothing to serve has no file.
 type Files struct {
-	HAProxy []byte                  // nil when HAProxy serves nothing
+	HAProxy []byte                  // nil without --haproxy
 	Nginx   []byte                  // nil without --vhost-domain
 	Pen     map[services.Key][]byte // one per pen service
+	// PenDropped counts, per pen service with more servers than
+	// --pen-servers, the servers left out (the caller logs them).
+	PenDropped map[services.Key]int
 }
 
 // Render renders every file of the plan. slots is updated with the pen slot

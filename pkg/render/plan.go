@@ -1,0 +1,100 @@
+package render
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/meltwater/proxymatic/pkg/nginx"
+	"github.com/meltwater/proxymatic/pkg/pen"
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// maxHostLen is DNS's limit for a virtual host name.
+const maxHostLen = 253
+
+func (o *Options) validate() error {
+	if !safePath(o.RunDir) {
+		return fmt.Errorf("run dir %q: want an absolute, clean path of [A-Za-z0-9._/-]", o.RunDir)
+	}
+	if o.StatusSocket != "" && !safePath(o.StatusSocket) {
+		return fmt.Errorf("status socket %q: want an absolute, clean path of [A-Za-z0-9._/-]", o.StatusSocket)
+	}
+	if o.VHostDomain != "" {
+		if !services.ValidName(o.VHostDomain) {
+			return fmt.Errorf("vhost domain %q: want a DNS name of lowercase [a-z0-9._-]", clip(o.VHostDomain))
+		}
+		if o.VHostPort < 1 || o.VHostPort > 65535 {
+			return fmt.Errorf("vhost port %d is out of range 1..65535", o.VHostPort)
+		}
+	}
+	if o.MaxConnections < 1 {
+		return fmt.Errorf("max connections %d: want at least 1", o.MaxConnections)
+	}
+	if o.PenServers < 1 || o.PenServers > pen.MaxSlots {
+		return fmt.Errorf("pen servers %d: want 1..%d", o.PenServers, pen.MaxSlots)
+	}
+	if o.PenClients < 1 {
+		return fmt.Errorf("pen clients %d: want at least 1", o.PenClients)
+	}
+	return nil
+}
+
+// safePath admits only paths that need no quoting in any proxy's config.
+func safePath(p string) bool {
+	if p == "" || p[0] != '/' || filepath.Clean(p) != p || len(p) > 200 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '_' || c == '-' || c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func newPlan(o Options, svcs []services.Service) Plan {
+	var p Plan
+	sorted := slices.Clone(svcs)
+	slices.SortStableFunc(sorted, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
+	vhostOn := o.VHostDomain != ""
+	byName := map[string]int{} // vhost host -> index in p.VHosts
+	for _, s := range sorted {
+		if s.Protocol == services.TCP && vhostOn {
+			host := s.Name + "." + o.VHostDomain
+			switch i, dup := byName[host]; {
+			case len(host) > maxHostLen:
+				p.Skipped = append(p.Skipped, Skip{s.Key(), s.Name, fmt.Sprintf("no virtual host: %d-byte name %s... is longer than DNS allows", len(host), host[:40])})
+			case dup:
+				// The original rule: the lowest port wins (services are
+				// visited in port order, so the first one stays).
+				p.Skipped = append(p.Skipped, Skip{s.Key(), s.Name, fmt.Sprintf("no virtual host: %s is served by port %d", host, p.VHosts[i].Service.Port)})
+			default:
+				byName[host] = len(p.VHosts)
+				p.VHosts = append(p.VHosts, nginx.VHost{Host: host, Service: s.Key(), Servers: s.Servers})
+			}
+		}
+		if s.Protocol == services.TCP && vhostOn && s.Port == o.VHostPort {
+			// nginx holds this port: binding it again would stop either.
+			p.Skipped = append(p.Skipped, Skip{s.Key(), s.Name, fmt.Sprintf("not listened on: port %d is the vhost port", s.Port)})
+			continue
+		}
+		if s.Protocol == services.TCP && o.HAProxy {
+			p.HAProxy = append(p.HAProxy, s)
+		} else {
+			p.Pen = append(p.Pen, s)
+		}
+	}
+	return p
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
