@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// syncRun runs proxymatic-sync as the binary would, with the given
+// arguments and environment, and returns its exit code and output.
+func syncRun(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := Env{
+		Args:   args,
+		Getenv: func(k string) string { return env[k] },
+		Stdout: &out,
+		Stderr: &errOut,
+	}
+	code = Execute(NewSync(e), e)
+	return code, out.String(), errOut.String()
+}
+
+func webMarathon(t *testing.T) *marathontest.Server {
+	m := marathontest.New(t)
+	m.SetApps(marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001).WithTask("10.0.0.2", 31002))
+	return m
+}
+
+func decodeOutput(t *testing.T, out string) *services.File {
+	t.Helper()
+	f, _, err := services.Decode([]byte(out))
+	if err != nil {
+		t.Fatalf("output is not a valid services.yaml: %v\n%s", err, out)
+	}
+	return f
+}
+
+func TestSyncOnceDryRunPrintsAndWritesNothing(t *testing.T) {
+	m := webMarathon(t)
+	output := filepath.Join(t.TempDir(), "services.yaml")
+	code, stdout, stderr := syncRun(t, nil, "--marathon", m.URL, "--once", "--dry-run", "--output", output)
+	if code != ExitOK {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	f := decodeOutput(t, stdout)
+	if len(f.Services) != 1 || f.Services[0].Name != "web.product" || f.Services[0].Port != 10001 || len(f.Services[0].Servers) != 2 {
+		t.Errorf("services: %+v", f.Services)
+	}
+	if !strings.HasPrefix(stdout, services.Header) {
+		t.Errorf("output does not start with the generated-file header:\n%s", stdout)
+	}
+	if _, err := os.Stat(output); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("--dry-run wrote %s (%v)", output, err)
+	}
+
+	// The same state prints the same bytes: the CI path is deterministic.
+	_, again, _ := syncRun(t, nil, "--marathon", m.URL, "--once", "--dry-run", "--output", output)
+	if again != stdout {
+		t.Errorf("second run printed different bytes:\n%s\nfirst:\n%s", again, stdout)
+	}
+}
+
+func TestSyncDryRunImpliesOnce(t *testing.T) {
+	m := webMarathon(t)
+	// No --once: the command still returns instead of following Marathon.
+	code, stdout, stderr := syncRun(t, nil, "--marathon", m.URL, "--dry-run", "--status-endpoint", "")
+	if code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	decodeOutput(t, stdout)
+	if m.Subscribers() != 0 || m.Requests("/v2/events") != 0 {
+		t.Error("--dry-run followed Marathon's event stream")
+	}
+}
+
+func TestSyncOnceWritesFile(t *testing.T) {
+	m := webMarathon(t)
+	output := filepath.Join(t.TempDir(), "new", "services.yaml")
+	code, stdout, stderr := syncRun(t, nil, "--marathon", m.URL, "--once", "--output", output)
+	if code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("--once without --dry-run printed to stdout:\n%s", stdout)
+	}
+	data, err := os.ReadFile(output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeOutput(t, string(data))
+	if !strings.Contains(stderr, "msg=Added service=web.product port=10001/tcp") {
+		t.Errorf("the added service is not logged:\n%s", stderr)
+	}
+}
+
+func TestSyncOnceSourceFailureExitsNonZero(t *testing.T) {
+	m := webMarathon(t)
+	m.Fail(http.StatusServiceUnavailable)
+	output := filepath.Join(t.TempDir(), "services.yaml")
+	code, stdout, stderr := syncRun(t, nil, "--marathon", m.URL, "--once", "--output", output)
+	if code != ExitError {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, ExitError, stderr)
+	}
+	if !strings.Contains(stderr, "proxymatic-sync: nothing written: source marathon:") {
+		t.Errorf("stderr does not say which source failed:\n%s", stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout: %s", stdout)
+	}
+	if _, err := os.Stat(output); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed --once wrote %s", output)
+	}
+	code, stdout, _ = syncRun(t, nil, "--marathon", m.URL, "--once", "--dry-run")
+	if code != ExitError || stdout != "" {
+		t.Errorf("--dry-run with a failed source: exit %d, printed %q; want 1 and nothing", code, stdout)
+	}
+}
+
+func TestSyncEnvironmentFallback(t *testing.T) {
+	m := webMarathon(t)
+	output := filepath.Join(t.TempDir(), "services.yaml")
+	env := map[string]string{"MARATHON_URL": m.URL, "SERVICES_FILE": output, "REFRESH_INTERVAL": "30", "GROUP_SIZE": "2"}
+	code, _, stderr := syncRun(t, env, "--once")
+	if code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(output); err != nil {
+		t.Errorf("SERVICES_FILE not used: %v", err)
+	}
+
+	// The flag wins over the variable: a dead MARATHON_URL is not read.
+	env["MARATHON_URL"] = "http://127.0.0.1:1"
+	code, stdout, stderr := syncRun(t, env, "--once", "--dry-run", "--marathon", m.URL)
+	if code != ExitOK {
+		t.Fatalf("flag over variable: exit %d; stderr:\n%s", code, stderr)
+	}
+	decodeOutput(t, stdout)
+
+	// The deprecated callback variable is accepted and warned about once.
+	env["MARATHON_CALLBACK_URL"] = "http://me:5090/"
+	code, _, stderr = syncRun(t, env, "--once", "--dry-run", "--marathon", m.URL)
+	if code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if n := strings.Count(stderr, "is deprecated and ignored"); n != 1 {
+		t.Errorf("callback warning %d times, want once:\n%s", n, stderr)
+	}
+}
+
+func TestSyncBadValuesExitTwo(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no source", nil, []string{"--once"}, "no discovery source: set --marathon (MARATHON_URL) and/or --registrator (REGISTRATOR_URL)"},
+		{"marathon scheme", nil, []string{"--marathon", "ftp://marathon:8080"}, `invalid MARATHON_URL (--marathon) entry "ftp://marathon:8080": want an http:// or https:// URL`},
+		{"marathon password redacted", nil, []string{"--marathon", "ftp://user:secret@marathon:8080"}, `entry "ftp://user:xxxxx@marathon:8080"`},
+		{"registrator scheme", nil, []string{"--registrator", "http://etcd:2379/services"}, `invalid REGISTRATOR_URL (--registrator) "http://etcd:2379/services": want etcd://`},
+		{"refresh interval variable", map[string]string{"MARATHON_URL": "http://m:8080", "REFRESH_INTERVAL": "soon"}, nil, `invalid REFRESH_INTERVAL "soon": want whole seconds`},
+		{"refresh interval zero", nil, []string{"--marathon", "http://m:8080", "--refresh-interval", "0"}, `invalid argument "0" for "-i, --refresh-interval" flag: want whole seconds`},
+		{"group size", nil, []string{"--marathon", "http://m:8080", "--group-size", "0"}, "want a whole number from 1 to 1000000"},
+		{"group size variable", map[string]string{"MARATHON_URL": "http://m:8080", "GROUP_SIZE": "many"}, nil, `invalid GROUP_SIZE "many": want a whole number from 1 to 1000000`},
+		{"expose host variable", map[string]string{"MARATHON_URL": "http://m:8080", "EXPOSE_HOST": "maybe"}, nil, `invalid EXPOSE_HOST "maybe": want true or false`},
+		{"status endpoint", nil, []string{"--marathon", "http://m:8080", "--status-endpoint", "9091"}, `invalid SYNC_STATUS_ENDPOINT (--status-endpoint) "9091": want host:port`},
+		{"empty output", nil, []string{"--marathon", "http://m:8080", "--output", ""}, "invalid SERVICES_FILE (--output): empty"},
+		{"log format", map[string]string{"MARATHON_URL": "http://m:8080", "LOG_FORMAT": "xml"}, nil, `invalid LOG_FORMAT "xml": want text or json`},
+		{"unknown flag", nil, []string{"--marathon-url", "http://m:8080"}, "unknown flag: --marathon-url"},
+		{"argument", nil, []string{"--marathon", "http://m:8080", "extra"}, `unexpected argument "extra"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := syncRun(t, tc.env, tc.args...)
+			if code != ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, ExitUsage, stderr)
+			}
+			if !strings.HasPrefix(stderr, "proxymatic-sync: ") || !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q does not hold %q", stderr, tc.want)
+			}
+			if strings.Contains(stderr, "secret") {
+				t.Errorf("stderr shows a password: %q", stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout: %q", stdout)
+			}
+		})
+	}
+}
+
+func TestSyncHelpMentionsVariables(t *testing.T) {
+	code, stdout, _ := syncRun(t, nil, "--help")
+	if code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"[$MARATHON_URL]", "[$REGISTRATOR_URL]", "[$REFRESH_INTERVAL]", "--once", "implies --once"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
