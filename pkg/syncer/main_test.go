@@ -138,9 +138,11 @@ func TestMarathonEventReachesFile(t *testing.T) {
 			t.Fatal("the event did not cause a read")
 		}
 	}
+	stopStart := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("Main = %v, want a clean stop", err)
 	}
+	t.Logf("stop with an open event stream took %s", time.Since(stopStart))
 	if !strings.Contains(logs.String(), "msg=Modified service=web.product port=10001/tcp mode=tcp source=marathon servers=2") {
 		t.Errorf("change not logged:\n%s", logs.String())
 	}
