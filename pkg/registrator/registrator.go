@@ -333,14 +333,16 @@ func (s *Source) session(ctx context.Context, ep string, out chan<- update) (lis
 	}
 
 	wctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.probeLoop(wctx, sess, stop)
 	}()
-	defer wg.Wait()
+	defer func() {
+		stop(nil)
+		wg.Wait()
+	}()
 	emit := func(cs []change) error {
 		watchEvents.WithLabelValues(ep).Add(float64(len(cs)))
 		lastSuccess.SetToCurrentTime()
