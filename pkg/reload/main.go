@@ -1,16 +1,217 @@
+// Package reload is proxymatic-reload's agent: it follows services.yaml
+// (pkg/filewatch), renders the proxies' configs (pkg/render), checks each
+// with the proxy itself, swaps in only what changed and reloads HAProxy,
+// nginx and pen without dropping a connection (pkg/haproxy, pkg/nginx,
+// pkg/pen run them under pkg/supervise). A bad file or a config a proxy
+// rejects never replaces the running one. See README.md for the loop and
+// the decisions behind it.
 package reload
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"time"
 
 	"github.com/meltwater/proxymatic/pkg/config"
+	"github.com/meltwater/proxymatic/pkg/filewatch"
+	"github.com/meltwater/proxymatic/pkg/haproxy"
+	"github.com/meltwater/proxymatic/pkg/nginx"
+	"github.com/meltwater/proxymatic/pkg/pen"
+	"github.com/meltwater/proxymatic/pkg/render"
+	"github.com/meltwater/proxymatic/pkg/status"
+	"github.com/meltwater/proxymatic/pkg/supervise"
 )
 
 // Main runs proxymatic-reload with a validated configuration until ctx is
 // done; with --dry-run it renders, checks and returns.
 func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout io.Writer) error {
-	return errors.New("the reload agent is not built yet")
+	opts := options(cfg)
+	if cfg.DryRun {
+		return render.DryRun(ctx, opts, cfg.Services, cfg.OutputDir, cfg.Check, stdout)
+	}
+	st := status.New(nil)
+	var ln net.Listener
+	if cfg.StatusEndpoint != "" {
+		var err error
+		if ln, err = status.Listen(cfg.StatusEndpoint); err != nil {
+			return err
+		}
+	}
+	a, err := newAgent(cfg, opts, st, logger, bins{})
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	if cfg.HAProxy {
+		st.Handle("/haproxy", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
+		st.Handle("/haproxy/", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
+	}
+	return serve(ctx, a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, logger)
+}
+
+// serve runs the agent and the status endpoint until ctx is done, then shuts
+// down: /status turns 503 at once, the proxies stop after delay, bounded by
+// stopTimeout.
+func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, delay, stopTimeout time.Duration, logger *slog.Logger) error {
+	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStatus()
+	statusDone := make(chan error, 1)
+	if ln != nil {
+		go func() { statusDone <- st.Serve(statusCtx, ln) }()
+	} else {
+		statusDone <- nil
+	}
+
+	runErr := a.run(ctx)
+	st.Set(status.Terminating)
+	logger.Info("terminating: /status reports TERMINATING; proxies stop after the shutdown delay", "delay", delay)
+	select {
+	case <-time.After(delay):
+	case err := <-statusDone:
+		statusDone <- err
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	a.shutdown(stopCtx)
+	cancel()
+	a.stopProcs()
+	stopStatus()
+	statusErr := <-statusDone
+	logger.Info("stopped")
+	return errors.Join(runErr, statusErr)
+}
+
+// bins overrides the proxies' binaries (tests); empty fields are looked up.
+type bins struct{ haproxy, nginx, pen string }
+
+func lookBin(override, name string) (string, error) {
+	if override != "" {
+		return override, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
+		if st, err := os.Stat(dir + "/" + name); err == nil && !st.IsDir() {
+			return dir + "/" + name, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not installed (looked on PATH, /usr/sbin, /usr/local/sbin)", name)
+}
+
+func options(cfg *config.Reload) render.Options {
+	o := render.Options{
+		HAProxy:        cfg.HAProxy,
+		VHostDomain:    cfg.VHostDomain,
+		VHostPort:      cfg.VHostPort,
+		ProxyProtocol:  cfg.ProxyProtocol,
+		MaxConnections: cfg.MaxConnections,
+		PenServers:     cfg.PenServers,
+		PenClients:     cfg.PenClients,
+		RunDir:         cfg.RunDir,
+		TemplateDir:    cfg.TemplateDir,
+	}
+	// As root, nginx's workers and pen drop to nobody (pen refuses its
+	// control socket as root otherwise).
+	if os.Geteuid() == 0 {
+		if _, err := user.Lookup("nobody"); err == nil {
+			o.NginxUser = "nobody"
+			if _, err := user.LookupGroup("nogroup"); err == nil {
+				o.NginxGroup = "nogroup"
+			}
+		}
+	}
+	return o
+}
+
+func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger *slog.Logger, b bins) (*agent, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
+		return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
+	}
+	// Proxies that drop privileges read their configs here.
+	if err := os.Chmod(cfg.RunDir, 0o755); err != nil {
+		return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
+	}
+	templates, err := render.LoadTemplates(cfg.TemplateDir)
+	if err != nil {
+		return nil, err
+	}
+	slotsPath := pen.SlotsFile(cfg.RunDir)
+	slots, err := pen.LoadSlots(slotsPath, cfg.PenServers)
+	if err != nil {
+		logger.Warn("pen slots unreadable; starting empty (servers may change slots once)", "path", slotsPath, "err", err)
+		slots = pen.NewSlots(cfg.PenServers)
+	}
+	procCtx, stopProcs := context.WithCancel(context.Background())
+	env := proxyEnv{runDir: cfg.RunDir, backoff: supervise.DefaultBackoff, log: logger, procCtx: procCtx}
+	a := &agent{
+		opts: opts, templates: templates, slots: slots, slotsPath: slotsPath,
+		status: st, log: logger, stopProcs: stopProcs,
+		watcher: &filewatch.Watcher{Path: cfg.Services, Logger: logger},
+	}
+	if cfg.HAProxy {
+		bin, err := lookBin(b.haproxy, "haproxy")
+		if err != nil {
+			stopProcs()
+			return nil, err
+		}
+		a.proxies = append(a.proxies, newHAProxy(bin, env))
+	}
+	if cfg.VHostDomain != "" {
+		bin, err := lookBin(b.nginx, "nginx")
+		if err != nil {
+			stopProcs()
+			return nil, err
+		}
+		if err := nginx.MakeDirs(cfg.RunDir); err != nil {
+			stopProcs()
+			return nil, err
+		}
+		a.proxies = append(a.proxies, newNginx(bin, env))
+	}
+	// pen serves UDP always and TCP without --haproxy.
+	bin, err := lookBin(b.pen, "pen")
+	if err != nil {
+		stopProcs()
+		return nil, err
+	}
+	if err := os.MkdirAll(pen.Dir(cfg.RunDir), 0o755); err != nil {
+		stopProcs()
+		return nil, fmt.Errorf("pen dir: %w", err)
+	}
+	a.proxies = append(a.proxies, newPenSet(bin, env, cfg.MaxConnections, cfg.PenClients, opts.NginxUser))
+	return a, nil
+}
+
+// haproxyStats reverse-proxies HAProxy's stats page from the unix socket
+// its stats frontend binds.
+func haproxyStats(socket string) http.Handler {
+	target := &url.URL{Scheme: "http", Host: "haproxy-stats"}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:    2,
+		IdleConnTimeout: 30 * time.Second,
+	}
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+		http.Error(w, "HAProxy stats unavailable: "+err.Error(), http.StatusBadGateway)
+	}
+	return rp
 }

@@ -1,0 +1,151 @@
+package reload
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/filewatch"
+	"github.com/meltwater/proxymatic/pkg/pen"
+	"github.com/meltwater/proxymatic/pkg/render"
+	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/status"
+)
+
+// agent follows the services file and keeps the proxies in step with it.
+// Everything it does happens on the watcher's goroutine, one file at a time.
+type agent struct {
+	opts      render.Options
+	templates *render.Templates
+	slots     *pen.Slots
+	slotsPath string
+	proxies   []proxy
+	status    *status.Server
+	log       *slog.Logger
+	watcher   *filewatch.Watcher
+	stopProcs context.CancelFunc // ends the proxies' process context, after shutdown
+
+	lastHash string // hex SHA-256 of the last file applied without error
+	// applied is called after each file has been applied (tests measure
+	// with it); nil in production.
+	applied func(hash [sha256.Size]byte, err error)
+}
+
+// run applies the file until ctx is done. The proxies keep running: stop
+// them with shutdown.
+func (a *agent) run(ctx context.Context) error {
+	return a.watcher.Run(ctx, a.onChange)
+}
+
+func (a *agent) onChange(ctx context.Context, snap filewatch.Snapshot) {
+	err := a.applySnapshot(ctx, snap)
+	if a.applied != nil {
+		a.applied(snap.Hash, err)
+	}
+}
+
+func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) error {
+	if snap.Err != nil {
+		fileErrors.Inc()
+		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", snap.Err)
+		return snap.Err
+	}
+	d, err := services.Parse(snap.Data)
+	if err != nil {
+		fileErrors.Inc()
+		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", err)
+		return err
+	}
+	for _, w := range d.Warnings {
+		a.log.Warn("services file", "warning", w)
+	}
+	for _, r := range d.Rejected {
+		for _, p := range r.Problems {
+			a.log.Error("service left out", "service", r.Service.Name, "port", r.Service.Port, "line", p.Line, "field", p.Field, "reason", p.Msg)
+		}
+	}
+	droppedServices.Set(float64(len(d.Rejected)))
+	droppedServicesTotal.Add(float64(len(d.Rejected)))
+	return a.apply(ctx, d.File.Services, snap.Hash)
+}
+
+// apply renders the services and hands every proxy its files.
+func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256.Size]byte) error {
+	start := time.Now()
+	plan := render.NewPlan(a.opts, svcs)
+	for _, sk := range plan.Skipped {
+		a.log.Warn("service not served by every proxy", "service", sk.Name, "key", sk.Service.String(), "reason", sk.Reason)
+	}
+	files, err := render.Render(a.opts, a.templates, plan, a.slots)
+	if err != nil {
+		for _, p := range a.proxies {
+			reloadFailures.WithLabelValues(p.name()).Inc()
+		}
+		a.log.Error("render failed; the running config stays", "err", err)
+		return fmt.Errorf("render: %w", err)
+	}
+	for k, n := range files.PenDropped {
+		a.log.Warn("pen service has more servers than slots; some are left out", "service", k.String(), "left_out", n)
+	}
+	if err := a.slots.Save(a.slotsPath); err != nil {
+		a.log.Warn("saving pen slots (only their stability across restarts is lost)", "err", err)
+	}
+	var errs []error
+	for _, p := range a.proxies {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := p.apply(ctx, files); err != nil {
+			reloadFailures.WithLabelValues(p.name()).Inc()
+			proxyHealthy.WithLabelValues(p.name()).Set(0)
+			if errors.Is(err, errRejected) {
+				a.log.Error("proxy rejected its new config; the running one stays", "proxy", p.name(), "err", err)
+			} else {
+				a.log.Error("proxy did not take its new config", "proxy", p.name(), "err", err)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		proxyHealthy.WithLabelValues(p.name()).Set(1)
+	}
+	serving := true
+	for _, p := range a.proxies {
+		serving = serving && p.serving()
+	}
+	if serving {
+		a.status.Set(status.OK)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	h := hex.EncodeToString(hash[:])
+	if h != a.lastHash {
+		if a.lastHash != "" {
+			lastGoodHash.DeleteLabelValues(a.lastHash)
+		}
+		lastGoodHash.WithLabelValues(h).Set(1)
+		a.lastHash = h
+	}
+	lastGoodTime.SetToCurrentTime()
+	applySeconds.Observe(time.Since(start).Seconds())
+	a.log.Info("services file applied", "services", len(svcs), "sha256", h[:12], "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// shutdown stops every proxy at once, each bounded by ctx.
+func (a *agent) shutdown(ctx context.Context) {
+	done := make(chan struct{}, len(a.proxies))
+	for _, p := range a.proxies {
+		go func() {
+			p.stop(ctx)
+			done <- struct{}{}
+		}()
+	}
+	for range a.proxies {
+		<-done
+	}
+}

@@ -1,0 +1,300 @@
+package reload
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/haproxy"
+	"github.com/meltwater/proxymatic/pkg/nginx"
+	"github.com/meltwater/proxymatic/pkg/pen"
+	"github.com/meltwater/proxymatic/pkg/render"
+	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/supervise"
+)
+
+// proxy is one proxy (or, for pen, one set of processes) the loop keeps in
+// step with the rendered files. apply changes nothing when the proxy's bytes
+// did not change; a config its check rejects never replaces the running one.
+type proxy interface {
+	name() string
+	apply(ctx context.Context, files *render.Files) error
+	// serving reports whether the proxy runs some good config (or has
+	// nothing to serve).
+	serving() bool
+	stop(ctx context.Context)
+}
+
+// How long a start or a reload may take before it counts as failed.
+const (
+	startTimeout  = 15 * time.Second
+	reloadTimeout = 15 * time.Second
+)
+
+// errRejected marks a config the proxy's own check refused.
+var errRejected = errors.New("config rejected")
+
+// runner is what the HAProxy master and the nginx server have in common.
+type runner interface {
+	Start(ctx context.Context) error
+	Reload(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Pid() int
+}
+
+// single manages a proxy with one config file and one master process.
+type single struct {
+	proxyName string
+	file      configFile
+	check     func(ctx context.Context, candidate string) error
+	newRunner func() runner
+	pick      func(*render.Files) []byte
+	log       *slog.Logger
+
+	run     runner
+	current []byte // the live file's bytes; nil before the first good config
+}
+
+func (s *single) name() string { return s.proxyName }
+
+func (s *single) serving() bool { return s.run != nil || s.current == nil }
+
+func (s *single) apply(ctx context.Context, files *render.Files) error {
+	want := s.pick(files)
+	if want == nil {
+		// Nothing to serve (HAProxy without TCP services): stop.
+		if s.run != nil {
+			s.stop(ctx)
+		}
+		return nil
+	}
+	if s.run != nil && bytes.Equal(want, s.current) {
+		return nil
+	}
+	tmp, err := s.file.stage(want)
+	if err != nil {
+		return err
+	}
+	if err := s.check(ctx, tmp); err != nil {
+		s.file.discard(tmp)
+		return fmt.Errorf("%s: %w: %w", s.proxyName, errRejected, err)
+	}
+	previous := s.current
+	if err := s.file.commit(tmp); err != nil {
+		return err
+	}
+	if s.run == nil {
+		r := s.newRunner()
+		sctx, cancel := context.WithTimeout(ctx, startTimeout)
+		defer cancel()
+		if err := r.Start(sctx); err != nil {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = r.Stop(stopCtx)
+			return fmt.Errorf("%s: start: %w", s.proxyName, err)
+		}
+		s.run, s.current = r, want
+		reloads.WithLabelValues(s.proxyName).Inc()
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	if err := s.run.Reload(rctx); err != nil {
+		// The running proxy kept its old config; put the file back so a
+		// restart after a crash runs that one too.
+		if previous != nil {
+			if werr := s.file.write(previous); werr != nil {
+				s.log.Error("restoring the previous config", "proxy", s.proxyName, "err", werr)
+			}
+		}
+		return fmt.Errorf("%s: reload: %w", s.proxyName, err)
+	}
+	s.current = want
+	reloads.WithLabelValues(s.proxyName).Inc()
+	return nil
+}
+
+func (s *single) stop(ctx context.Context) {
+	if s.run == nil {
+		return
+	}
+	if err := s.run.Stop(ctx); err != nil {
+		s.log.Warn("stop", "proxy", s.proxyName, "err", err)
+	}
+	s.run, s.current = nil, nil
+}
+
+// proxyEnv is what the proxies need from the agent.
+type proxyEnv struct {
+	runDir  string
+	backoff supervise.Backoff
+	log     *slog.Logger
+	// procCtx outlives the agent's context: the proxies must keep running
+	// through the shutdown delay and stop only when told to.
+	procCtx context.Context
+}
+
+func newHAProxy(bin string, env proxyEnv) *single {
+	return &single{
+		proxyName: "haproxy",
+		file:      configFile{path: haproxy.ConfigFile(env.runDir)},
+		check:     func(ctx context.Context, c string) error { return haproxy.Check(ctx, bin, c) },
+		newRunner: func() runner { return &procRunner{r: haproxy.NewMaster(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx} },
+		pick:      func(f *render.Files) []byte { return f.HAProxy },
+		log:       env.log,
+	}
+}
+
+func newNginx(bin string, env proxyEnv) *single {
+	return &single{
+		proxyName: "nginx",
+		file:      configFile{path: nginx.ConfigFile(env.runDir)},
+		check:     func(ctx context.Context, c string) error { return nginx.Check(ctx, bin, env.runDir, c) },
+		newRunner: func() runner { return &procRunner{r: nginx.NewServer(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx} },
+		pick:      func(f *render.Files) []byte { return f.Nginx },
+		log:       env.log,
+	}
+}
+
+// procRunner starts a proxy under the process context rather than the
+// caller's: a start's own deadline must not end the proxy it started.
+type procRunner struct {
+	r interface {
+		runner
+	}
+	ctx context.Context
+}
+
+func (p *procRunner) Start(ctx context.Context) error {
+	// The proxy lives under p.ctx; ctx only bounds the wait for it to be up.
+	errc := make(chan error, 1)
+	go func() { errc <- p.r.Start(p.ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("not up in time: %w", ctx.Err())
+	}
+}
+func (p *procRunner) Reload(ctx context.Context) error { return p.r.Reload(ctx) }
+func (p *procRunner) Stop(ctx context.Context) error   { return p.r.Stop(ctx) }
+func (p *procRunner) Pid() int                         { return p.r.Pid() }
+
+// penSet runs one pen per pen service: started when a service appears,
+// reloaded when its file changes, stopped when it goes away.
+type penSet struct {
+	bin     string
+	env     proxyEnv
+	clients int
+	maxConn int
+	user    string
+
+	procs   map[services.Key]*pen.Process
+	current map[services.Key][]byte
+	failed  bool
+}
+
+func newPenSet(bin string, env proxyEnv, maxConn, clients int, user string) *penSet {
+	return &penSet{bin: bin, env: env, maxConn: maxConn, clients: clients, user: user,
+		procs: map[services.Key]*pen.Process{}, current: map[services.Key][]byte{}}
+}
+
+func (p *penSet) name() string { return "pen" }
+
+func (p *penSet) serving() bool { return !p.failed }
+
+func (p *penSet) apply(ctx context.Context, files *render.Files) error {
+	var errs []error
+	for _, k := range slices.SortedFunc(maps.Keys(p.procs), services.Key.Compare) {
+		if _, ok := files.Pen[k]; !ok {
+			p.stopOne(ctx, k)
+		}
+	}
+	missing := false
+	for _, k := range slices.SortedFunc(maps.Keys(files.Pen), services.Key.Compare) {
+		if err := p.applyOne(ctx, k, files.Pen[k]); err != nil {
+			errs = append(errs, err)
+		}
+		if p.procs[k] == nil {
+			missing = true
+		}
+	}
+	p.failed = missing
+	return errors.Join(errs...)
+}
+
+func (p *penSet) applyOne(ctx context.Context, k services.Key, want []byte) error {
+	proc := p.procs[k]
+	if proc != nil && bytes.Equal(want, p.current[k]) {
+		return nil
+	}
+	// pen has no check mode and ignores what it does not understand: our
+	// parser is the check.
+	if err := pen.Parse(want); err != nil {
+		return fmt.Errorf("pen %s: %w: %w", k, errRejected, err)
+	}
+	file := configFile{path: pen.ConfigFile(p.env.runDir, k)}
+	if err := file.write(want); err != nil {
+		return fmt.Errorf("pen %s: %w", k, err)
+	}
+	if proc == nil {
+		proc = pen.NewProcess(pen.ProcessConfig{
+			Bin: p.bin, RunDir: p.env.runDir, Service: k, MaxConn: p.maxConn, Clients: p.clients, User: p.user,
+		}, p.env.backoff, p.env.log)
+		r := &procRunner{r: proc, ctx: p.env.procCtx}
+		sctx, cancel := context.WithTimeout(ctx, startTimeout)
+		defer cancel()
+		if err := r.Start(sctx); err != nil {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = proc.Stop(stopCtx)
+			file.remove()
+			return fmt.Errorf("pen %s: start: %w", k, err)
+		}
+		p.procs[k] = proc
+		p.current[k] = want
+		reloads.WithLabelValues("pen").Inc()
+		return nil
+	}
+	if err := proc.Reload(ctx); err != nil {
+		return err
+	}
+	p.current[k] = want
+	reloads.WithLabelValues("pen").Inc()
+	return nil
+}
+
+func (p *penSet) stopOne(ctx context.Context, k services.Key) {
+	if proc := p.procs[k]; proc != nil {
+		if err := proc.Stop(ctx); err != nil {
+			p.env.log.Warn("stop", "proxy", "pen", "service", k.String(), "err", err)
+		}
+	}
+	delete(p.procs, k)
+	delete(p.current, k)
+	configFile{path: pen.ConfigFile(p.env.runDir, k)}.remove()
+}
+
+func (p *penSet) stop(ctx context.Context) {
+	done := make(chan struct{})
+	n := 0
+	for k := range p.procs {
+		n++
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if err := p.procs[k].Stop(ctx); err != nil {
+				p.env.log.Warn("stop", "proxy", "pen", "service", k.String(), "err", err)
+			}
+		}()
+	}
+	for range n {
+		<-done
+	}
+	clear(p.procs)
+	clear(p.current)
+}
