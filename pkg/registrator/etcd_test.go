@@ -262,6 +262,11 @@ func TestV3(t *testing.T) {
 				if err := st.putAsync(prefix+"/late/h:late:80", "10.9.0.1:1"); err != nil {
 					t.Error(err)
 				}
+				// A later write, so the compaction revision is past the one the
+				// watch asks for (compacting exactly at it would still allow it).
+				if err := st.putAsync("/noise/after", "x"); err != nil {
+					t.Error(err)
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				r, err := e.Client().Get(ctx, "x")
