@@ -63,8 +63,8 @@ func (c *Sync) Validate() error {
 	}
 	if c.Registrator != "" {
 		u, err := url.Parse(c.Registrator)
-		if err != nil || (u.Scheme != "etcd" && u.Scheme != "etcd3") || u.Host == "" {
-			return usagef("invalid REGISTRATOR_URL (--registrator) %q: want etcd://host:port[,host:port]/prefix or etcd3://host:port[,host:port]/prefix", redact(c.Registrator))
+		if err != nil || (u.Scheme != "etcd" && u.Scheme != "etcd3" && u.Scheme != "etcds" && u.Scheme != "etcd3s") || u.Host == "" {
+			return usagef("invalid REGISTRATOR_URL (--registrator) %q: want etcd://host:port[,host:port]/prefix or etcd3://host:port[,host:port]/prefix (etcds://, etcd3s:// for TLS)", redact(c.Registrator))
 		}
 	}
 	if len(c.Marathon) == 0 && c.Registrator == "" {
