@@ -1,0 +1,382 @@
+package reload
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
+	"github.com/meltwater/proxymatic/pkg/config"
+	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/status"
+)
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// backend is a real HTTP server answering its name.
+type backend struct {
+	name string
+	srv  services.Server
+}
+
+func newBackends(t testing.TB, n int) []backend {
+	t.Helper()
+	var out []backend
+	for i := range n {
+		name := fmt.Sprintf("backend-%d", i)
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) }))
+		t.Cleanup(s.Close)
+		ap := netip.MustParseAddrPort(s.Listener.Addr().String())
+		out = append(out, backend{name: name, srv: services.Server{IP: ap.Addr(), Port: int(ap.Port()), Weight: services.DefaultWeight}})
+	}
+	return out
+}
+
+// openDir makes dir and its parents traversable by the proxies' unprivileged
+// users (t.TempDir is 0700).
+func openDir(t testing.TB, dir string) {
+	t.Helper()
+	for d := dir; d != "/" && d != filepath.Dir(os.TempDir()); d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, st.Mode().Perm()|0o055); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+type harness struct {
+	t        testing.TB
+	cfg      config.Reload
+	a        *agent
+	st       *status.Server
+	statusAt string
+	cancel   context.CancelFunc
+	done     chan error
+	applied  chan error
+	port     int // the service's port
+}
+
+type mode int
+
+const (
+	withHAProxy mode = iota
+	withNginx
+	withPen
+)
+
+func (m mode) String() string { return [...]string{"haproxy", "nginx", "pen"}[m] }
+
+func startAgent(t testing.TB, m mode, templateDir string, initial []services.Service) *harness {
+	t.Helper()
+	h := &harness{t: t, applied: make(chan error, 100), done: make(chan error, 1), port: freePort(t)}
+	b := bins{haproxy: testbin.Require(t, "haproxy"), pen: testbin.Require(t, "pen")}
+	h.cfg = config.Reload{
+		Services:       filepath.Join(t.TempDir(), "in", "services.yaml"),
+		MaxConnections: 512, PenServers: 8, PenClients: 512, VHostPort: 80,
+		RunDir:        filepath.Join(t.TempDir(), "run"),
+		TemplateDir:   templateDir,
+		ShutdownDelay: 200 * time.Millisecond, StopTimeout: 5 * time.Second,
+	}
+	openDir(t, filepath.Dir(h.cfg.RunDir))
+	switch m {
+	case withHAProxy:
+		h.cfg.HAProxy = true
+	case withNginx:
+		b.nginx = testbin.Require(t, "nginx")
+		h.cfg.HAProxy = true
+		h.cfg.VHostDomain = "test.example"
+		h.cfg.VHostPort = freePort(t)
+	}
+	if err := h.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if initial != nil {
+		h.write(initial...)
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h.st = status.New(nil)
+	a, err := newAgent(&h.cfg, options(&h.cfg), h.st, logger, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.applied = func(_ [sha256.Size]byte, err error) { h.applied <- err }
+	h.a = a
+	ln, err := status.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.statusAt = "http://" + ln.Addr().String()
+	if h.cfg.HAProxy {
+		h.st.Handle("/haproxy", haproxyStats(filepath.Join(h.cfg.RunDir, "haproxy-stats.sock")))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- serve(ctx, a, h.st, ln, h.cfg.ShutdownDelay, h.cfg.StopTimeout, logger) }()
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+var stopped sync.Map
+
+func (h *harness) stop() error {
+	if _, already := stopped.LoadOrStore(h, true); already {
+		return nil
+	}
+	h.cancel()
+	select {
+	case err := <-h.done:
+		return err
+	case <-time.After(30 * time.Second):
+		h.t.Error("agent did not stop")
+		return nil
+	}
+}
+
+// write replaces services.yaml atomically, as proxymatic-sync does.
+func (h *harness) write(svcs ...services.Service) {
+	h.t.Helper()
+	f := services.File{Services: slices.Clone(svcs)}
+	f.Normalize()
+	h.writeRaw(f.Encode())
+}
+
+func (h *harness) writeRaw(data []byte) {
+	h.t.Helper()
+	dir := filepath.Dir(h.cfg.Services)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, ".services.yaml.tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.cfg.Services); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitApplied returns the result of the next file applied.
+func (h *harness) waitApplied() error {
+	h.t.Helper()
+	select {
+	case err := <-h.applied:
+		return err
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("no file applied")
+		return nil
+	}
+}
+
+func (h *harness) statusCode() int {
+	resp, err := http.Get(h.statusAt + "/status")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (h *harness) metrics() string {
+	resp, err := http.Get(h.statusAt + "/metrics")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// client sends one request on a fresh connection through the proxy under
+// test and returns the backend that answered.
+type client struct {
+	url  string
+	host string
+	c    *http.Client
+}
+
+func (h *harness) client(m mode) *client {
+	c := &client{url: fmt.Sprintf("http://127.0.0.1:%d/", h.port), c: &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{DisableKeepAlives: true},
+	}}
+	if m == withNginx {
+		c.url = fmt.Sprintf("http://127.0.0.1:%d/", h.cfg.VHostPort)
+		c.host = "web." + h.cfg.VHostDomain
+	}
+	return c
+}
+
+func (c *client) get() (string, error) {
+	req, _ := http.NewRequest("GET", c.url, nil)
+	if c.host != "" {
+		req.Host = c.host
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d: %q", resp.StatusCode, b)
+	}
+	return string(b), nil
+}
+
+// eventually polls until the proxy answers from want.
+func (c *client) eventually(t testing.TB, want string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var got string
+	var err error
+	for time.Since(start) < within {
+		if got, err = c.get(); err == nil && got == want {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no answer from %s within %v: last %q, %v", want, within, got, err)
+	return 0
+}
+
+func service(port int, bs ...backend) services.Service {
+	s := services.Service{Name: "web", Port: port, Protocol: services.TCP, Mode: services.ModeTCP}
+	for _, b := range bs {
+		s.Servers = append(s.Servers, b.srv)
+	}
+	return s
+}
+
+// load runs a few goroutines of fresh connections until stop, counting
+// answers and failures.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errs       []string
+	wg         sync.WaitGroup
+	stop       context.CancelFunc
+}
+
+func startLoad(c *client, workers int) *load {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	l := &load{stop: cancel}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				if _, err := c.get(); err != nil {
+					l.failed.Add(1)
+					l.mu.Lock()
+					if len(l.errs) < 10 {
+						l.errs = append(l.errs, err.Error())
+					}
+					l.mu.Unlock()
+				} else {
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish() (ok, failed int64, errs []string) {
+	l.stop()
+	l.wg.Wait()
+	return l.ok.Load(), l.failed.Load(), l.errs
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+// TestSwitchUnderLoad switches the service between backends 20 times while
+// fresh connections keep coming, for each proxy: no request may fail and
+// every change must reach the traffic.
+func TestSwitchUnderLoad(t *testing.T) {
+	for _, m := range []mode{withHAProxy, withNginx, withPen} {
+		t.Run(m.String(), func(t *testing.T) {
+			bs := newBackends(t, 4)
+			h := startAgent(t, m, "", nil)
+			if code := h.statusCode(); code != http.StatusServiceUnavailable {
+				t.Fatalf("/status before any file: %d, want 503", code)
+			}
+			h.write(service(h.port, bs[0]))
+			if err := h.waitApplied(); err != nil {
+				t.Fatal(err)
+			}
+			if code := h.statusCode(); code != http.StatusOK {
+				t.Fatalf("/status after the first good file: %d, want 200", code)
+			}
+			c := h.client(m)
+			c.eventually(t, bs[0].name, 10*time.Second)
+
+			l := startLoad(c, 3)
+			var took []time.Duration
+			for i := 1; i <= 20; i++ {
+				next := bs[i%len(bs)]
+				start := time.Now()
+				h.write(service(h.port, next))
+				c.eventually(t, next.name, 10*time.Second)
+				took = append(took, time.Since(start))
+				if err := h.waitApplied(); err != nil {
+					t.Fatalf("switch %d: %v", i, err)
+				}
+			}
+			ok, failed, errs := l.finish()
+			t.Logf("%s: %d requests, %d failed; rename to first response from the new backend: p50 %v, p99 %v, max %v",
+				m, ok+failed, failed, percentile(took, .5), percentile(took, .99), slices.Max(took))
+			if failed > 0 {
+				t.Fatalf("%d of %d requests failed during 20 switches: %v", failed, ok+failed, errs)
+			}
+			if ok == 0 {
+				t.Fatal("the load sent nothing")
+			}
+			if !strings.Contains(h.metrics(), fmt.Sprintf(`proxymatic_reload_reloads_total{proxy="%s"}`, map[mode]string{withHAProxy: "haproxy", withNginx: "nginx", withPen: "pen"}[m])) {
+				t.Fatal("/metrics has no reload counter for the proxy")
+			}
+		})
+	}
+}
