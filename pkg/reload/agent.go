@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/filewatch"
@@ -94,23 +95,23 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 	if err := a.slots.Save(a.slotsPath); err != nil {
 		a.log.Warn("saving pen slots (only their stability across restarts is lost)", "err", err)
 	}
+	// The proxies are independent: each takes its files at the same time,
+	// so a slow HAProxy reload does not delay nginx or pen.
+	results := make([]error, len(a.proxies))
+	var wg sync.WaitGroup
+	for i, p := range a.proxies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = a.applyProxy(ctx, p, files)
+		}()
+	}
+	wg.Wait()
 	var errs []error
-	for _, p := range a.proxies {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err := p.apply(ctx, files); err != nil {
-			reloadFailures.WithLabelValues(p.name()).Inc()
-			proxyHealthy.WithLabelValues(p.name()).Set(0)
-			if errors.Is(err, errRejected) {
-				a.log.Error("proxy rejected its new config; the running one stays", "proxy", p.name(), "err", err)
-			} else {
-				a.log.Error("proxy did not take its new config", "proxy", p.name(), "err", err)
-			}
+	for _, err := range results {
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		proxyHealthy.WithLabelValues(p.name()).Set(1)
 	}
 	serving := true
 	for _, p := range a.proxies {
@@ -133,6 +134,23 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 	lastGoodTime.SetToCurrentTime()
 	applySeconds.Observe(time.Since(start).Seconds())
 	a.log.Info("services file applied", "services", len(svcs), "sha256", h[:12], "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (a *agent) applyProxy(ctx context.Context, p proxy, files *render.Files) error {
+	start := time.Now()
+	if err := p.apply(ctx, files); err != nil {
+		reloadFailures.WithLabelValues(p.name()).Inc()
+		proxyHealthy.WithLabelValues(p.name()).Set(0)
+		if errors.Is(err, errRejected) {
+			a.log.Error("proxy rejected its new config; the running one stays", "proxy", p.name(), "err", err)
+		} else {
+			a.log.Error("proxy did not take its new config", "proxy", p.name(), "err", err)
+		}
+		return err
+	}
+	proxyHealthy.WithLabelValues(p.name()).Set(1)
+	a.log.Debug("proxy in step", "proxy", p.name(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

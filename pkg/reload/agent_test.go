@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -379,4 +380,163 @@ func TestSwitchUnderLoad(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A proxy killed outright comes back; a config the proxy rejects leaves the
+// old one serving and shows in /metrics until a good file heals it; a file
+// that cannot be used keeps everything; SIGTERM leaves nothing running.
+func TestCrashRejectAndShutdown(t *testing.T) {
+	// A template that HAProxy refuses for a service named "rejected".
+	tmplDir := t.TempDir()
+	tmpl, err := os.ReadFile("../haproxy/templates/haproxy.cfg.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl = append(tmpl, []byte("{{range .Services}}{{if eq (printf \"%.8s\" .Name) \"rejected\"}}\n    no-such-keyword here\n{{end}}{{end}}\n")...)
+	if err := os.WriteFile(filepath.Join(tmplDir, "haproxy.cfg.tmpl"), tmpl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bs := newBackends(t, 2)
+	h := startAgent(t, withHAProxy, tmplDir, nil)
+	udpPort := freePort(t)
+	udp := services.Service{Name: "dns", Port: udpPort, Protocol: services.UDP, Mode: services.ModeTCP, Servers: []services.Server{bs[0].srv}}
+	h.write(service(h.port, bs[0]), udp)
+	if err := h.waitApplied(); err != nil {
+		t.Fatal(err)
+	}
+	c := h.client(withHAProxy)
+	c.eventually(t, bs[0].name, 10*time.Second)
+
+	// kill -9 the HAProxy master.
+	hp := h.a.proxies[0].(*single)
+	master := hp.run.Pid()
+	if err := syscall.Kill(master, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let the kill land before probing
+	back := c.eventually(t, bs[0].name, 10*time.Second)
+	t.Logf("traffic back %v after kill -9 of the HAProxy master", back+50*time.Millisecond)
+	if pid := hp.run.Pid(); pid == master || pid == 0 {
+		t.Fatalf("master pid %d after kill of %d", pid, master)
+	}
+	if !strings.Contains(h.metrics(), `proxymatic_proxy_restarts_total{process="haproxy"} 1`) {
+		t.Error("/metrics does not count the restart")
+	}
+
+	// A config HAProxy rejects: the old one keeps serving.
+	bad := service(h.port, bs[1])
+	bad.Name = "rejected"
+	h.write(bad, udp)
+	if err := h.waitApplied(); err == nil {
+		t.Fatal("a config HAProxy rejects was applied")
+	}
+	for range 20 {
+		if got, err := c.get(); err != nil || got != bs[0].name {
+			t.Fatalf("after a rejected config: %q, %v; want %s still", got, err, bs[0].name)
+		}
+	}
+	live, err := os.ReadFile(filepath.Join(h.cfg.RunDir, "haproxy.cfg"))
+	if err != nil || strings.Contains(string(live), "no-such-keyword") {
+		t.Fatalf("the rejected config reached the live file (err %v)", err)
+	}
+	m := h.metrics()
+	if !strings.Contains(m, `proxymatic_reload_failures_total{proxy="haproxy"} 1`) || !strings.Contains(m, `proxymatic_reload_proxy_in_sync{proxy="haproxy"} 0`) {
+		t.Errorf("/metrics does not show the rejected config:\n%s", grep(m, "proxymatic_reload_"))
+	}
+	if code := h.statusCode(); code != http.StatusOK {
+		t.Errorf("/status %d while the old config serves; want 200", code)
+	}
+
+	// Unparseable, then partly invalid: the invalid service is dropped, the
+	// rest applied (here: healing HAProxy).
+	h.writeRaw([]byte("version: 1\nservices: [\n"))
+	if err := h.waitApplied(); err == nil {
+		t.Fatal("an unparseable file was applied")
+	}
+	invalid := service(1, bs[1])
+	invalid.Name = "Bad Name!"
+	h.write(service(h.port, bs[1]), udp, invalid)
+	if err := h.waitApplied(); err != nil {
+		t.Fatalf("a file with one invalid service was not applied: %v", err)
+	}
+	c.eventually(t, bs[1].name, 10*time.Second)
+	m = h.metrics()
+	if !strings.Contains(m, "proxymatic_reload_dropped_services 1") || !strings.Contains(m, `proxymatic_reload_proxy_in_sync{proxy="haproxy"} 1`) {
+		t.Errorf("/metrics after healing:\n%s", grep(m, "proxymatic_reload_"))
+	}
+
+	// The HAProxy stats page through the status endpoint.
+	resp, err := http.Get(h.statusAt + "/haproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "web") {
+		t.Errorf("/haproxy: %d %.200q", resp.StatusCode, body)
+	}
+
+	// SIGTERM (the context's end): 503 at once, then nothing left.
+	pids := []int{hp.run.Pid()}
+	for _, p := range h.a.proxies[1].(*penSet).procs {
+		pids = append(pids, p.Pid())
+	}
+	h.cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.statusCode() != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("/status did not turn 503 after SIGTERM")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, err := c.get(); err != nil || got != bs[1].name {
+		t.Errorf("the proxies stopped before the shutdown delay: %q, %v", got, err)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatalf("agent exit: %v", err)
+	}
+	for _, pid := range pids {
+		if pid == 0 || syscall.Kill(pid, 0) == nil && !zombie(pid) {
+			t.Errorf("process %d still running after shutdown", pid)
+		}
+	}
+	if out := procsUnder(h.cfg.RunDir); out != "" {
+		t.Errorf("proxies left running:\n%s", out)
+	}
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func zombie(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// procsUnder lists live processes whose command line names dir.
+func procsUnder(dir string) string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || zombie(pid) {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(cmd), dir) {
+			out = append(out, e.Name()+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
+		}
+	}
+	return strings.Join(out, "\n")
 }

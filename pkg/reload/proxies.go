@@ -80,10 +80,12 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 	if err != nil {
 		return err
 	}
+	checkStart := time.Now()
 	if err := s.check(ctx, tmp); err != nil {
 		s.file.discard(tmp)
 		return fmt.Errorf("%s: %w: %w", s.proxyName, errRejected, err)
 	}
+	s.log.Debug("config checked", "proxy", s.proxyName, "took", time.Since(checkStart).Round(time.Millisecond))
 	previous := s.current
 	if err := s.file.commit(tmp); err != nil {
 		return err
@@ -104,6 +106,10 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
 	defer cancel()
+	reloadStart := time.Now()
+	defer func() {
+		s.log.Debug("reload", "proxy", s.proxyName, "took", time.Since(reloadStart).Round(time.Millisecond))
+	}()
 	if err := s.run.Reload(rctx); err != nil {
 		// The running proxy kept its old config; put the file back so a
 		// restart after a crash runs that one too.
