@@ -150,9 +150,11 @@ func newHAProxy(bin string, env proxyEnv) *single {
 		proxyName: "haproxy",
 		file:      configFile{path: haproxy.ConfigFile(env.runDir)},
 		check:     func(ctx context.Context, c string) error { return haproxy.Check(ctx, bin, c) },
-		newRunner: func() runner { return &procRunner{r: haproxy.NewMaster(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx} },
-		pick:      func(f *render.Files) []byte { return f.HAProxy },
-		log:       env.log,
+		newRunner: func() runner {
+			return &procRunner{r: haproxy.NewMaster(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx}
+		},
+		pick: func(f *render.Files) []byte { return f.HAProxy },
+		log:  env.log,
 	}
 }
 
@@ -161,9 +163,11 @@ func newNginx(bin string, env proxyEnv) *single {
 		proxyName: "nginx",
 		file:      configFile{path: nginx.ConfigFile(env.runDir)},
 		check:     func(ctx context.Context, c string) error { return nginx.Check(ctx, bin, env.runDir, c) },
-		newRunner: func() runner { return &procRunner{r: nginx.NewServer(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx} },
-		pick:      func(f *render.Files) []byte { return f.Nginx },
-		log:       env.log,
+		newRunner: func() runner {
+			return &procRunner{r: nginx.NewServer(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx}
+		},
+		pick: func(f *render.Files) []byte { return f.Nginx },
+		log:  env.log,
 	}
 }
 
