@@ -349,7 +349,7 @@ func runSuite(t *testing.T, e *etcdtest.Etcd, st store) {
 			"/web evil/h:c:82":          "10.2.0.1:1",
 			"/web;evil/h:c:83":          "10.2.0.1:1",
 			"/web{evil/h:c:84":          "10.2.0.1:1",
-			"/Web/h:c:85":               "10.2.0.1:1",
+			"/W\u00e9b/h:c:85":          "10.2.0.1:1",
 			"/web/h:c:86":               "10.2.0.1:86\n  server evil 6.6.6.6:1",
 			"/web/h:c:87":               "not-an-address",
 			"/web/h:c:notaport":         "10.2.0.1:1",

@@ -38,6 +38,11 @@ func ParseKey(rel, value string) (Registration, error) {
 		}
 		name, override = base, n
 	}
+	// Registrator takes SERVICE_NAME from the image or the environment, so
+	// "MyService" happens; the contract is lowercase, as Marathon app ids
+	// are lowercased. Only ASCII is folded: strings.ToLower would turn a
+	// Kelvin sign into "k".
+	name = asciiLower(name)
 	if !services.ValidName(name) {
 		return r, fmt.Errorf("service name %q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit", clip(name))
 	}
@@ -108,4 +113,19 @@ func relKey(prefix, key string) (string, bool) {
 		return "", false
 	}
 	return key[len(p):], true
+}
+
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }

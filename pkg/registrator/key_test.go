@@ -48,7 +48,7 @@ func TestParseKeyRejects(t *testing.T) {
 		{"web/h:c:+80", "10.0.0.1:1", "port"},
 		{"web@/h:c:80", "10.0.0.1:1", "after '@'"},
 		{"web@x/h:c:80", "10.0.0.1:1", "after '@'"},
-		{"Web/h:c:80", "10.0.0.1:1", "not a valid name"},
+		{"W\u212Aeb/h:c:80", "10.0.0.1:1", "not a valid name"},
 		{"web\nbackend evil/h:c:80", "10.0.0.1:1", "not a valid name"},
 		{"web;x/h:c:80", "10.0.0.1:1", "not a valid name"},
 		{"web{/h:c:80", "10.0.0.1:1", "not a valid name"},
@@ -107,3 +107,13 @@ func FuzzParseKey(f *testing.F) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestParseKeyLowercasesServiceNames(t *testing.T) {
+	r, err := ParseKey("MyService@8080/Host-1:c:80", "10.0.0.1:31000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Name != "myservice" {
+		t.Errorf("name %q, want myservice", r.Name)
+	}
+}
