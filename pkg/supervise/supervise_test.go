@@ -148,3 +148,40 @@ func TestStopStale(t *testing.T) {
 		t.Fatal("stale process still running")
 	}
 }
+
+// An agent killed outright (SIGKILL, no chance to stop anything) must take
+// its proxies with it: the child test process below supervises a sleep and is
+// killed; the sleep must die with it (Pdeathsig).
+func TestChildDiesWithAgent(t *testing.T) {
+	if os.Getenv("SUPERVISE_HELPER") == "1" {
+		p := New(Spec{Name: "sleep", Path: os.Getenv("SUPERVISE_SLEEP"), Args: []string{"60"}, PidFile: os.Getenv("SUPERVISE_PIDFILE")}, DefaultBackoff, nil)
+		if err := p.Start(context.Background()); err != nil {
+			os.Exit(3)
+		}
+		// Let the Go scheduler move things around, as a real agent would.
+		for range 50 {
+			go func() { time.Sleep(time.Millisecond) }()
+		}
+		select {}
+	}
+	pidFile := filepath.Join(t.TempDir(), "sleep.pid")
+	helper := exec.Command(os.Args[0], "-test.run=^TestChildDiesWithAgent$")
+	helper.Env = append(os.Environ(), "SUPERVISE_HELPER=1", "SUPERVISE_SLEEP="+sleepBin(t), "SUPERVISE_PIDFILE="+pidFile)
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	waitFor(t, "the helper's child", func() bool {
+		data, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(string(data[:len(data)-1]))
+		return err == nil
+	})
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	waitFor(t, "the child to die with its agent", func() bool { return !groupAlive(pid) })
+}
