@@ -89,6 +89,7 @@ func (m *Master) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("haproxy reload: %w", err)
 	}
+	m.saveServerState(ctx)
 	// HAProxy 2.6's master answers nothing to reload and closes the
 	// connection while it re-executes itself; success shows in show proc.
 	if err := m.command(ctx, "reload"); err != nil {
@@ -114,6 +115,28 @@ func (m *Master) Reload(ctx context.Context) error {
 			return fmt.Errorf("haproxy reload not confirmed (no new worker): %w", ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// saveServerState writes the running worker's server state (health, weights
+// changed at run time) where the next worker loads it from (the config's
+// load-server-state-from-file), so a reload does not reset it. Failing to
+// save only costs that state: the reload goes ahead.
+func (m *Master) saveServerState(ctx context.Context) {
+	state, err := queryUnix(ctx, AdminSocket(m.runDir), "show servers state")
+	if err != nil || !strings.HasPrefix(state, "1\n") {
+		m.log.Debug("server state not saved", "err", err)
+		return
+	}
+	path := StateFile(m.runDir)
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(state), 0o600); err != nil {
+		m.log.Debug("server state not saved", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		m.log.Debug("server state not saved", "err", err)
 	}
 }
 
@@ -197,8 +220,14 @@ func (m *Master) command(ctx context.Context, cmd string) error {
 // query sends one command to the master CLI and reads the answer up to the
 // connection's end.
 func (m *Master) query(ctx context.Context, cmd string) (string, error) {
+	return queryUnix(ctx, MasterSocket(m.runDir), cmd)
+}
+
+// queryUnix sends one command to an HAProxy CLI socket and returns the
+// whole answer.
+func queryUnix(ctx context.Context, socket, cmd string) (string, error) {
 	d := net.Dialer{Timeout: time.Second}
-	conn, err := d.DialContext(ctx, "unix", MasterSocket(m.runDir))
+	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
 		return "", fmt.Errorf("haproxy master CLI: %w", err)
 	}

@@ -102,6 +102,11 @@ func TestMasterStartReloadRestartStop(t *testing.T) {
 		}
 	}
 
+	// The worker's server state was saved for its successor.
+	if state, err := os.ReadFile(StateFile(runDir)); err != nil || !strings.Contains(string(state), "svc") {
+		t.Errorf("server state file: %q, %v", state, err)
+	}
+
 	// A master killed outright comes back, serving.
 	master := m.Pid()
 	if err := syscall.Kill(master, syscall.SIGKILL); err != nil {
