@@ -45,8 +45,9 @@ func StatsSocket(runDir string) string { return runDir + "/haproxy-stats.sock" }
 // it (server-state-file / load-server-state-from-file global).
 func StateFile(runDir string) string { return runDir + "/haproxy.state" }
 
-// LoadTemplate parses TemplateName from dir, or the embedded template when dir
-// is empty or holds no such file.
+// LoadTemplate parses TemplateName from dir. When dir is empty or holds no
+// such file it returns nil, which Params.Template reads as the embedded
+// template (rendered by a faster, equivalent writer).
 func LoadTemplate(dir string) (*template.Template, error) {
 	return loadTemplate(dir)
 }

@@ -5,8 +5,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,17 +39,41 @@ type serviceView struct {
 }
 
 type serverView struct {
-	Name    string
-	Address string // ip:port, IPv6 bracketed
-	ID      uint32
-	Weight  int // HAProxy's 0..256
-	MaxConn int // 0: unlimited
-	Check   bool
+	srv   services.Server
+	ID    uint32
+	Check bool
 }
+
+// Name is the server's name in HAProxy: "[host_]ip_port". It depends only
+// on the server itself.
+func (s serverView) Name() string { return string(s.appendName(nil)) }
+
+func (s serverView) appendName(b []byte) []byte {
+	if s.srv.Host != "" {
+		b = append(b, s.srv.Host...)
+		b = append(b, '_')
+	}
+	b = s.srv.IP.AppendTo(b)
+	b = append(b, '_')
+	return strconv.AppendInt(b, int64(s.srv.Port), 10)
+}
+
+// Address is ip:port, IPv6 bracketed.
+func (s serverView) Address() string { return s.srv.Address() }
+
+func (s serverView) appendAddress(b []byte) []byte {
+	return netip.AddrPortFrom(s.srv.IP, uint16(s.srv.Port)).AppendTo(b)
+}
+
+// Weight is HAProxy's 0..256.
+func (s serverView) Weight() int { return Weight(s.srv.Weight) }
+
+// MaxConn is the server's connection limit; 0 is unlimited.
+func (s serverView) MaxConn() int { return s.srv.MaxConn }
 
 func loadTemplate(dir string) (*template.Template, error) {
 	text, err := templateText(dir)
-	if err != nil {
+	if err != nil || text == "" {
 		return nil, err
 	}
 	t, err := template.New(TemplateName).Option("missingkey=error").Parse(text)
@@ -70,11 +94,19 @@ func templateText(dir string) (string, error) {
 			return "", fmt.Errorf("haproxy template %s: %w", p, err)
 		}
 	}
-	b, err := embedded.ReadFile("templates/" + TemplateName)
-	return string(b), err
+	return "", nil
 }
 
-var defaultTemplate = template.Must(loadTemplate(""))
+// defaultTemplate is the embedded template; the tests hold writeDefault to it.
+var defaultTemplate = template.Must(template.New(TemplateName).Option("missingkey=error").Parse(mustEmbedded()))
+
+func mustEmbedded() string {
+	b, err := embedded.ReadFile("templates/" + TemplateName)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 func render(p Params, svcs []services.Service) ([]byte, error) {
 	if err := p.validate(); err != nil {
@@ -84,13 +116,13 @@ func render(p Params, svcs []services.Service) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := p.Template
-	if t == nil {
-		t = defaultTemplate
+	size := 1024 + 256*len(svcs) + 96*v.servers()
+	if p.Template == nil {
+		return writeDefault(make([]byte, 0, size), v), nil
 	}
 	var buf bytes.Buffer
-	buf.Grow(1024 + 256*len(svcs) + 96*v.servers())
-	if err := t.Execute(&buf, v); err != nil {
+	buf.Grow(size)
+	if err := p.Template.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("haproxy template: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -185,11 +217,6 @@ func serverViews(srvs []services.Server, check bool) []serverView {
 	out := make([]serverView, len(srvs))
 	used := make(map[uint32]bool, len(srvs))
 	for i, srv := range srvs {
-		addr := srv.Address()
-		name := srv.IP.String() + "_" + strconv.Itoa(srv.Port)
-		if srv.Host != "" {
-			name = srv.Host + "_" + name
-		}
 		id := ServerID(srv)
 		// A collision (1 in ~2^31 per pair) is resolved by probing upwards
 		// in the services file's canonical server order; only the later
@@ -198,14 +225,7 @@ func serverViews(srvs []services.Server, check bool) []serverView {
 			id = id%maxID + 1
 		}
 		used[id] = true
-		out[i] = serverView{
-			Name:    name,
-			Address: addr,
-			ID:      id,
-			Weight:  Weight(srv.Weight),
-			MaxConn: srv.MaxConn,
-			Check:   check,
-		}
+		out[i] = serverView{srv: srv, ID: id, Check: check}
 	}
 	return out
 }
@@ -217,11 +237,15 @@ const maxID = 1<<31 - 1
 // within its service): a hash of its address, so it does not depend on which
 // other servers exist.
 func ServerID(srv services.Server) uint32 {
-	h := fnv.New32a()
+	// FNV-1a, written out: hash/fnv's interface allocates per call.
+	const offset, prime = 2166136261, 16777619
+	h := uint32(offset)
 	b := srv.IP.As16()
-	h.Write(b[:])
-	h.Write([]byte{byte(srv.Port >> 8), byte(srv.Port)})
-	return h.Sum32()%maxID + 1
+	for _, c := range append(b[:], byte(srv.Port>>8), byte(srv.Port)) {
+		h ^= uint32(c)
+		h *= prime
+	}
+	return h%maxID + 1
 }
 
 // Weight scales a services.yaml weight (0..1000) to HAProxy's 0..256. A

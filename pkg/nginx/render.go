@@ -61,8 +61,9 @@ func TempDirs(runDir string) []string {
 // MakeDirs creates the directories nginx.conf refers to under runDir.
 func MakeDirs(runDir string) error { return makeDirs(runDir) }
 
-// LoadTemplate parses TemplateName from dir, or the embedded template when dir
-// is empty or holds no such file.
+// LoadTemplate parses TemplateName from dir. When dir is empty or holds no
+// such file it returns nil, which Params.Template reads as the embedded
+// template (rendered by a faster, equivalent writer).
 func LoadTemplate(dir string) (*template.Template, error) { return loadTemplate(dir) }
 
 // Render returns nginx.conf for the virtual hosts. Every host name and

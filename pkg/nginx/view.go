@@ -38,15 +38,24 @@ type vhostView struct {
 }
 
 type serverView struct {
-	Address  string // ip:port, IPv6 bracketed
-	Weight   int    // 1..256
-	Down     bool   // weight 0: nginx has no weight 0, a drained server is "down"
-	MaxConns int    // 0: unlimited
+	srv services.Server
 }
+
+// Address is ip:port, IPv6 bracketed.
+func (s serverView) Address() string { return s.srv.Address() }
+
+// Weight is 1..256 (see Weight); meaningless when Down.
+func (s serverView) Weight() int { return Weight(s.srv.Weight) }
+
+// Down is a drained server (weight 0): nginx has no weight 0.
+func (s serverView) Down() bool { return s.srv.Weight == 0 }
+
+// MaxConns is the server's connection limit; 0 is unlimited.
+func (s serverView) MaxConns() int { return s.srv.MaxConn }
 
 func loadTemplate(dir string) (*template.Template, error) {
 	text, err := templateText(dir)
-	if err != nil {
+	if err != nil || text == "" {
 		return nil, err
 	}
 	t, err := template.New(TemplateName).Option("missingkey=error").Parse(text)
@@ -67,24 +76,35 @@ func templateText(dir string) (string, error) {
 			return "", fmt.Errorf("nginx template %s: %w", p, err)
 		}
 	}
-	b, err := embedded.ReadFile("templates/" + TemplateName)
-	return string(b), err
+	return "", nil
 }
 
-var defaultTemplate = template.Must(loadTemplate(""))
+// defaultTemplate is the embedded template; the tests hold writeDefault to it.
+var defaultTemplate = template.Must(template.New(TemplateName).Option("missingkey=error").Parse(mustEmbedded()))
+
+func mustEmbedded() string {
+	b, err := embedded.ReadFile("templates/" + TemplateName)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 func render(p Params, vhosts []VHost) ([]byte, error) {
 	v, err := newView(p, vhosts)
 	if err != nil {
 		return nil, err
 	}
-	t := p.Template
-	if t == nil {
-		t = defaultTemplate
+	size := 3072 + 256*len(vhosts)
+	for i := range vhosts {
+		size += 64 * len(vhosts[i].Servers)
+	}
+	if p.Template == nil {
+		return writeDefault(make([]byte, 0, size), v), nil
 	}
 	var buf bytes.Buffer
-	buf.Grow(2048 + 256*len(vhosts))
-	if err := t.Execute(&buf, v); err != nil {
+	buf.Grow(size)
+	if err := p.Template.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("nginx template: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -190,9 +210,7 @@ func newView(p Params, vhosts []VHost) (*view, error) {
 			return nil, fmt.Errorf("nginx: virtual host %s: %w", vh.Host, services.Problems(rejected[0].Problems))
 		}
 		for _, srv := range vh.Servers {
-			sv := serverView{Address: srv.Address(), Weight: Weight(srv.Weight), MaxConns: srv.MaxConn}
-			sv.Down = sv.Weight == 0
-			vv.Servers = append(vv.Servers, sv)
+			vv.Servers = append(vv.Servers, serverView{srv})
 		}
 		v.VHosts = append(v.VHosts, vv)
 	}

@@ -32,8 +32,9 @@ type Params struct {
 // ConfigName is the file name of a service's config: "<port>-<protocol>.cfg".
 func ConfigName(k services.Key) string { return configName(k) }
 
-// LoadTemplate parses TemplateName from dir, or the embedded template when dir
-// is empty or holds no such file.
+// LoadTemplate parses TemplateName from dir. When dir is empty or holds no
+// such file it returns nil, which Params.Template reads as the embedded
+// template (rendered by a faster, equivalent writer).
 func LoadTemplate(dir string) (*template.Template, error) { return loadTemplate(dir) }
 
 // Render returns the config for one service, assigning its servers slots

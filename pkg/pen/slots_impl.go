@@ -40,16 +40,10 @@ func (s *Slots) assign(svc services.Service) []*services.Server {
 		s.byKey[svc.Key()] = t
 	}
 	out := make([]*services.Server, s.size)
-	where := make(map[netip.AddrPort]int, len(t.slots))
-	for i, a := range t.slots {
-		if a.IsValid() {
-			where[a] = i
-		}
-	}
+	find := t.finder()
 	var pending []int
 	for i := range svc.Servers {
-		k := keyOf(svc.Servers[i])
-		if slot, ok := where[k]; ok {
+		if slot := find(keyOf(svc.Servers[i])); slot >= 0 {
 			out[slot] = &svc.Servers[i]
 			continue
 		}
@@ -74,6 +68,33 @@ func (s *Slots) assign(svc services.Service) []*services.Server {
 		t.slots[free] = keyOf(svc.Servers[i])
 	}
 	return out
+}
+
+// finder returns a lookup of an address's slot (-1 when it has none). A
+// scan beats a map (hashing, allocation) for the usual few dozen slots.
+func (t *table) finder() func(netip.AddrPort) int {
+	if len(t.slots) <= 64 {
+		return func(a netip.AddrPort) int {
+			for i := range t.slots {
+				if t.slots[i] == a {
+					return i
+				}
+			}
+			return -1
+		}
+	}
+	where := make(map[netip.AddrPort]int, len(t.slots))
+	for i, a := range t.slots {
+		if a.IsValid() {
+			where[a] = i
+		}
+	}
+	return func(a netip.AddrPort) int {
+		if i, ok := where[a]; ok {
+			return i
+		}
+		return -1
+	}
 }
 
 func (s *Slots) dropped(k services.Key) int {

@@ -1,0 +1,38 @@
+package pen
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+// The hand-written writer must render byte for byte what the embedded
+// template renders, free and used slots, IPv4 and IPv6, with and without
+// a connection limit; and what it renders must parse.
+func TestWriteDefaultMatchesTemplate(t *testing.T) {
+	ip := netip.MustParseAddr
+	s := services.Service{Name: "x", Port: 53, Protocol: services.UDP, Mode: services.ModeTCP, Servers: []services.Server{
+		{IP: ip("10.0.0.1"), Port: 80, Weight: 1000, MaxConn: 7}, {IP: ip("2001:db8::1"), Port: 81}, {IP: ip("10.0.0.2"), Port: 82, Weight: 5},
+	}}
+	for size := 1; size <= 5; size++ {
+		slots := NewSlots(size)
+		assigned := slots.assign(s)
+		v := view{Name: s.Name, Port: s.Port, Protocol: string(s.Protocol), Slots: make([]slotView, size)}
+		for i, srv := range assigned {
+			v.Slots[i] = slotView{N: i, srv: srv, Free: srv == nil}
+		}
+		var want bytes.Buffer
+		if err := defaultTemplate.Execute(&want, v); err != nil {
+			t.Fatal(err)
+		}
+		got := writeDefault(nil, &v)
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("%d slots: writer and template differ\nwriter:\n%s\ntemplate:\n%s", size, got, want.Bytes())
+		}
+		if err := parse(got); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

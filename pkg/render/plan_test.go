@@ -1,0 +1,92 @@
+package render_test
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/meltwater/proxymatic/pkg/render"
+	"github.com/meltwater/proxymatic/pkg/services"
+)
+
+func svc(name string, port int, proto services.Protocol) services.Service {
+	return services.Service{Name: name, Port: port, Protocol: proto, Mode: services.ModeTCP,
+		Servers: []services.Server{{IP: netip.MustParseAddr("10.0.0.1"), Port: port + 1, Weight: 500}}}
+}
+
+func keys(svcs []services.Service) string {
+	var out []string
+	for _, s := range svcs {
+		out = append(out, s.Key().String())
+	}
+	return strings.Join(out, " ")
+}
+
+func TestPlan(t *testing.T) {
+	in := []services.Service{
+		svc("web", 10002, services.TCP), svc("dns", 53, services.UDP), svc("web", 10001, services.TCP),
+		svc("api", 80, services.TCP), svc("api", 81, services.UDP),
+	}
+	o := render.Options{RunDir: "/run", MaxConnections: 1, PenServers: 1, PenClients: 1}
+
+	p := render.NewPlan(o, in)
+	if got := keys(p.Pen); got != "53/udp 80/tcp 81/udp 10001/tcp 10002/tcp" || len(p.HAProxy) != 0 || len(p.VHosts) != 0 {
+		t.Errorf("default: pen %q haproxy %q vhosts %d", got, keys(p.HAProxy), len(p.VHosts))
+	}
+
+	o.HAProxy = true
+	p = render.NewPlan(o, in)
+	if keys(p.HAProxy) != "80/tcp 10001/tcp 10002/tcp" || keys(p.Pen) != "53/udp 81/udp" {
+		t.Errorf("--haproxy: haproxy %q pen %q", keys(p.HAProxy), keys(p.Pen))
+	}
+
+	o.VHostDomain, o.VHostPort = "apps.example.com", 80
+	p = render.NewPlan(o, in)
+	var hosts []string
+	for _, v := range p.VHosts {
+		hosts = append(hosts, v.Host+"="+v.Service.String())
+	}
+	// Lowest port wins a shared name; UDP gets no vhost; port 80 is nginx's.
+	if got := strings.Join(hosts, " "); got != "api.apps.example.com=80/tcp web.apps.example.com=10001/tcp" {
+		t.Errorf("vhosts: %s", got)
+	}
+	if keys(p.HAProxy) != "10001/tcp 10002/tcp" {
+		t.Errorf("the service on the vhost port must not be bound twice: haproxy %q", keys(p.HAProxy))
+	}
+	if len(p.Skipped) != 2 || !strings.Contains(p.Skipped[0].String(), "vhost port") ||
+		!strings.Contains(p.Skipped[1].String(), "web.apps.example.com is served by port 10001") {
+		t.Errorf("skipped: %v", p.Skipped)
+	}
+
+	long := svc(strings.Repeat("a", 240), 9000, services.TCP)
+	p = render.NewPlan(o, []services.Service{long})
+	if len(p.VHosts) != 0 || len(p.Skipped) != 1 || len(p.HAProxy) != 1 {
+		t.Errorf("a name too long for DNS: vhosts %d skipped %v", len(p.VHosts), p.Skipped)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	good := render.Options{RunDir: "/run/pm", MaxConnections: 1, PenServers: 1, PenClients: 1, VHostDomain: "a.example", VHostPort: 80}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mutate := range map[string]func(*render.Options){
+		"domain with newline": func(o *render.Options) { o.VHostDomain = "a\nb" },
+		"domain with brace":   func(o *render.Options) { o.VHostDomain = "a}b" },
+		"domain uppercase":    func(o *render.Options) { o.VHostDomain = "A.example" },
+		"vhost port 0":        func(o *render.Options) { o.VHostPort = 0 },
+		"relative run dir":    func(o *render.Options) { o.RunDir = "run" },
+		"run dir with space":  func(o *render.Options) { o.RunDir = "/run/a b" },
+		"bad status socket":   func(o *render.Options) { o.StatusSocket = "/a;b" },
+		"no max connections":  func(o *render.Options) { o.MaxConnections = 0 },
+		"no pen servers":      func(o *render.Options) { o.PenServers = 0 },
+		"too many pen slots":  func(o *render.Options) { o.PenServers = 10001 },
+		"no pen clients":      func(o *render.Options) { o.PenClients = 0 },
+	} {
+		o := good
+		mutate(&o)
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
