@@ -2,6 +2,7 @@ package reload
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -191,15 +192,22 @@ func (h *harness) writeRaw(data []byte) {
 	}
 }
 
-// waitApplied returns the result of the next file applied.
+// waitApplied returns the result of the next file applied. A report of the
+// file missing is skipped: the watcher may have looked between the creation
+// of the directory and the first rename.
 func (h *harness) waitApplied() error {
 	h.t.Helper()
-	select {
-	case err := <-h.applied:
-		return err
-	case <-time.After(30 * time.Second):
-		h.t.Fatal("no file applied")
-		return nil
+	for {
+		select {
+		case err := <-h.applied:
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return err
+		case <-time.After(30 * time.Second):
+			h.t.Fatal("no file applied")
+			return nil
+		}
 	}
 }
 
