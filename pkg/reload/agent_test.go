@@ -2,8 +2,8 @@ package reload
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
