@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -98,12 +99,30 @@ func (m mode) String() string { return [...]string{"haproxy", "nginx", "pen"}[m]
 
 func startAgent(t testing.TB, m mode, templateDir string, initial []services.Service) *harness {
 	t.Helper()
-	h := &harness{t: t, applied: make(chan error, 100), done: make(chan error, 1), port: freePort(t)}
+	return startAgentWith(t, m, templateDir, "", 0, initial)
+}
+
+// startAgentIn starts an agent on an existing run dir, for a service port
+// chosen by the caller.
+func startAgentIn(t testing.TB, m mode, runDir string, port int) *harness {
+	t.Helper()
+	return startAgentWith(t, m, "", runDir, port, nil)
+}
+
+func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, initial []services.Service) *harness {
+	t.Helper()
+	if port == 0 {
+		port = freePort(t)
+	}
+	if runDir == "" {
+		runDir = filepath.Join(t.TempDir(), "run")
+	}
+	h := &harness{t: t, applied: make(chan error, 100), done: make(chan error, 1), port: port}
 	b := bins{haproxy: testbin.Require(t, "haproxy"), pen: testbin.Require(t, "pen")}
 	h.cfg = config.Reload{
 		Services:       filepath.Join(t.TempDir(), "in", "services.yaml"),
 		MaxConnections: 512, PenServers: 8, PenClients: 512, VHostPort: 80,
-		RunDir:        filepath.Join(t.TempDir(), "run"),
+		RunDir:        runDir,
 		TemplateDir:   templateDir,
 		ShutdownDelay: 200 * time.Millisecond, StopTimeout: 5 * time.Second,
 	}
@@ -547,4 +566,42 @@ func procsUnder(dir string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A proxy left running by an earlier agent (its pid file in the run dir) is
+// stopped at start so that its port is free for ours.
+func TestStaleProxyStopped(t *testing.T) {
+	bs := newBackends(t, 2)
+	bin := testbin.Require(t, "haproxy")
+	runDir := filepath.Join(t.TempDir(), "run")
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cfg := fmt.Sprintf("defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nlisten old\n  bind 127.0.0.1:%d\n  server s %s\n", port, bs[1].srv.Address())
+	if err := os.WriteFile(filepath.Join(runDir, "stale.cfg"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stale := exec.Command(bin, "-W", "-f", filepath.Join(runDir, "stale.cfg"), "-p", filepath.Join(runDir, "haproxy.pid"))
+	stale.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := stale.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = stale.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = syscall.Kill(-stale.Process.Pid, syscall.SIGKILL) })
+	old := &client{url: fmt.Sprintf("http://127.0.0.1:%d/", port), c: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	old.eventually(t, bs[1].name, 10*time.Second)
+
+	h := startAgentIn(t, withHAProxy, runDir, port)
+	h.write(service(port, bs[0]))
+	if err := h.waitApplied(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stale HAProxy is still running")
+	}
+	h.client(withHAProxy).eventually(t, bs[0].name, 10*time.Second)
 }
