@@ -84,6 +84,7 @@ free_port() {
 
 # http_get PORT HOST prints the body of GET / on 127.0.0.1:PORT (HTTP/1.0, no
 # curl needed), or fails.
+# shellcheck disable=SC2016 # the inner script expands its own arguments
 http_get() {
 	timeout 3 bash -c '
 		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
