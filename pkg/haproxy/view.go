@@ -215,16 +215,34 @@ func newView(p Params, svcs []services.Service) (*view, error) {
 // stats keep following the same server.
 func serverViews(srvs []services.Server, check bool) []serverView {
 	out := make([]serverView, len(srvs))
-	used := make(map[uint32]bool, len(srvs))
+	// A scan is cheaper than a map for the usual handful of servers; ids
+	// are never 0, so the entries not yet filled never match.
+	used := func(id uint32) bool {
+		for j := range out {
+			if out[j].ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	if len(srvs) > 64 {
+		seen := make(map[uint32]bool, len(srvs))
+		used = func(id uint32) bool {
+			if seen[id] {
+				return true
+			}
+			seen[id] = true
+			return false
+		}
+	}
 	for i, srv := range srvs {
 		id := ServerID(srv)
 		// A collision (1 in ~2^31 per pair) is resolved by probing upwards
 		// in the services file's canonical server order; only the later
 		// server of the colliding pair can ever move.
-		for used[id] {
+		for used(id) {
 			id = id%maxID + 1
 		}
-		used[id] = true
 		out[i] = serverView{srv: srv, ID: id, Check: check}
 	}
 	return out
@@ -241,7 +259,11 @@ func ServerID(srv services.Server) uint32 {
 	const offset, prime = 2166136261, 16777619
 	h := uint32(offset)
 	b := srv.IP.As16()
-	for _, c := range append(b[:], byte(srv.Port>>8), byte(srv.Port)) {
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= prime
+	}
+	for _, c := range [2]byte{byte(srv.Port >> 8), byte(srv.Port)} {
 		h ^= uint32(c)
 		h *= prime
 	}

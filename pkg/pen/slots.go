@@ -12,6 +12,7 @@ func SlotsFile(runDir string) string { return runDir + "/pen-slots.json" }
 type Slots struct {
 	size  int
 	byKey map[services.Key]*table
+	free  []string // each slot's free line, rendered once
 }
 
 // NewSlots returns empty assignments with size slots per service.

@@ -22,7 +22,7 @@ type table struct {
 }
 
 func newSlots(size int) *Slots {
-	return &Slots{size: size, byKey: map[services.Key]*table{}}
+	return &Slots{size: size, byKey: map[services.Key]*table{}, free: freeLines(size)}
 }
 
 func keyOf(srv services.Server) netip.AddrPort {

@@ -118,14 +118,15 @@ func render(p Params, svc services.Service, slots *Slots) ([]byte, error) {
 		return nil, fmt.Errorf("pen: refusing to render an invalid service: %w", services.Problems(rejected[0].Problems))
 	}
 	assigned := slots.assign(svc)
-	v := view{Name: svc.Name, Port: svc.Port, Protocol: string(svc.Protocol), Slots: make([]slotView, p.Servers)}
-	for i, srv := range assigned {
-		v.Slots[i] = slotView{N: i, srv: srv, Free: srv == nil}
-	}
 	if p.Template == nil {
 		// The embedded format, which the tests parse; not parsed again here
 		// (it would double the cost of rendering 320,000 lines).
-		return writeDefault(make([]byte, 0, 160+56*p.Servers), &v), nil
+		return writeSlots(make([]byte, 0, 160+56*p.Servers), svc.Name, svc.Port, string(svc.Protocol),
+			func(i int) *services.Server { return assigned[i] }, len(assigned), slots.free), nil
+	}
+	v := view{Name: svc.Name, Port: svc.Port, Protocol: string(svc.Protocol), Slots: make([]slotView, p.Servers)}
+	for i, srv := range assigned {
+		v.Slots[i] = slotView{N: i, srv: srv, Free: srv == nil}
 	}
 	var buf bytes.Buffer
 	buf.Grow(160 + 56*p.Servers)
