@@ -36,18 +36,58 @@ type agent struct {
 	applied func(hash [sha256.Size]byte, err error)
 }
 
+// retryDelay is how long after a failed start or reload the same file is
+// applied again. A config a proxy rejected is not retried: only a new file
+// can heal it.
+const retryDelay = 5 * time.Second
+
 // run applies the file until ctx is done. The proxies keep running: stop
 // them with shutdown.
 func (a *agent) run(ctx context.Context) error {
-	return a.watcher.Run(ctx, a.onChange)
-}
-
-func (a *agent) onChange(ctx context.Context, snap filewatch.Snapshot) {
-	err := a.applySnapshot(ctx, snap)
-	if a.applied != nil {
-		a.applied(snap.Hash, err)
+	// The watcher hands over the latest snapshot and never waits for an
+	// apply: a snapshot not yet applied is replaced by a newer one.
+	latest := make(chan filewatch.Snapshot, 1)
+	watchDone := make(chan error, 1)
+	go func() {
+		watchDone <- a.watcher.Run(ctx, func(_ context.Context, s filewatch.Snapshot) {
+			select {
+			case <-latest:
+			default:
+			}
+			latest <- s
+		})
+	}()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	var last *filewatch.Snapshot
+	for {
+		select {
+		case <-ctx.Done():
+			return <-watchDone
+		case err := <-watchDone:
+			return err
+		case s := <-latest:
+			last = &s
+		case <-retry.C:
+			if last == nil {
+				continue
+			}
+			a.log.Info("applying the services file again after a failed start or reload")
+		}
+		err := a.applySnapshot(ctx, *last)
+		if a.applied != nil {
+			a.applied(last.Hash, err)
+		}
+		retry.Stop()
+		if err != nil && transient(err) {
+			retry.Reset(retryDelay)
+		}
 	}
 }
+
+// transient reports whether err may go away without a new file: a proxy
+// that failed to start or reload, rather than a file or config that is bad.
+func transient(err error) bool { return errors.Is(err, errProxy) }
 
 func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) error {
 	if snap.Err != nil {

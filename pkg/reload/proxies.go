@@ -36,8 +36,12 @@ const (
 	reloadTimeout = 15 * time.Second
 )
 
-// errRejected marks a config the proxy's own check refused.
-var errRejected = errors.New("config rejected")
+// errRejected marks a config the proxy's own check refused; errProxy a
+// proxy that did not start or reload (worth retrying with the same file).
+var (
+	errRejected = errors.New("config rejected")
+	errProxy    = errors.New("proxy failed")
+)
 
 // runner is what the HAProxy master and the nginx server have in common.
 type runner interface {
@@ -98,7 +102,7 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			_ = r.Stop(stopCtx)
-			return fmt.Errorf("%s: start: %w", s.proxyName, err)
+			return fmt.Errorf("%s: start: %w: %w", s.proxyName, errProxy, err)
 		}
 		s.run, s.current = r, want
 		reloads.WithLabelValues(s.proxyName).Inc()
@@ -118,7 +122,7 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 				s.log.Error("restoring the previous config", "proxy", s.proxyName, "err", werr)
 			}
 		}
-		return fmt.Errorf("%s: reload: %w", s.proxyName, err)
+		return fmt.Errorf("%s: reload: %w: %w", s.proxyName, errProxy, err)
 	}
 	s.current = want
 	reloads.WithLabelValues(s.proxyName).Inc()
@@ -264,7 +268,7 @@ func (p *penSet) applyOne(ctx context.Context, k services.Key, want []byte) erro
 			defer cancel()
 			_ = proc.Stop(stopCtx)
 			file.remove()
-			return fmt.Errorf("pen %s: start: %w", k, err)
+			return fmt.Errorf("pen %s: start: %w: %w", k, errProxy, err)
 		}
 		p.procs[k] = proc
 		p.current[k] = want
@@ -272,7 +276,7 @@ func (p *penSet) applyOne(ctx context.Context, k services.Key, want []byte) erro
 		return nil
 	}
 	if err := proc.Reload(ctx); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errProxy, err)
 	}
 	p.current[k] = want
 	reloads.WithLabelValues("pen").Inc()
