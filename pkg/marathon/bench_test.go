@@ -144,3 +144,27 @@ func BenchmarkEventToPublish(b *testing.B) {
 	cancel()
 	<-done
 }
+
+// BenchmarkDecode is the streaming decode alone, against the encoding/json
+// decoder it replaced (decodeAppsV1, kept in decode_test.go as the fuzz
+// reference), to show where a refresh's time goes.
+func BenchmarkDecode(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		body := marathontest.AppsJSON(marathontest.Generate(n, 4))
+		for _, d := range []struct {
+			name   string
+			decode func(io.Reader) ([]app, error)
+		}{{"scanner", decodeApps}, {"encoding-json", decodeAppsV1}} {
+			b.Run(fmt.Sprintf("%s/apps=%d/tasks=4", d.name, n), func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					apps, err := d.decode(bytes.NewReader(body))
+					if err != nil || len(apps) != n {
+						b.Fatalf("%d apps, %v", len(apps), err)
+					}
+				}
+			})
+		}
+	}
+}
