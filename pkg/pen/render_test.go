@@ -482,3 +482,25 @@ func TestLivePenUDP(t *testing.T) {
 		return strings.HasPrefix(line, "echo hi")
 	}, "a UDP echo through pen")
 }
+
+// pen takes IPv6 server addresses unbracketed, as rendered.
+func TestLivePenIPv6Server(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "v6") }))
+	s.Listener.Close()
+	s.Listener = ln
+	s.Start()
+	defer s.Close()
+	port := freePort(t, "tcp")
+	cfg, err := pen.Render(pen.Params{Servers: 2}, svc(srv("::1", ln.Addr().(*net.TCPAddr).Port, 500)), pen.NewSlots(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "cfg")
+	os.WriteFile(cfgPath, cfg, 0o644)
+	startPen(t, false, port, cfgPath)
+	waitFor(t, func() bool { return get(port) == "v6" }, "pen to reach the IPv6 server")
+}
