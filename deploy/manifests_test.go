@@ -49,8 +49,8 @@ func yamlDocs(t *testing.T, path string) []map[string]any {
 	return docs
 }
 
-// get walks a decoded YAML tree by map keys and list indexes.
-func get(t *testing.T, v any, path ...any) any {
+// yget walks a decoded YAML tree by map keys and list indexes.
+func yget(t *testing.T, v any, path ...any) any {
 	t.Helper()
 	for _, p := range path {
 		switch k := p.(type) {
@@ -98,9 +98,9 @@ func TestComposeSharesTheServicesDirectory(t *testing.T) {
 	files := map[string]string{}  // service -> SERVICES_FILE
 	mounts := map[string]string{} // service -> where the "services" volume is mounted
 	for _, name := range []string{"sync", "reload"} {
-		svc := get(t, doc, "services", name)
-		files[name] = get(t, svc, "environment", "SERVICES_FILE").(string)
-		for _, v := range get(t, svc, "volumes").([]any) {
+		svc := yget(t, doc, "services", name)
+		files[name] = yget(t, svc, "environment", "SERVICES_FILE").(string)
+		for _, v := range yget(t, svc, "volumes").([]any) {
 			parts := strings.Split(v.(string), ":")
 			if parts[0] == "services" {
 				mounts[name] = parts[1]
@@ -113,10 +113,10 @@ func TestComposeSharesTheServicesDirectory(t *testing.T) {
 		if filepath.Dir(files[name]) != mounts[name] {
 			t.Errorf("%s: SERVICES_FILE %s is not directly in the mounted directory %s", name, files[name], mounts[name])
 		}
-		if get(t, svc, "network_mode") != "host" {
+		if yget(t, svc, "network_mode") != "host" {
 			t.Errorf("%s: want network_mode host, as the original image ran", name)
 		}
-		df := get(t, svc, "build", "dockerfile").(string)
+		df := yget(t, svc, "build", "dockerfile").(string)
 		if _, err := os.Stat(filepath.Join(repoRoot, df)); err != nil {
 			t.Errorf("%s: dockerfile: %v", name, err)
 		}
@@ -124,10 +124,10 @@ func TestComposeSharesTheServicesDirectory(t *testing.T) {
 	if filepath.Base(files["sync"]) != filepath.Base(files["reload"]) {
 		t.Errorf("sync writes %s, reload reads %s", files["sync"], files["reload"])
 	}
-	if cmd := get(t, doc, "services", "reload", "command").([]any); len(cmd) == 0 || cmd[0] != "proxymatic-reload" {
+	if cmd := yget(t, doc, "services", "reload", "command").([]any); len(cmd) == 0 || cmd[0] != "proxymatic-reload" {
 		t.Errorf("reload command = %v, want the sidecar mode (proxymatic-reload first)", cmd)
 	}
-	get(t, doc, "volumes", "services")
+	yget(t, doc, "volumes", "services")
 }
 
 func TestKubernetesDaemonSet(t *testing.T) {
@@ -144,35 +144,35 @@ func TestKubernetesDaemonSet(t *testing.T) {
 	if ds == nil {
 		t.Fatal("no DaemonSet")
 	}
-	spec := get(t, ds, "spec", "template", "spec")
+	spec := yget(t, ds, "spec", "template", "spec")
 	volumes := map[string]bool{}
-	for _, v := range get(t, spec, "volumes").([]any) {
+	for _, v := range yget(t, spec, "volumes").([]any) {
 		if _, ok := v.(map[string]any)["emptyDir"]; ok {
 			volumes[v.(map[string]any)["name"].(string)] = true
 		}
 	}
-	containers := get(t, spec, "containers").([]any)
+	containers := yget(t, spec, "containers").([]any)
 	var names []string
 	servicesFile := map[string]string{}
 	for i := range containers {
-		c := get(t, containers, i)
-		name := get(t, c, "name").(string)
+		c := yget(t, containers, i)
+		name := yget(t, c, "name").(string)
 		names = append(names, name)
 		for _, probe := range []string{"readinessProbe", "livenessProbe"} {
-			if p := get(t, c, probe, "httpGet", "path"); p != "/status" {
+			if p := yget(t, c, probe, "httpGet", "path"); p != "/status" {
 				t.Errorf("%s %s path = %v, want /status", name, probe, p)
 			}
 		}
 		for _, r := range []string{"cpu", "memory"} {
-			get(t, c, "resources", "requests", r)
+			yget(t, c, "resources", "requests", r)
 		}
 		var env = map[string]string{}
-		for _, e := range get(t, c, "env").([]any) {
+		for _, e := range yget(t, c, "env").([]any) {
 			env[e.(map[string]any)["name"].(string)] = e.(map[string]any)["value"].(string)
 		}
 		servicesFile[name] = env["SERVICES_FILE"]
 		var mounted bool
-		for _, m := range get(t, c, "volumeMounts").([]any) {
+		for _, m := range yget(t, c, "volumeMounts").([]any) {
 			mm := m.(map[string]any)
 			if volumes[mm["name"].(string)] && mm["mountPath"] == filepath.Dir(env["SERVICES_FILE"]) {
 				mounted = true

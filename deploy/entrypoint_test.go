@@ -1,0 +1,635 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
+	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
+)
+
+// waitLimit bounds every wait for a state: reaching it means the state never
+// came, it is not a performance limit.
+const waitLimit = 30 * time.Second
+
+var entrypoint, _ = filepath.Abs("docker-entrypoint.sh")
+
+func TestEntrypointSyntax(t *testing.T) {
+	if out, err := exec.Command("sh", "-n", entrypoint).CombinedOutput(); err != nil {
+		t.Fatalf("sh -n: %v\n%s", err, out)
+	}
+	for _, f := range []string{"healthcheck.sh", "../scripts/demo.sh"} {
+		if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("bash -n %s: %v\n%s", f, err, out)
+		}
+	}
+	if _, err := exec.LookPath("shellcheck"); err != nil {
+		t.Log("shellcheck not installed; syntax checked with sh -n only")
+		return
+	}
+	for _, f := range []string{entrypoint, "healthcheck.sh", "../scripts/demo.sh"} {
+		if out, err := exec.Command("shellcheck", f).CombinedOutput(); err != nil {
+			t.Errorf("shellcheck %s: %v\n%s", f, err, out)
+		}
+	}
+}
+
+// stubs puts on PATH two programs named like the binaries that record their
+// pid and arguments (NUL separated) in dir, then wait for SIGTERM and exit 0.
+// They stand in for the binaries only where the test is about which
+// arguments reach which binary.
+func stubs(t *testing.T) (dir string) {
+	dir = t.TempDir()
+	const script = `#!/bin/sh
+n=${0##*/}
+trap 'exit 0' TERM
+printf '%s\0' "$$" "$@" >"$STUB_DIR/$n.tmp" && mv "$STUB_DIR/$n.tmp" "$STUB_DIR/$n.args"
+while :; do sleep 0.05; done
+`
+	for _, n := range []string{"proxymatic-sync", "proxymatic-reload"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// recorded reads what a stub recorded: its pid and arguments.
+func recorded(t *testing.T, dir, name string) (int, []string, bool) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name+".args"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil {
+		t.Fatalf("%s recorded %q", name, b)
+	}
+	return pid, parts[1:], true
+}
+
+// cleanEnv is the environment without any variable the binaries read, so
+// the machine's own settings cannot leak into a test.
+func cleanEnv(extra ...string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	return append(env, extra...)
+}
+
+// started is a running entrypoint.
+type started struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+func startEntrypoint(t *testing.T, env []string, args ...string) *started {
+	t.Helper()
+	cmd := exec.Command("sh", append([]string{entrypoint}, args...)...)
+	cmd.Env = env
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so that a failing test can still stop all of it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &started{cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("entrypoint output:\n%s", out.String())
+		}
+	})
+	return s
+}
+
+// exit waits for the entrypoint to end and returns its exit status.
+func (s *started) exit(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(waitLimit):
+		t.Fatalf("entrypoint still running after %s", waitLimit)
+	}
+	var ee *exec.ExitError
+	if errors.As(s.err, &ee) {
+		return ee.ExitCode()
+	}
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return 0
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s", what, waitLimit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestEntrypointRoutesOriginalOptions(t *testing.T) {
+	cases := []struct {
+		name       string
+		env        []string
+		args       []string
+		sync, rel  []string
+		runDirFile string // where the services file must be, under the run dir
+	}{
+		{
+			name: "original long options, both forms",
+			args: []string{"--marathon=http://m1:8080/,http://m2:8080/", "--registrator", "etcd://e:4001/services",
+				"--refresh-interval", "5", "--expose-host", "--haproxy", "--vhost-domain", "apps.example.com",
+				"--vhost-port=8080", "--proxy-protocol", "--pen-servers", "16", "--pen-clients=100", "--verbose",
+				"--marathon-callback=http://me:5090/", "--group-size=3", "--max-connections", "500"},
+			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml", "--marathon=http://m1:8080/,http://m2:8080/",
+				"--registrator=etcd://e:4001/services", "--refresh-interval=5", "--expose-host", "--verbose",
+				"--marathon-callback=http://me:5090/", "--group-size=3"},
+			rel: []string{"--services=RUN/services.yaml", "--haproxy", "--vhost-domain=apps.example.com", "--vhost-port=8080",
+				"--proxy-protocol", "--pen-servers=16", "--pen-clients=100", "--verbose", "--max-connections=500"},
+		},
+		{
+			name: "short options, attached values and a flag cluster",
+			args: []string{"-mhttp://m:8080", "-r", "etcd://e:4001/s", "-i30", "-ev", "-c", "http://cb"},
+			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml", "--marathon=http://m:8080",
+				"--registrator=etcd://e:4001/s", "--refresh-interval=30", "--expose-host", "--verbose",
+				"--marathon-callback=http://cb"},
+			rel: []string{"--services=RUN/services.yaml", "--verbose"},
+		},
+		{
+			name: "environment only: nothing to route, both read their variables",
+			env:  []string{"MARATHON_URL=http://m:8080", "HAPROXY=true"},
+			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml"},
+			rel:  []string{"--services=RUN/services.yaml"},
+		},
+		{
+			name: "sync's status endpoint on when asked for; services file and run dir given",
+			env:  []string{"SYNC_STATUS_ENDPOINT=127.0.0.1:9999"},
+			args: []string{"--services-file", "RUN/x/s.yaml", "--status-endpoint=:7000", "--sync-status-endpoint=:7001",
+				"--stop-timeout=3s", "--shutdown-delay", "1s", "--template-dir=RUN/it's here"},
+			sync: []string{"--output=RUN/x/s.yaml", "--status-endpoint=:7001"},
+			rel: []string{"--services=RUN/x/s.yaml", "--status-endpoint=:7000", "--stop-timeout=3s",
+				"--shutdown-delay=1s", "--template-dir=RUN/it's here"},
+		},
+		{
+			name: "values that look like options stay values",
+			args: []string{"-m", "-weird", "--vhost-domain", "--haproxy"},
+			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml", "--marathon=-weird"},
+			rel:  []string{"--services=RUN/services.yaml", "--vhost-domain=--haproxy"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := stubs(t)
+			run := t.TempDir()
+			subst := func(l []string) []string {
+				out := make([]string, len(l))
+				for i, s := range l {
+					out[i] = strings.ReplaceAll(s, "RUN", run)
+				}
+				return out
+			}
+			env := cleanEnv(append(tc.env, "PATH="+dir+":"+os.Getenv("PATH"), "STUB_DIR="+dir, "RUN_DIR="+run, "TMPDIR="+t.TempDir())...)
+			s := startEntrypoint(t, env, subst(tc.args)...)
+			var syncArgs, relArgs []string
+			eventually(t, "both binaries started", func() bool {
+				_, a, ok1 := recorded(t, dir, "proxymatic-sync")
+				_, b, ok2 := recorded(t, dir, "proxymatic-reload")
+				syncArgs, relArgs = a, b
+				return ok1 && ok2
+			})
+			if want := subst(tc.sync); !slices.Equal(syncArgs, want) {
+				t.Errorf("proxymatic-sync got\n %q\nwant\n %q", syncArgs, want)
+			}
+			if want := subst(tc.rel); !slices.Equal(relArgs, want) {
+				t.Errorf("proxymatic-reload got\n %q\nwant\n %q", relArgs, want)
+			}
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			if rc := s.exit(t); rc != 0 {
+				t.Errorf("exit status after SIGTERM with both children exiting 0 = %d, want 0", rc)
+			}
+		})
+	}
+}
+
+func TestEntrypointUsageErrors(t *testing.T) {
+	dir := stubs(t)
+	env := cleanEnv("PATH="+dir+":"+os.Getenv("PATH"), "STUB_DIR="+dir, "RUN_DIR="+t.TempDir())
+	for _, args := range [][]string{
+		{"--no-such-option"},
+		{"-m"},
+		{"--once"},
+		{"--dry-run"},
+		{"-x"},
+		{"-m", "http://m", "positional"},
+		{"--", "positional"},
+	} {
+		out, err := runEntrypoint(env, args...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%q: %v, want exit status 2\n%s", args, err, out)
+		}
+		if _, _, ok := recorded(t, dir, "proxymatic-sync"); ok {
+			t.Fatalf("%q started proxymatic-sync", args)
+		}
+	}
+	out, err := runEntrypoint(env, "--help")
+	if err != nil || !strings.Contains(out, "--vhost-domain") || !strings.Contains(out, "MARATHON_URL") {
+		t.Errorf("--help: %v\n%s", err, out)
+	}
+}
+
+func runEntrypoint(env []string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", append([]string{entrypoint}, args...)...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestEntrypointExecsOneBinary(t *testing.T) {
+	for _, name := range []string{"proxymatic-sync", "proxymatic-reload"} {
+		t.Run(name, func(t *testing.T) {
+			dir := stubs(t)
+			env := cleanEnv("PATH="+dir+":"+os.Getenv("PATH"), "STUB_DIR="+dir, "MARATHON_URL=http://m")
+			s := startEntrypoint(t, env, name, "--once", "-m", "x y")
+			var pid int
+			var args []string
+			eventually(t, name+" started", func() bool {
+				var ok bool
+				pid, args, ok = recorded(t, dir, name)
+				return ok
+			})
+			if pid != s.cmd.Process.Pid {
+				t.Errorf("%s runs as pid %d, the entrypoint is %d: want exec, not a child", name, pid, s.cmd.Process.Pid)
+			}
+			if !slices.Equal(args, []string{"--once", "-m", "x y"}) {
+				t.Errorf("args = %q, want them untouched", args)
+			}
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			s.exit(t)
+			for _, other := range []string{"proxymatic-sync", "proxymatic-reload"} {
+				if _, _, ok := recorded(t, dir, other); ok && other != name {
+					t.Errorf("%s started too", other)
+				}
+			}
+		})
+	}
+}
+
+// --- the real thing: both binaries, HAProxy, nginx, a fake Marathon ---
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds both commands once into a directory for PATH.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "proxymatic-deploy-bin-")
+		if buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", binDir+"/", "../cmd/proxymatic-sync", "../cmd/proxymatic-reload").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// backend is an HTTP server that names itself; it returns its port.
+func backend(t *testing.T, name string) int {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "I am %s\n", name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().(*net.TCPAddr).Port
+}
+
+// get returns the body of GET http://127.0.0.1:port/ with Host host, "" on error.
+func get(port int, host string) string {
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+	if host != "" {
+		req.Host = host
+	}
+	// A new connection each time: HAProxy in TCP mode balances connections.
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// reaches reports whether some of a few requests reach backend name.
+func reaches(port int, host, name string) bool {
+	for range 6 {
+		if strings.Contains(get(port, host), "I am "+name) {
+			return true
+		}
+	}
+	return false
+}
+
+// stack is the combined entrypoint running both binaries against a fake
+// Marathon serving one app with one task.
+type stack struct {
+	*started
+	marathon  *marathontest.Server
+	app       *marathontest.App
+	svcPort   int
+	vhostPort int
+	status    int
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	for _, b := range []string{"haproxy", "nginx"} {
+		testbin.Require(t, b)
+	}
+	bin := binaries(t)
+	st := &stack{marathon: marathontest.New(t), svcPort: freePort(t), vhostPort: freePort(t), status: freePort(t)}
+	st.app = marathontest.BridgeApp("/web", st.svcPort).WithTask("127.0.0.1", backend(t, "backend-1"))
+	st.marathon.SetApps(st.app)
+
+	// nginx's workers drop to nobody when the test runs as root: the run
+	// directory must be reachable by them.
+	run, err := os.MkdirTemp("", "pm-ep-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(run, 0o755)
+	t.Cleanup(func() { os.RemoveAll(run) })
+
+	env := cleanEnv(
+		"PATH="+bin+":"+os.Getenv("PATH"),
+		"MARATHON_URL="+st.marathon.URL,
+		"HAPROXY=true",
+		"RUN_DIR="+run,
+		"TMPDIR="+t.TempDir(),
+		"STATUS_ENDPOINT="+fmt.Sprintf("127.0.0.1:%d", st.status),
+		"SHUTDOWN_DELAY=100ms",
+		"REFRESH_INTERVAL=1",
+		// Within the open-file limit of small CI machines; HAProxy sizes
+		// its descriptors from it.
+		"MAX_CONNECTIONS=1000",
+	)
+	// Options both ways: variables above, original command-line options here.
+	st.started = startEntrypoint(t, env, "--vhost-domain", "test.local", fmt.Sprintf("--vhost-port=%d", st.vhostPort))
+	eventually(t, "backend-1 through HAProxy", func() bool { return reaches(st.svcPort, "", "backend-1") })
+	eventually(t, "backend-1 through nginx", func() bool { return reaches(st.vhostPort, "web.test.local", "backend-1") })
+	return st
+}
+
+// descendants lists the processes below pid, with their names.
+func descendants(t *testing.T, pid int) map[int]string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := map[int][]int{}
+	names := map[int]string{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		s := string(b)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		f := strings.Fields(s[closing+1:])
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], p)
+		names[p] = s[open+1 : closing]
+	}
+	out := map[int]string{}
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out[c] = names[c]
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// alive reports whether pid runs (a zombie has stopped running).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+func hasName(procs map[int]string, prefix string) (int, bool) {
+	for p, n := range procs {
+		if strings.HasPrefix(n, prefix) {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+// requireAllGone fails for each recorded process still running.
+func requireAllGone(t *testing.T, procs map[int]string) {
+	t.Helper()
+	eventually(t, "every child process gone", func() bool {
+		for p := range procs {
+			if alive(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestEntrypointCombinedServesFollowsAndStops(t *testing.T) {
+	st := startStack(t)
+
+	if out, err := exec.Command("bash", "healthcheck.sh", fmt.Sprintf("127.0.0.1:%d", st.status)).CombinedOutput(); err != nil {
+		t.Errorf("healthcheck.sh on reload's /status: %v\n%s", err, out)
+	}
+
+	// Scale up: a second task, announced by an event as Marathon does.
+	st.app.WithTask("127.0.0.1", backend(t, "backend-2"))
+	st.marathon.SetApps(st.app)
+	st.marathon.PushEvent("status_update_event")
+	eventually(t, "backend-2 through HAProxy", func() bool { return reaches(st.svcPort, "", "backend-2") })
+	eventually(t, "backend-2 through nginx", func() bool { return reaches(st.vhostPort, "web.test.local", "backend-2") })
+	if !reaches(st.svcPort, "", "backend-1") {
+		t.Error("backend-1 no longer served after the scale-up")
+	}
+
+	procs := descendants(t, st.cmd.Process.Pid)
+	for _, want := range []string{"proxymatic-sync", "proxymatic-relo", "haproxy", "nginx"} {
+		if _, ok := hasName(procs, want); !ok {
+			t.Errorf("no %s below the entrypoint: %v", want, procs)
+		}
+	}
+	// Sync's status endpoint is off in combined mode: one port, as before.
+	if strings.Contains(st.out.String(), "9091") {
+		t.Errorf("sync's status endpoint is on:\n%s", st.out.String())
+	}
+
+	st.cmd.Process.Signal(syscall.SIGTERM)
+	if rc := st.exit(t); rc != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", rc)
+	}
+	requireAllGone(t, procs)
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", st.svcPort), time.Second); err == nil {
+		c.Close()
+		t.Error("the service port still accepts connections after the stop")
+	}
+}
+
+func TestEntrypointStopsTheOtherWhenOneDies(t *testing.T) {
+	for _, tc := range []struct {
+		kill, survivor string
+		sig            syscall.Signal
+	}{
+		{"proxymatic-relo", "proxymatic-sync", syscall.SIGKILL},
+		{"proxymatic-sync", "proxymatic-relo", syscall.SIGTERM},
+	} {
+		t.Run(tc.kill, func(t *testing.T) {
+			st := startStack(t)
+			procs := descendants(t, st.cmd.Process.Pid)
+			victim, ok := hasName(procs, tc.kill)
+			if !ok {
+				t.Fatalf("no %s below the entrypoint: %v", tc.kill, procs)
+			}
+			if _, ok := hasName(procs, tc.survivor); !ok {
+				t.Fatalf("no %s below the entrypoint: %v", tc.survivor, procs)
+			}
+			syscall.Kill(victim, tc.sig)
+			if rc := st.exit(t); rc == 0 {
+				t.Error("exit status 0 after a child died, want non-zero")
+			}
+			requireAllGone(t, procs)
+			if !strings.Contains(st.out.String(), "stopping the other") {
+				t.Errorf("no word of the child's exit in the output:\n%s", st.out.String())
+			}
+		})
+	}
+}
+
+func TestHealthcheckFailsOnUnready(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/status" {
+			t.Errorf("healthcheck asked for %s", r.URL.Path)
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("INITIALIZING\n"))
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	if err := exec.Command("bash", "healthcheck.sh", addr).Run(); err == nil {
+		t.Error("healthcheck passed on 503")
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	// The mode names read the binaries' variables; a wildcard host is
+	// reached on loopback.
+	cmd := exec.Command("bash", "healthcheck.sh", "sync")
+	cmd.Env = cleanEnv("SYNC_STATUS_ENDPOINT=0.0.0.0:" + port)
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	if err := cmd.Run(); err == nil || !strings.Contains(out.String(), "503") {
+		t.Errorf("healthcheck sync on a 503 endpoint: %v, %q", err, out.String())
+	}
+	if err := exec.Command("bash", "healthcheck.sh", fmt.Sprintf("127.0.0.1:%d", freePort(t))).Run(); err == nil {
+		t.Error("healthcheck passed with nothing listening")
+	}
+}
+
+// syncBuffer collects output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
