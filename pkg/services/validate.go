@@ -231,3 +231,14 @@ func clip(s string) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Validate checks one service on its own (everything but the uniqueness of
+// its key, which needs the whole file) and returns nil or a Problems error.
+// Renderers use it as their last guard, per service, without the cost of
+// splitting a whole file again.
+func (s *Service) Validate() error {
+	if ps := s.check(0, nil); len(ps) > 0 {
+		return Problems(ps)
+	}
+	return nil
+}

@@ -188,3 +188,15 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceValidate(t *testing.T) {
+	f := sample()
+	if err := f.Services[0].Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f.Services[0].HealthCheck.Path = "/a b"
+	var ps Problems
+	if err := f.Services[0].Validate(); !errors.As(err, &ps) || ps[0].Field != "healthCheck.path" {
+		t.Fatalf("got %v", err)
+	}
+}
