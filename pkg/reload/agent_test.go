@@ -503,6 +503,28 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 		t.Errorf("/haproxy: %d %.200q", resp.StatusCode, body)
 	}
 
+	// Only what changed is reloaded: a change to the UDP service alone
+	// reloads pen, not HAProxy; a pen service that goes away is stopped, a
+	// new one started.
+	hpReloads := metricValue(t, h.metrics(), `proxymatic_reload_reloads_total{proxy="haproxy"}`)
+	ps := h.a.proxies[1].(*penSet)
+	oldPen := ps.procs[udp.Key()].Pid()
+	udp2 := udp
+	udp2.Port = freePort(t)
+	h.write(service(h.port, bs[1]), udp2)
+	if err := h.waitApplied(); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, h.metrics(), `proxymatic_reload_reloads_total{proxy="haproxy"}`); got != hpReloads {
+		t.Errorf("HAProxy reloaded (%v -> %v) for a change that was not its own", hpReloads, got)
+	}
+	if _, ok := ps.procs[udp.Key()]; ok || syscall.Kill(oldPen, 0) == nil && !zombie(oldPen) {
+		t.Errorf("the pen of a removed service is still running (pid %d)", oldPen)
+	}
+	if p := ps.procs[udp2.Key()]; p == nil || p.Pid() == 0 {
+		t.Error("no pen for the new service")
+	}
+
 	// SIGTERM (the context's end): 503 at once, then nothing left.
 	pids := []int{hp.run.Pid()}
 	for _, p := range h.a.proxies[1].(*penSet).procs {
@@ -530,6 +552,21 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 	if out := procsUnder(h.cfg.RunDir); out != "" {
 		t.Errorf("proxies left running:\n%s", out)
 	}
+}
+
+func metricValue(t testing.TB, metrics, series string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscanf(v, "%g", &f); err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", series)
+	return 0
 }
 
 func grep(s, sub string) string {
