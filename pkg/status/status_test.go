@@ -1,0 +1,85 @@
+package status
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func get(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestEndpoint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "proxymatic_test_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Add(3)
+	s := New(reg)
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	if code, body := get(t, "GET", base+"/status"); code != 503 || strings.TrimSpace(body) != "INITIALIZING" {
+		t.Errorf("before: %d %q", code, body)
+	}
+	s.Set(OK)
+	if code, body := get(t, "GET", base+"/status"); code != 200 || strings.TrimSpace(body) != "OK" {
+		t.Errorf("ok: %d %q", code, body)
+	}
+	if code, body := get(t, "GET", base+"/metrics"); code != 200 || !strings.Contains(body, "proxymatic_test_total 3") {
+		t.Errorf("metrics: %d %q", code, body)
+	}
+	for _, path := range []string{"/", "/debug/pprof/", "/status/x", "/metricsx"} {
+		if code, _ := get(t, "GET", base+path); code != 404 {
+			t.Errorf("GET %s: %d, want 404", path, code)
+		}
+	}
+	if code, _ := get(t, "POST", base+"/status"); code != 405 {
+		t.Errorf("POST /status: %d, want 405", code)
+	}
+	s.Set(Terminating)
+	s.Set(OK) // must not bring a terminating instance back
+	if code, body := get(t, "GET", base+"/status"); code != 503 || strings.TrimSpace(body) != "TERMINATING" {
+		t.Errorf("terminating: %d %q", code, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+func TestListenBusyPort(t *testing.T) {
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := Listen(ln.Addr().String()); err == nil || !strings.Contains(err.Error(), "status endpoint") {
+		t.Fatalf("busy port: %v", err)
+	}
+}
