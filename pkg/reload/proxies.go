@@ -62,14 +62,16 @@ type single struct {
 
 	run     runner
 	current []byte // the live file's bytes; nil before the first good config
+	wanted  bool   // the last files gave this proxy something to serve
 }
 
 func (s *single) name() string { return s.proxyName }
 
-func (s *single) serving() bool { return s.run != nil || s.current == nil }
+func (s *single) serving() bool { return s.run != nil || !s.wanted }
 
 func (s *single) apply(ctx context.Context, files *render.Files) error {
 	want := s.pick(files)
+	s.wanted = want != nil
 	if want == nil {
 		// Nothing to serve (HAProxy without TCP services): stop.
 		if s.run != nil {
