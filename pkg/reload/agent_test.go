@@ -630,6 +630,23 @@ func TestStaleProxyStopped(t *testing.T) {
 	old := &client{url: fmt.Sprintf("http://127.0.0.1:%d/", port), c: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	old.eventually(t, bs[1].name, 10*time.Second)
 
+	// And a pen of a service the new file no longer has.
+	penBin := testbin.Require(t, "pen")
+	if err := os.MkdirAll(filepath.Join(runDir, "pen"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stalePen := exec.Command(penBin, "-f", "-r", "127.0.0.1:"+fmt.Sprint(freePort(t)), bs[1].srv.Address())
+	stalePen.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := stalePen.Start(); err != nil {
+		t.Fatal(err)
+	}
+	penExited := make(chan struct{})
+	go func() { _ = stalePen.Wait(); close(penExited) }()
+	t.Cleanup(func() { _ = syscall.Kill(-stalePen.Process.Pid, syscall.SIGKILL) })
+	if err := os.WriteFile(filepath.Join(runDir, "pen", "1-udp.pid"), []byte(fmt.Sprintf("%d\n", stalePen.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	h := startAgentIn(t, withHAProxy, runDir, port)
 	h.write(service(port, bs[0]))
 	if err := h.waitApplied(); err != nil {
@@ -641,4 +658,9 @@ func TestStaleProxyStopped(t *testing.T) {
 		t.Fatal("the stale HAProxy is still running")
 	}
 	h.client(withHAProxy).eventually(t, bs[0].name, 10*time.Second)
+	select {
+	case <-penExited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stale pen is still running")
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/config"
@@ -192,6 +193,15 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 	if err := os.MkdirAll(pen.Dir(cfg.RunDir), 0o755); err != nil {
 		stopProcs()
 		return nil, fmt.Errorf("pen dir: %w", err)
+	}
+	// pens an earlier agent left behind, whatever services they served.
+	stale, _ := filepath.Glob(filepath.Join(pen.Dir(cfg.RunDir), "*.pid"))
+	for _, pidFile := range stale {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
+		if err := supervise.StopStale(ctx, pidFile, bin, logger); err != nil {
+			logger.Warn("stale pen", "err", err)
+		}
+		cancel()
 	}
 	a.proxies = append(a.proxies, newPenSet(bin, env, cfg.MaxConnections, cfg.PenClients, opts.NginxUser))
 	return a, nil
