@@ -51,6 +51,7 @@ func NewMaster(bin, runDir string, backoff supervise.Backoff, logger *slog.Logge
 		Args:       []string{"-W", "-f", ConfigFile(runDir), "-p", PidFile(runDir), "-S", MasterSocket(runDir) + ",mode,600"},
 		Dir:        runDir,
 		StopSignal: syscall.SIGUSR1, // soft stop: finish the connections in flight
+		LogLevel:   logLevel,
 	}
 	return &Master{bin: bin, runDir: runDir, log: logger, proc: supervise.New(spec, backoff, logger)}
 }
@@ -272,4 +273,16 @@ func removeSocket(path string) error {
 		return nil
 	}
 	return os.Remove(path)
+}
+
+// logLevel maps HAProxy's message prefixes to log levels.
+func logLevel(line string) slog.Level {
+	switch {
+	case strings.Contains(line, "[ALERT]"), strings.Contains(line, "[EMERG]"):
+		return slog.LevelError
+	case strings.Contains(line, "[WARNING]"):
+		return slog.LevelWarn
+	default:
+		return slog.LevelInfo
+	}
 }

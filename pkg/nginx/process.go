@@ -38,6 +38,7 @@ func NewServer(bin, prefix string, backoff supervise.Backoff, logger *slog.Logge
 		Args:       []string{"-e", "stderr", "-p", prefix + "/", "-c", ConfigFile(prefix)},
 		Dir:        prefix,
 		StopSignal: syscall.SIGQUIT, // graceful: finish the requests in flight
+		LogLevel:   logLevel,
 	}
 	return &Server{bin: bin, prefix: prefix, log: logger, proc: supervise.New(spec, backoff, logger)}
 }
@@ -126,4 +127,17 @@ func reloaded(before, now []int) bool {
 		}
 	}
 	return fresh
+}
+
+// logLevel maps nginx's error log levels to log levels.
+func logLevel(line string) slog.Level {
+	for _, l := range []struct {
+		tag   string
+		level slog.Level
+	}{{"[emerg]", slog.LevelError}, {"[alert]", slog.LevelError}, {"[crit]", slog.LevelError}, {"[error]", slog.LevelError}, {"[warn]", slog.LevelWarn}} {
+		if strings.Contains(line, l.tag) {
+			return l.level
+		}
+	}
+	return slog.LevelInfo
 }

@@ -81,6 +81,9 @@ func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger)
 		Dir:        Dir(c.RunDir),
 		PidFile:    PidFile(c.RunDir, k),
 		StopSignal: syscall.SIGTERM,
+		// pen narrates every config line it reads on stderr; its real
+		// failures show as exits, which the supervisor logs.
+		LogLevel: func(string) slog.Level { return slog.LevelDebug },
 	}
 	return &Process{cfg: c, log: logger, proc: supervise.New(spec, backoff, logger)}
 }

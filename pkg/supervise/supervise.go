@@ -38,6 +38,9 @@ type Spec struct {
 	// SIGTERM when zero (a master that is killed outright can leave its
 	// workers behind, a terminated one takes them down).
 	DeathSignal syscall.Signal
+	// LogLevel gives the level of a line the child wrote to stdout or
+	// stderr; nil logs every line at Info.
+	LogLevel func(line string) slog.Level
 }
 
 // Backoff bounds the wait between restarts. A process that ran for longer
@@ -170,8 +173,8 @@ func (p *Process) startOnce() (*exec.Cmd, error) {
 	cmd := exec.Command(p.spec.Path, p.spec.Args...)
 	cmd.Dir = p.spec.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: p.spec.DeathSignal}
-	cmd.Stdout = &lineLogger{log: p.log, level: slog.LevelInfo}
-	cmd.Stderr = &lineLogger{log: p.log, level: slog.LevelWarn}
+	cmd.Stdout = &lineLogger{log: p.log, level: p.spec.LogLevel}
+	cmd.Stderr = &lineLogger{log: p.log, level: p.spec.LogLevel}
 	// A worker that inherited our pipes may outlive its master (a soft-
 	// stopping HAProxy worker draining connections); do not wait for it.
 	cmd.WaitDelay = time.Second
@@ -351,8 +354,16 @@ func writePidFile(path string, pid int) error {
 // lineLogger turns a child's output into one log record per line.
 type lineLogger struct {
 	log   *slog.Logger
-	level slog.Level
+	level func(string) slog.Level
 	buf   []byte
+}
+
+func (l *lineLogger) emit(line string) {
+	lvl := slog.LevelInfo
+	if l.level != nil {
+		lvl = l.level(line)
+	}
+	l.log.Log(context.Background(), lvl, line)
 }
 
 func (l *lineLogger) Write(b []byte) (int, error) {
@@ -363,12 +374,12 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 			break
 		}
 		if line := string(l.buf[:i]); line != "" {
-			l.log.Log(context.Background(), l.level, line)
+			l.emit(line)
 		}
 		l.buf = l.buf[i+1:]
 	}
 	if len(l.buf) > 4096 {
-		l.log.Log(context.Background(), l.level, string(l.buf))
+		l.emit(string(l.buf))
 		l.buf = l.buf[:0]
 	}
 	return len(b), nil
