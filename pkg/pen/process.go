@@ -81,9 +81,7 @@ func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger)
 		Dir:        Dir(c.RunDir),
 		PidFile:    PidFile(c.RunDir, k),
 		StopSignal: syscall.SIGTERM,
-		// pen narrates every config line it reads on stderr; its real
-		// failures show as exits, which the supervisor logs.
-		LogLevel: func(string) slog.Level { return slog.LevelDebug },
+		LogLevel: logLevel,
 	}
 	return &Process{cfg: c, log: logger, proc: supervise.New(spec, backoff, logger)}
 }
@@ -134,4 +132,15 @@ func (p *Process) Stop(ctx context.Context) error {
 	err := p.proc.Stop(ctx)
 	_ = os.Remove(ControlSocket(p.cfg.RunDir, p.cfg.Service))
 	return err
+}
+
+// logLevel keeps pen's narration of every config line it reads (and of its
+// table sizes) at debug; anything else pen says is worth a warning.
+func logLevel(line string) slog.Level {
+	for _, chatter := range []string{"do_cmd:", "Before:", "After:"} {
+		if strings.Contains(line, chatter) {
+			return slog.LevelDebug
+		}
+	}
+	return slog.LevelWarn
 }
