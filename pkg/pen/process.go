@@ -81,7 +81,7 @@ func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger)
 		Dir:        Dir(c.RunDir),
 		PidFile:    PidFile(c.RunDir, k),
 		StopSignal: syscall.SIGTERM,
-		LogLevel: logLevel,
+		LogLevel:   logLevel,
 	}
 	return &Process{cfg: c, log: logger, proc: supervise.New(spec, backoff, logger)}
 }
