@@ -103,7 +103,11 @@ func (p *Process) Start(ctx context.Context) error {
 		conn, err := net.DialTimeout("unix", ctl, time.Second)
 		if err == nil {
 			conn.Close()
-			return nil
+			// pen may open its control socket before its service port: the
+			// service is only up once the kernel shows that port bound.
+			if bound(k) {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -143,4 +147,32 @@ func logLevel(line string) slog.Level {
 		}
 	}
 	return slog.LevelWarn
+}
+
+// bound reports whether a socket is bound to the service's port, as the
+// kernel lists it in /proc/net (LISTEN for TCP, any state for UDP). It reads
+// the kernel's table rather than dialing: a test connection through pen would
+// reach a backend.
+func bound(k services.Key) bool {
+	files := []string{"/proc/net/tcp", "/proc/net/tcp6"}
+	if k.Protocol == services.UDP {
+		files = []string{"/proc/net/udp", "/proc/net/udp6"}
+	}
+	port := fmt.Sprintf(":%04X ", k.Port)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 4 || !strings.HasSuffix(fields[1]+" ", port) {
+				continue
+			}
+			if k.Protocol == services.UDP || fields[3] == "0A" {
+				return true
+			}
+		}
+	}
+	return false
 }
