@@ -583,3 +583,29 @@ func TestNetHostServersLeftOutUnlessExposeHost(t *testing.T) {
 		})
 	}
 }
+
+func TestLargeChangeLogsASummary(t *testing.T) {
+	var buf bytes.Buffer
+	m := &merger{logger: slog.New(slog.NewTextHandler(&buf, nil)), published: map[services.Key]services.Service{}}
+	var f services.File
+	for i := 0; i < maxChangeLines+1; i++ {
+		f.Services = append(f.Services, services.Service{Name: "s", Port: 1000 + i, Protocol: services.TCP, Mode: services.ModeTCP})
+	}
+	m.commit(f)
+	out := buf.String()
+	if strings.Count(out, "msg=Added") != 0 || !strings.Contains(out, "added=101") {
+		t.Fatalf("want one summary line, got:\n%s", out)
+	}
+	buf.Reset()
+	f.Services = f.Services[:3]
+	m.commit(f)
+	if n := strings.Count(buf.String(), "msg=Removed"); n != maxChangeLines+1-3 {
+		t.Fatalf("98 removals: want a line each, got %d:\n%s", n, buf.String())
+	}
+	buf.Reset()
+	f.Services = f.Services[:1]
+	m.commit(f)
+	if n := strings.Count(buf.String(), "msg=Removed"); n != 2 {
+		t.Fatalf("small change: want 2 Removed lines, got:\n%s", buf.String())
+	}
+}

@@ -1,8 +1,10 @@
 package syncer
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/meltwater/proxymatic/pkg/services"
@@ -139,9 +141,20 @@ func (m *merger) build() services.File {
 	return f
 }
 
+// maxChangeLines is how many Added/Modified/Removed lines one write logs at
+// info level. A first write of a large cluster would otherwise log 10,000
+// lines (a measurable part of --once at that size); above the limit the
+// lines go to debug and info gets one summary.
+const maxChangeLines = 100
+
 // commit records f as what the file now holds and logs each service that
 // was added, modified or removed since the last publish.
 func (m *merger) commit(f services.File) {
+	type change struct {
+		msg   string
+		attrs []any
+	}
+	var changes []change
 	next := make(map[services.Key]services.Service, len(f.Services))
 	servers := 0
 	for _, s := range f.Services {
@@ -151,14 +164,34 @@ func (m *merger) commit(f services.File) {
 		old, had := m.published[k]
 		switch {
 		case !had:
-			m.logger.Info("Added", serviceAttrs(s)...)
+			changes = append(changes, change{"Added", serviceAttrs(s)})
 		case !old.Equal(&s):
-			m.logger.Info("Modified", append(serviceAttrs(s), "was", describe(old))...)
+			changes = append(changes, change{"Modified", append(serviceAttrs(s), "was", describe(old))})
 		}
 	}
+	removed := make([]services.Service, 0)
 	for k, s := range m.published {
 		if _, ok := next[k]; !ok {
-			m.logger.Info("Removed", serviceAttrs(s)...)
+			removed = append(removed, s)
+		}
+	}
+	slices.SortFunc(removed, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
+	for _, s := range removed {
+		changes = append(changes, change{"Removed", serviceAttrs(s)})
+	}
+	level := slog.LevelInfo
+	if len(changes) > maxChangeLines {
+		counts := map[string]int{}
+		for _, c := range changes {
+			counts[c.msg]++
+		}
+		m.logger.Info("services changed", "added", counts["Added"], "modified", counts["Modified"],
+			"removed", counts["Removed"], "detail", "one line per service at debug level")
+		level = slog.LevelDebug
+	}
+	if m.logger.Enabled(context.Background(), level) {
+		for _, c := range changes {
+			m.logger.Log(context.Background(), level, c.msg, c.attrs...)
 		}
 	}
 	m.published = next
