@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -165,11 +166,21 @@ func (w *Watcher) read(path string) Snapshot {
 	if limit <= 0 {
 		limit = 64 << 20
 	}
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a named pipe put in the file's place would
+	// otherwise block until some writer opened it, hanging the watcher
+	// for good. Only a regular file is content.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return Snapshot{Err: err}
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Snapshot{Err: fmt.Errorf("read %s: %w", path, err)}
+	}
+	if !st.Mode().IsRegular() {
+		return Snapshot{Err: fmt.Errorf("read %s: not a regular file (%s)", path, st.Mode().Type())}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return Snapshot{Err: fmt.Errorf("read %s: %w", path, err)}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -191,4 +193,32 @@ func TestResyncCatchesLostEvents(t *testing.T) {
 	}
 	f.Close()
 	expectData(t, ch, "b")
+}
+
+// A named pipe or a directory in the file's place is reported as an error
+// at once: opening a pipe must not block the watcher until a writer comes.
+func TestNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "services.yaml")
+	writeAtomic(t, path, "one")
+	ch := follow(t, path, time.Hour)
+	expectData(t, ch, "one")
+
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(t, ch); s.Err == nil || !strings.Contains(s.Err.Error(), "not a regular file") {
+		t.Fatalf("named pipe: got %+v, want a not-a-regular-file error", s)
+	}
+	writeAtomic(t, path, "two")
+	expectData(t, ch, "two")
+
+	os.Remove(path)
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(t, ch); s.Err == nil || !strings.Contains(s.Err.Error(), "not a regular file") {
+		t.Fatalf("directory: got %+v, want a not-a-regular-file error", s)
+	}
 }
