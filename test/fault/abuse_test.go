@@ -117,7 +117,9 @@ func TestAbuseServicesFile(t *testing.T) {
 	testbin.Require(t, "pen")
 	var b strings.Builder
 	b.WriteString("version: 1\nservices:\n- name: web\n  port: 10001\n  mode: http\n  servers:\n  - ip: 10.0.0.1\n    port: 31001\n")
-	q := func(s string) string { return fmt.Sprintf("%q", strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\\0"), "\\xff")) }
+	q := func(s string) string {
+		return fmt.Sprintf("%q", strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\\0"), "\\xff"))
+	}
 	for i, h := range hostile {
 		p := 11000 + i*10
 		fmt.Fprintf(&b, "- name: %s\n  port: %d\n  servers:\n  - ip: 10.0.1.1\n    port: 31000\n", q(h), p)
