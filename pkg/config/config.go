@@ -143,6 +143,10 @@ func (c *Reload) Validate() error {
 		if c.OutputDir == "" {
 			return usagef("--dry-run needs --output-dir")
 		}
+		// Rendered as the run dir of the configs under check: same charset.
+		if strings.Trim(c.OutputDir, safePathChars) != "" {
+			return usagef("invalid --output-dir %q: want a path of [A-Za-z0-9._/-]", clipValue(c.OutputDir))
+		}
 	} else if c.OutputDir != "" {
 		return usagef("--output-dir goes with --dry-run")
 	}
@@ -150,6 +154,11 @@ func (c *Reload) Validate() error {
 		return usagef("invalid RUN_DIR (--run-dir): empty")
 	}
 	c.RunDir = filepath.Clean(c.RunDir)
+	// The run dir is written into every proxy config (sockets, pid files,
+	// temp paths): only characters that need no quoting in any of them.
+	if !filepath.IsAbs(c.RunDir) || strings.Trim(c.RunDir, safePathChars) != "" {
+		return usagef("invalid RUN_DIR (--run-dir) %q: want an absolute path of [A-Za-z0-9._/-]", clipValue(c.RunDir))
+	}
 	// Unix socket paths are limited to 108 bytes; the longest we create is
 	// the HAProxy stats socket.
 	if len(c.RunDir) > 80 {
@@ -157,6 +166,10 @@ func (c *Reload) Validate() error {
 	}
 	return nil
 }
+
+// safePathChars are the characters a path may hold to be written into a
+// proxy config unquoted.
+const safePathChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-"
 
 func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)

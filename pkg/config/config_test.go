@@ -85,6 +85,10 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		{nil, []string{"--dry-run"}, "--dry-run needs --output-dir"},
 		{nil, []string{"--output-dir", "x"}, "--output-dir goes with --dry-run"},
 		{nil, []string{"--run-dir", "/" + strings.Repeat("r", 100)}, "invalid RUN_DIR"},
+		{nil, []string{"--run-dir", "relative/run"}, "invalid RUN_DIR"},
+		{map[string]string{"RUN_DIR": "/run/a b"}, nil, "invalid RUN_DIR"},
+		{map[string]string{"RUN_DIR": "/run/x;y"}, nil, "invalid RUN_DIR"},
+		{nil, []string{"--dry-run", "--output-dir", "out dir"}, "invalid --output-dir"},
 	}
 	for _, c := range cases {
 		_, err := parseReload(t, c.args, c.env)
