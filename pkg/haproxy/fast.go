@@ -26,7 +26,16 @@ global
 	b = append(b, v.StateFile...)
 	b = append(b, `
     # Server state changes (notice) reach the agent's log; traffic logs (info) do not.
-    log stderr format raw daemon notice
+    log stderr format raw daemon notice`...)
+	if v.User != "" {
+		b = append(b, "\n    user "...)
+		b = append(b, v.User...)
+	}
+	if v.Group != "" {
+		b = append(b, "\n    group "...)
+		b = append(b, v.Group...)
+	}
+	b = append(b, `
 
 defaults
     mode tcp

@@ -23,7 +23,11 @@ func TestWriteDefaultMatchesTemplate(t *testing.T) {
 			Servers: []services.Server{{IP: ip("10.0.0.3"), Port: 80, Weight: 3, MaxConn: 1}}},
 	}
 	for n := 0; n <= len(all); n++ {
-		for _, p := range []Params{{RunDir: "/run", MaxConnections: 1}, {RunDir: "/var/run/x", MaxConnections: 9999, StatsSocket: "/s.sock"}} {
+		for _, p := range []Params{
+			{RunDir: "/run", MaxConnections: 1},
+			{RunDir: "/var/run/x", MaxConnections: 9999, StatsSocket: "/s.sock", User: "haproxy"},
+			{RunDir: "/var/run/x", MaxConnections: 9999, FDLimit: 1000, User: "haproxy", Group: "haproxy"},
+		} {
 			v, err := newView(p, all[:n])
 			if err != nil {
 				t.Fatal(err)

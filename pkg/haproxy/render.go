@@ -24,8 +24,19 @@ type Params struct {
 	// file. It must be an absolute, clean path without spaces.
 	RunDir string
 	// MaxConnections bounds each service (listen maxconn); the global
-	// maxconn is twice it.
+	// maxconn is twice it (a proxied connection holds two sockets), both
+	// capped by FDLimit.
 	MaxConnections int
+	// FDLimit is the file-descriptor limit HAProxy will run under (the
+	// agent's RLIMIT_NOFILE hard limit, which its children inherit).
+	// HAProxy raises its own limit to about twice the global maxconn and
+	// refuses to start when it cannot, which `haproxy -c` does not detect;
+	// so the global maxconn is capped to (FDLimit - listeners - reserve) / 2
+	// and each listen's maxconn to the global one. 0 means no cap.
+	FDLimit int
+	// User and Group are the global user/group the workers drop to after
+	// the master (root) has bound the sockets. Empty omits them.
+	User, Group string
 	// StatsSocket is where the stats frontend binds; empty means
 	// StatsSocket(RunDir).
 	StatsSocket string

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -24,6 +27,7 @@ type view struct {
 	AdminSocket   string
 	StatsSocket   string
 	StateFile     string
+	User, Group   string
 	Services      []serviceView
 }
 
@@ -138,7 +142,52 @@ func (p *Params) validate() error {
 	if p.StatsSocket != "" && !safePath(p.StatsSocket) {
 		return fmt.Errorf("haproxy: stats socket %q: want an absolute, clean path of [A-Za-z0-9._/-]", p.StatsSocket)
 	}
+	if p.FDLimit < 0 {
+		return fmt.Errorf("haproxy: fd limit %d: want 0 (no cap) or more", p.FDLimit)
+	}
+	for _, n := range []string{p.User, p.Group} {
+		if n != "" && !accountName.MatchString(n) {
+			return fmt.Errorf("haproxy: user/group %q: want a plain account name", n)
+		}
+	}
 	return nil
+}
+
+// accountName is what useradd accepts by default (no quoting needed).
+var accountName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
+// fdReserve is left to what is not a proxied connection: health checks,
+// the CLI and stats sockets, resolvers, logs, the master's own fds.
+const fdReserve = 256
+
+// maxConns returns the global and per-listen maxconn: twice and once
+// MaxConnections, capped so HAProxy's fd need (about 2 × global maxconn +
+// listeners) fits under FDLimit.
+func (p *Params) maxConns(listeners int) (global, perListen int, err error) {
+	global = 2 * p.MaxConnections
+	if p.FDLimit > 0 {
+		limit := (p.FDLimit - listeners - fdReserve) / 2
+		if limit < 1 {
+			return 0, 0, fmt.Errorf("haproxy: fd limit %d leaves no connection for %d listeners (raise ulimit -n)", p.FDLimit, listeners)
+		}
+		if global > limit {
+			logCapOnce(global, limit, p.FDLimit)
+			global = limit
+		}
+	}
+	return global, min(p.MaxConnections, global), nil
+}
+
+// lastCap remembers the last cap logged, so a cap is logged once and not on
+// every render (a new number of listeners logs the new cap).
+var lastCap atomic.Int64
+
+func logCapOnce(want, capped, fdLimit int) {
+	if lastCap.Swap(int64(capped)) == int64(capped) {
+		return
+	}
+	slog.Warn("haproxy maxconn capped to fit the file-descriptor limit (raise ulimit -Hn for more)",
+		"wanted", want, "maxconn", capped, "fd_limit", fdLimit)
 }
 
 // safePath admits only paths that need no quoting in any proxy's config.
@@ -177,9 +226,17 @@ func newView(p Params, svcs []services.Service) (*view, error) {
 		}
 		return nil, fmt.Errorf("haproxy: refusing to render invalid services: %w", ps)
 	}
+	// The services' listens, the stats frontend, the admin and master CLI
+	// sockets.
+	global, perListen, err := p.maxConns(len(svcs) + 3)
+	if err != nil {
+		return nil, err
+	}
 	v := &view{
-		GlobalMaxConn: 2 * p.MaxConnections,
-		MaxConn:       p.MaxConnections,
+		GlobalMaxConn: global,
+		MaxConn:       perListen,
+		User:          p.User,
+		Group:         p.Group,
 		AdminSocket:   AdminSocket(p.RunDir),
 		StatsSocket:   cmp.Or(p.StatsSocket, StatsSocket(p.RunDir)),
 		StateFile:     StateFile(p.RunDir),

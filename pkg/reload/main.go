@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/config"
@@ -122,6 +123,7 @@ func options(cfg *config.Reload) render.Options {
 		PenClients:     cfg.PenClients,
 		RunDir:         cfg.RunDir,
 		TemplateDir:    cfg.TemplateDir,
+		FDLimit:        raiseFDLimit(),
 	}
 	// As root, nginx's workers and pen drop to nobody (pen refuses its
 	// control socket as root otherwise).
@@ -132,8 +134,37 @@ func options(cfg *config.Reload) render.Options {
 				o.NginxGroup = "nogroup"
 			}
 		}
+		// HAProxy's master stays root (it binds, re-execs on reload and
+		// reads the state file); its workers drop to the packaged user.
+		if _, err := user.Lookup("haproxy"); err == nil {
+			o.HAProxyUser = "haproxy"
+			if _, err := user.LookupGroup("haproxy"); err == nil {
+				o.HAProxyGroup = "haproxy"
+			}
+		}
 	}
 	return o
+}
+
+// raiseFDLimit lifts the agent's soft RLIMIT_NOFILE to its hard limit (the
+// proxies inherit it) and returns the hard limit, which HAProxy's maxconn
+// must fit under; 0 (no cap) when it is unknown or unlimited.
+func raiseFDLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	if rl.Cur < rl.Max {
+		raised := rl
+		raised.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
+			slog.Warn("cannot raise the soft file-descriptor limit to the hard one", "soft", rl.Cur, "hard", rl.Max, "err", err)
+		}
+	}
+	if rl.Max > 1<<30 { // unlimited (RLIM_INFINITY) or near it
+		return 0
+	}
+	return int(rl.Max)
 }
 
 func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger *slog.Logger, b bins) (*agent, error) {

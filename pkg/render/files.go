@@ -41,6 +41,7 @@ func renderFiles(o Options, t *Templates, p Plan, slots *pen.Slots) (*Files, err
 		start := time.Now()
 		out.HAProxy, err = haproxy.Render(haproxy.Params{
 			RunDir: o.RunDir, MaxConnections: o.MaxConnections, StatsSocket: o.StatusSocket, Template: t.HAProxy,
+			FDLimit: o.FDLimit, User: o.HAProxyUser, Group: o.HAProxyGroup,
 		}, p.HAProxy)
 		if err != nil {
 			return nil, err
