@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +35,11 @@ type Master struct {
 	bin, runDir string
 	log         *slog.Logger
 	proc        *supervise.Process
+
+	mu sync.Mutex
+	// draining are servers ("backend/server") removed at run time that
+	// still had connections: in maintenance, deleted once they are idle.
+	draining map[string]bool
 }
 
 // NewMaster prepares (does not start) HAProxy for the config in
@@ -107,6 +113,10 @@ func (m *Master) Reload(ctx context.Context) error {
 		if err == nil && after.MasterReloads > before.MasterReloads {
 			for _, w := range after.Workers {
 				if !slices.Contains(before.Workers, w) {
+					// The new worker has no server the config lacks.
+					m.mu.Lock()
+					clear(m.draining)
+					m.mu.Unlock()
 					return nil
 				}
 			}

@@ -189,7 +189,8 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 		slots = pen.NewSlots(cfg.PenServers)
 	}
 	procCtx, stopProcs := context.WithCancel(context.Background())
-	env := proxyEnv{runDir: cfg.RunDir, backoff: supervise.DefaultBackoff, log: logger, procCtx: procCtx}
+	env := proxyEnv{runDir: cfg.RunDir, backoff: supervise.DefaultBackoff, log: logger, procCtx: procCtx,
+		haproxy: render.HAProxyParams(opts, templates)}
 	a := &agent{
 		opts: opts, templates: templates, slots: slots, slotsPath: slotsPath,
 		status: st, log: logger, stopProcs: stopProcs,

@@ -10,6 +10,14 @@ var (
 		Name: "proxymatic_reload_reloads_total",
 		Help: "Configs a proxy took on (a start or a confirmed reload), by proxy.",
 	}, []string{"proxy"})
+	runtimeUpdates = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_reload_runtime_updates_total",
+		Help: "Changes a proxy took on without a reload (HAProxy: servers added, removed or re-weighted through the admin socket), by proxy.",
+	}, []string{"proxy"})
+	runtimeFallbacks = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_reload_runtime_fallbacks_total",
+		Help: "Runtime updates that failed (a command refused, or show servers state did not confirm it) and were replaced by a checked reload, by proxy.",
+	}, []string{"proxy"})
 	reloadFailures = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "proxymatic_reload_failures_total",
 		Help: "Configs a proxy did not take on (rejected by its check, or a reload or start that failed), by proxy. The running config stays.",

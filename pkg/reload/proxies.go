@@ -59,10 +59,17 @@ type single struct {
 	newRunner func() runner
 	pick      func(*render.Files) []byte
 	log       *slog.Logger
+	// runtime applies a change to the running proxy without a reload when
+	// it can (HAProxy: servers of existing services); an error wrapping
+	// haproxy.ErrNeedsReload means it cannot, any other that it failed.
+	// Either way a checked reload follows. nil: always reload.
+	runtime      func(ctx context.Context, old, new []services.Service) error
+	pickServices func(*render.Files) []services.Service
 
-	run     runner
-	current []byte // the live file's bytes; nil before the first good config
-	wanted  bool   // the last files gave this proxy something to serve
+	run         runner
+	current     []byte             // the live file's bytes; nil before the first good config
+	currentSvcs []services.Service // what current was rendered from (runtime only)
+	wanted      bool               // the last files gave this proxy something to serve
 }
 
 func (s *single) name() string { return s.proxyName }
@@ -80,6 +87,9 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 		return nil
 	}
 	if s.run != nil && bytes.Equal(want, s.current) {
+		return nil
+	}
+	if s.run != nil && s.runtime != nil && s.current != nil && s.applyRuntime(ctx, files, want) {
 		return nil
 	}
 	tmp, err := s.file.stage(want)
@@ -107,6 +117,7 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 			return fmt.Errorf("%s: start: %w: %w", s.proxyName, errProxy, err)
 		}
 		s.run, s.current = r, want
+		s.keepServices(files)
 		reloads.WithLabelValues(s.proxyName).Inc()
 		return nil
 	}
@@ -127,8 +138,47 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 		return fmt.Errorf("%s: reload: %w: %w", s.proxyName, errProxy, err)
 	}
 	s.current = want
+	s.keepServices(files)
 	reloads.WithLabelValues(s.proxyName).Inc()
 	return nil
+}
+
+func (s *single) keepServices(files *render.Files) {
+	if s.pickServices != nil {
+		s.currentSvcs = s.pickServices(files)
+	}
+}
+
+// applyRuntime tries the runtime path and reports whether it took the
+// change. On success the new file is written to disk without a check and
+// without a reload: it differs from the checked, running file only in
+// server lines the running HAProxy has just accepted with the same
+// keywords (add server), so a restart or the next reload starts from what
+// is serving. The next reload checks its own candidate as always.
+func (s *single) applyRuntime(ctx context.Context, files *render.Files, want []byte) bool {
+	start := time.Now()
+	svcs := s.pickServices(files)
+	rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	if err := s.runtime(rctx, s.currentSvcs, svcs); err != nil {
+		if errors.Is(err, haproxy.ErrNeedsReload) {
+			s.log.Debug("change needs a reload", "proxy", s.proxyName, "reason", err)
+		} else {
+			runtimeFallbacks.WithLabelValues(s.proxyName).Inc()
+			s.log.Warn("runtime update failed; reloading with the new config instead", "proxy", s.proxyName, "err", err)
+		}
+		return false
+	}
+	if err := s.file.write(want); err != nil {
+		// The reload path writes (and checks) the file again.
+		s.log.Error("writing the config applied at run time", "proxy", s.proxyName, "err", err)
+		runtimeFallbacks.WithLabelValues(s.proxyName).Inc()
+		return false
+	}
+	s.current, s.currentSvcs = want, svcs
+	runtimeUpdates.WithLabelValues(s.proxyName).Inc()
+	s.log.Info("servers updated without a reload", "proxy", s.proxyName, "took", time.Since(start).Round(time.Millisecond))
+	return true
 }
 
 func (s *single) stop(ctx context.Context) {
@@ -138,7 +188,7 @@ func (s *single) stop(ctx context.Context) {
 	if err := s.run.Stop(ctx); err != nil {
 		s.log.Warn("stop", "proxy", s.proxyName, "err", err)
 	}
-	s.run, s.current = nil, nil
+	s.run, s.current, s.currentSvcs = nil, nil, nil
 }
 
 // proxyEnv is what the proxies need from the agent.
@@ -149,18 +199,31 @@ type proxyEnv struct {
 	// procCtx outlives the agent's context: the proxies must keep running
 	// through the shutdown delay and stop only when told to.
 	procCtx context.Context
+	// haproxy are the params haproxy.cfg is rendered with (PlanUpdate
+	// compares two renders with them).
+	haproxy haproxy.Params
 }
 
 func newHAProxy(bin string, env proxyEnv) *single {
+	var master *haproxy.Master // set by newRunner; runtime runs only while it runs
 	return &single{
 		proxyName: "haproxy",
 		file:      configFile{path: haproxy.ConfigFile(env.runDir)},
 		check:     func(ctx context.Context, c string) error { return haproxy.Check(ctx, bin, c) },
 		newRunner: func() runner {
-			return &procRunner{r: haproxy.NewMaster(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx}
+			master = haproxy.NewMaster(bin, env.runDir, env.backoff, env.log)
+			return &procRunner{r: master, ctx: env.procCtx}
 		},
-		pick: func(f *render.Files) []byte { return f.HAProxy },
-		log:  env.log,
+		pick:         func(f *render.Files) []byte { return f.HAProxy },
+		pickServices: func(f *render.Files) []services.Service { return f.HAProxyServices },
+		runtime: func(ctx context.Context, old, new []services.Service) error {
+			u, err := haproxy.PlanUpdate(env.haproxy, old, new)
+			if err != nil {
+				return err
+			}
+			return master.Apply(ctx, u)
+		},
+		log: env.log,
 	}
 }
 

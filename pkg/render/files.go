@@ -39,13 +39,11 @@ func renderFiles(o Options, t *Templates, p Plan, slots *pen.Slots) (*Files, err
 	var err error
 	if o.HAProxy {
 		start := time.Now()
-		out.HAProxy, err = haproxy.Render(haproxy.Params{
-			RunDir: o.RunDir, MaxConnections: o.MaxConnections, StatsSocket: o.StatusSocket, Template: t.HAProxy,
-			FDLimit: o.FDLimit, User: o.HAProxyUser, Group: o.HAProxyGroup,
-		}, p.HAProxy)
+		out.HAProxy, err = haproxy.Render(HAProxyParams(o, t), p.HAProxy)
 		if err != nil {
 			return nil, err
 		}
+		out.HAProxyServices = p.HAProxy
 		renderSeconds.WithLabelValues("haproxy").Observe(time.Since(start).Seconds())
 	}
 	if o.VHostDomain != "" {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"text/template"
 
+	"github.com/meltwater/proxymatic/pkg/haproxy"
 	"github.com/meltwater/proxymatic/pkg/nginx"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/services"
@@ -83,12 +84,28 @@ func LoadTemplates(dir string) (*Templates, error) { return loadTemplates(dir) }
 // directory: "haproxy.cfg", "nginx.conf", "pen/<port>-<protocol>.cfg".
 // A proxy with nothing to serve has no file.
 type Files struct {
-	HAProxy []byte                  // nil without --haproxy
-	Nginx   []byte                  // nil without --vhost-domain
-	Pen     map[services.Key][]byte // one per pen service
+	HAProxy []byte // nil without --haproxy
+	// HAProxyServices are the services HAProxy was rendered from, so the
+	// agent can tell a change of servers only (applied at run time) from
+	// one that needs a reload (haproxy.PlanUpdate).
+	HAProxyServices []services.Service
+	Nginx           []byte                  // nil without --vhost-domain
+	Pen             map[services.Key][]byte // one per pen service
 	// PenDropped counts, per pen service with more servers than
 	// --pen-servers, the servers left out (the caller logs them).
 	PenDropped map[services.Key]int
+}
+
+// HAProxyParams are the haproxy.Params Render uses for these options.
+func HAProxyParams(o Options, t *Templates) haproxy.Params {
+	p := haproxy.Params{
+		RunDir: o.RunDir, MaxConnections: o.MaxConnections, StatsSocket: o.StatusSocket,
+		FDLimit: o.FDLimit, User: o.HAProxyUser, Group: o.HAProxyGroup,
+	}
+	if t != nil {
+		p.Template = t.HAProxy
+	}
+	return p
 }
 
 // Render renders every file of the plan. slots is updated with the pen slot
