@@ -363,11 +363,16 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // TestSwitchUnderLoad switches the service between backends 20 times while
 // fresh connections keep coming, for each proxy: no request may fail and
 // every change must reach the traffic.
+//
+// HAProxy takes a switch of servers through its runtime API; "haproxy-reload"
+// overrides the template with a copy of the embedded one, which makes every
+// change a checked reload, so that path stays tested under load too.
 func TestSwitchUnderLoad(t *testing.T) {
-	for _, m := range []mode{withHAProxy, withNginx, withPen} {
-		t.Run(m.String(), func(t *testing.T) {
+	for _, tc := range switchCases(t) {
+		m := tc.m
+		t.Run(tc.name, func(t *testing.T) {
 			bs := newBackends(t, 4)
-			h := startAgent(t, m, "", nil)
+			h := startAgent(t, m, tc.templateDir, nil)
 			if code := h.statusCode(); code != http.StatusServiceUnavailable {
 				t.Fatalf("/status before any file: %d, want 503", code)
 			}
@@ -381,6 +386,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 			c := h.client(m)
 			c.eventually(t, bs[0].name, 10*time.Second)
 
+			runtime0, reloads0 := metricOr0(h, haproxyRuntime), metricOr0(h, haproxyReloads)
 			l := startLoad(c, 3)
 			var took []time.Duration
 			for i := 1; i <= 20; i++ {
@@ -395,18 +401,44 @@ func TestSwitchUnderLoad(t *testing.T) {
 			}
 			ok, failed, errs := l.finish()
 			t.Logf("%s: %d requests, %d failed; rename to first response from the new backend: p50 %v, p99 %v, max %v",
-				m, ok+failed, failed, percentile(took, .5), percentile(took, .99), slices.Max(took))
+				tc.name, ok+failed, failed, percentile(took, .5), percentile(took, .99), slices.Max(took))
 			if failed > 0 {
 				t.Fatalf("%d of %d requests failed during 20 switches: %v", failed, ok+failed, errs)
 			}
 			if ok == 0 {
 				t.Fatal("the load sent nothing")
 			}
+			// Each HAProxy switch took the path it was meant to.
+			runtimes, reloads := metricOr0(h, haproxyRuntime)-runtime0, metricOr0(h, haproxyReloads)-reloads0
+			switch {
+			case tc.name == "haproxy" && (runtimes != 20 || reloads != 0),
+				tc.name == "haproxy-reload" && (runtimes != 0 || reloads != 20):
+				t.Fatalf("%s: %v runtime updates, %v reloads", tc.name, runtimes, reloads)
+			}
 			if !strings.Contains(h.metrics(), fmt.Sprintf(`proxymatic_reload_reloads_total{proxy="%s"}`, map[mode]string{withHAProxy: "haproxy", withNginx: "nginx", withPen: "pen"}[m])) {
 				t.Fatal("/metrics has no reload counter for the proxy")
 			}
 		})
 	}
+}
+
+type switchCase struct {
+	name        string
+	m           mode
+	templateDir string
+}
+
+func switchCases(t testing.TB) []switchCase {
+	t.Helper()
+	tmpl, err := os.ReadFile("../haproxy/templates/haproxy.cfg.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "haproxy.cfg.tmpl"), tmpl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []switchCase{{"haproxy", withHAProxy, ""}, {"haproxy-reload", withHAProxy, dir}, {"nginx", withNginx, ""}, {"pen", withPen, ""}}
 }
 
 // A proxy killed outright comes back; a config the proxy rejects leaves the

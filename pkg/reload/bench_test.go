@@ -8,13 +8,15 @@ import (
 // BenchmarkSwitchLatency measures, per proxy, the time from the rename of
 // services.yaml to the first response from the service's new backend
 // (fresh connections, no other load). Reported as p50-ms and p99-ms.
+// "haproxy" is the runtime-API path, "haproxy-reload" the reload path.
 //
 //	go test -run '^$' -bench SwitchLatency -benchtime 20x ./pkg/reload
 func BenchmarkSwitchLatency(b *testing.B) {
-	for _, m := range []mode{withHAProxy, withNginx, withPen} {
-		b.Run(m.String(), func(b *testing.B) {
+	for _, tc := range switchCases(b) {
+		m := tc.m
+		b.Run(tc.name, func(b *testing.B) {
 			bs := newBackends(b, 4)
-			h := startAgent(b, m, "", nil)
+			h := startAgent(b, m, tc.templateDir, nil)
 			h.write(service(h.port, bs[0]))
 			if err := h.waitApplied(); err != nil {
 				b.Fatal(err)
