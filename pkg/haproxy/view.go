@@ -3,12 +3,9 @@ package haproxy
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/templates"
 )
 
 // view is what the template sees: flat, pre-formatted and already validated,
@@ -75,42 +73,10 @@ func (s serverView) Weight() int { return Weight(s.srv.Weight) }
 // MaxConn is the server's connection limit; 0 is unlimited.
 func (s serverView) MaxConn() int { return s.srv.MaxConn }
 
-func loadTemplate(dir string) (*template.Template, error) {
-	text, err := templateText(dir)
-	if err != nil || text == "" {
-		return nil, err
-	}
-	t, err := template.New(TemplateName).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("haproxy template: %w", err)
-	}
-	return t, nil
-}
-
-func templateText(dir string) (string, error) {
-	if dir != "" {
-		p := filepath.Join(dir, TemplateName)
-		b, err := os.ReadFile(p)
-		if err == nil {
-			return string(b), nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("haproxy template %s: %w", p, err)
-		}
-	}
-	return "", nil
-}
+func loadTemplate(dir string) (*template.Template, error) { return templates.Load(dir, TemplateName) }
 
 // defaultTemplate is the embedded template; the tests hold writeDefault to it.
-var defaultTemplate = template.Must(template.New(TemplateName).Option("missingkey=error").Parse(mustEmbedded()))
-
-func mustEmbedded() string {
-	b, err := embedded.ReadFile("templates/" + TemplateName)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
+var defaultTemplate = templates.MustEmbedded(embedded, TemplateName)
 
 func render(p Params, svcs []services.Service) ([]byte, error) {
 	if err := p.validate(); err != nil {

@@ -2,15 +2,14 @@ package nginx
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/bits"
 	"os"
 	"path/filepath"
 	"text/template"
 
 	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/templates"
 )
 
 // view is what the template sees: flat, pre-formatted and already validated.
@@ -53,42 +52,10 @@ func (s serverView) Down() bool { return s.srv.Weight == 0 }
 // MaxConns is the server's connection limit; 0 is unlimited.
 func (s serverView) MaxConns() int { return s.srv.MaxConn }
 
-func loadTemplate(dir string) (*template.Template, error) {
-	text, err := templateText(dir)
-	if err != nil || text == "" {
-		return nil, err
-	}
-	t, err := template.New(TemplateName).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("nginx template: %w", err)
-	}
-	return t, nil
-}
-
-func templateText(dir string) (string, error) {
-	if dir != "" {
-		p := filepath.Join(dir, TemplateName)
-		b, err := os.ReadFile(p)
-		if err == nil {
-			return string(b), nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("nginx template %s: %w", p, err)
-		}
-	}
-	return "", nil
-}
+func loadTemplate(dir string) (*template.Template, error) { return templates.Load(dir, TemplateName) }
 
 // defaultTemplate is the embedded template; the tests hold writeDefault to it.
-var defaultTemplate = template.Must(template.New(TemplateName).Option("missingkey=error").Parse(mustEmbedded()))
-
-func mustEmbedded() string {
-	b, err := embedded.ReadFile("templates/" + TemplateName)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
+var defaultTemplate = templates.MustEmbedded(embedded, TemplateName)
 
 func render(p Params, vhosts []VHost) ([]byte, error) {
 	v, err := newView(p, vhosts)

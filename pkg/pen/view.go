@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"text/template"
 
 	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/templates"
 )
 
 // view is what the template sees: one entry per slot, free ones included.
@@ -68,42 +66,10 @@ func configName(k services.Key) string {
 	return strconv.Itoa(k.Port) + "-" + string(k.Protocol) + ".cfg"
 }
 
-func loadTemplate(dir string) (*template.Template, error) {
-	text, err := templateText(dir)
-	if err != nil || text == "" {
-		return nil, err
-	}
-	t, err := template.New(TemplateName).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("pen template: %w", err)
-	}
-	return t, nil
-}
-
-func templateText(dir string) (string, error) {
-	if dir != "" {
-		p := filepath.Join(dir, TemplateName)
-		b, err := os.ReadFile(p)
-		if err == nil {
-			return string(b), nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("pen template %s: %w", p, err)
-		}
-	}
-	return "", nil
-}
+func loadTemplate(dir string) (*template.Template, error) { return templates.Load(dir, TemplateName) }
 
 // defaultTemplate is the embedded template; the tests hold writeDefault to it.
-var defaultTemplate = template.Must(template.New(TemplateName).Option("missingkey=error").Parse(mustEmbedded()))
-
-func mustEmbedded() string {
-	b, err := embedded.ReadFile("templates/" + TemplateName)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
+var defaultTemplate = templates.MustEmbedded(embedded, TemplateName)
 
 func render(p Params, svc services.Service, slots *Slots) ([]byte, error) {
 	if p.Servers < 1 || p.Servers > MaxSlots {
