@@ -379,6 +379,11 @@ func TestUnchangedRefreshWritesAndReloadsNothing(t *testing.T) {
 	refreshes := func() float64 { return metric(t, s.syncStatus, "proxymatic_marathon_refreshes_total") }
 	writes := func() float64 { return metric(t, s.syncStatus, "proxymatic_sync_file_writes_total") }
 	reloads := func() float64 { return metric(t, s.reloadStatus, "proxymatic_reload_reloads_total") }
+	// A server-only change is applied through HAProxy's runtime API, which
+	// counts as an update, not a reload: either proves the change was applied.
+	applied := func() float64 {
+		return reloads() + metric(t, s.reloadStatus, "proxymatic_reload_runtime_updates_total")
+	}
 	// Let the refresh the event stream's attach triggers settle.
 	waitFor(t, 10*time.Second, "a refresh after the stream attached", func() bool { return refreshes() >= 2 })
 	time.Sleep(500 * time.Millisecond)
@@ -386,7 +391,7 @@ func TestUnchangedRefreshWritesAndReloadsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r0, w0, l0 := refreshes(), writes(), reloads()
+	r0, w0, l0, a0 := refreshes(), writes(), reloads(), applied()
 	for range 3 {
 		s.m.PushEvent("status_update_event")
 		time.Sleep(300 * time.Millisecond)
@@ -399,6 +404,9 @@ func TestUnchangedRefreshWritesAndReloadsNothing(t *testing.T) {
 	if l := reloads(); l != l0 {
 		t.Errorf("unchanged refreshes reloaded: reloads %v → %v", l0, l)
 	}
+	if a := applied(); a != a0 {
+		t.Errorf("unchanged refreshes were applied to HAProxy: %v → %v", a0, a)
+	}
 	if fi2, err := os.Stat(s.file); err != nil || !os.SameFile(fi, fi2) || !fi2.ModTime().Equal(fi.ModTime()) {
 		t.Errorf("services.yaml replaced by an unchanged refresh")
 	}
@@ -407,5 +415,5 @@ func TestUnchangedRefreshWritesAndReloadsNothing(t *testing.T) {
 	if w := writes(); w <= w0 {
 		t.Errorf("a change was not counted as a write: %v → %v", w0, w)
 	}
-	waitFor(t, 10*time.Second, "the reload counted", func() bool { return reloads() > l0 })
+	waitFor(t, 10*time.Second, "the change applied (reload or runtime update)", func() bool { return applied() > a0 })
 }

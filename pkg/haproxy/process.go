@@ -67,6 +67,12 @@ func NewMaster(bin, runDir string, backoff supervise.Backoff, logger *slog.Logge
 func (m *Master) Start(ctx context.Context) error {
 	_ = supervise.StopStale(ctx, PidFile(m.runDir), m.bin, m.log)
 	_ = removeSocket(MasterSocket(m.runDir))
+	// The config loads server state from this file; before the first save
+	// an empty state (just the format version) keeps HAProxy from warning
+	// that it cannot open it on every first start.
+	if path := StateFile(m.runDir); !exists(path) {
+		_ = os.WriteFile(path, []byte("1\n"), 0o600)
+	}
 	if err := m.proc.Start(ctx); err != nil {
 		return fmt.Errorf("haproxy: %w", err)
 	}
@@ -295,4 +301,9 @@ func logLevel(line string) slog.Level {
 	default:
 		return slog.LevelInfo
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

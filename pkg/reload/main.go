@@ -236,6 +236,9 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 		cancel()
 	}
 	a.proxies = append(a.proxies, newPenSet(bin, env, cfg.MaxConnections, cfg.PenClients, opts.NginxUser))
+	for _, p := range a.proxies {
+		initProxyMetrics(p.name())
+	}
 	return a, nil
 }
 

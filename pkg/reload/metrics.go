@@ -52,3 +52,12 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 	})
 )
+
+// initProxyMetrics exports every per-proxy series at 0 from the start, so a
+// dashboard or alert sees "no reload yet" rather than a missing series.
+func initProxyMetrics(proxy string) {
+	reloads.WithLabelValues(proxy)
+	runtimeUpdates.WithLabelValues(proxy)
+	runtimeFallbacks.WithLabelValues(proxy)
+	reloadFailures.WithLabelValues(proxy)
+}
