@@ -113,6 +113,13 @@ func TestMarathonEventReachesFile(t *testing.T) {
 
 	fw.waitFor(t, contains("10.0.0.1"))
 	waitSubscribed(t, m)
+	// Attaching the stream triggers one refresh of its own (events may have
+	// been missed before it); count from after that one.
+	deadline := time.Now().Add(hangGuard)
+	for m.Requests("/v2/apps") < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
 	polls := m.Requests("/v2/apps")
 
 	web.AddTask("10.0.0.2", 31002)
