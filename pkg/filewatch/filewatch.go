@@ -7,6 +7,7 @@
 package filewatch
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -181,10 +182,16 @@ func (w *Watcher) read(path string) Snapshot {
 	if !st.Mode().IsRegular() {
 		return Snapshot{Err: fmt.Errorf("read %s: not a regular file (%s)", path, st.Mode().Type())}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
+	if st.Size() > limit {
+		return Snapshot{Err: fmt.Errorf("read %s: larger than %d bytes", path, limit)}
+	}
+	// One buffer of the file's size: io.ReadAll's doubling copies a
+	// multi-megabyte file a dozen times on every change.
+	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
 		return Snapshot{Err: fmt.Errorf("read %s: %w", path, err)}
 	}
+	data := buf.Bytes()
 	if int64(len(data)) > limit {
 		return Snapshot{Err: fmt.Errorf("read %s: larger than %d bytes", path, limit)}
 	}

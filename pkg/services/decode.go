@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -30,11 +31,19 @@ var ErrTooLarge = fmt.Errorf("services.yaml is larger than %d bytes", MaxFileSiz
 
 // ReadFile reads at most MaxFileSize bytes of a file and parses it.
 func ReadFile(r io.Reader) (*Decoded, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
+	var buf bytes.Buffer
+	// Size the buffer from the file when we can: io.ReadAll's doubling
+	// copied and zeroed a 4 MB file a dozen times (a third of a reload dry
+	// run at 10,000 services).
+	if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() <= MaxFileSize {
+			buf.Grow(int(st.Size()) + bytes.MinRead)
+		}
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r, MaxFileSize+1)); err != nil {
 		return nil, err
 	}
-	return Parse(data)
+	return Parse(buf.Bytes())
 }
 
 // Parse decodes a document leniently: an error means the document as a whole
