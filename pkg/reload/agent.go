@@ -30,6 +30,8 @@ type agent struct {
 	watcher   *filewatch.Watcher
 	stopProcs context.CancelFunc // ends the proxies' process context, after shutdown
 
+	ports *portGuard
+
 	lastHash string // hex SHA-256 of the last file applied without error
 	// applied is called after each file has been applied (tests measure
 	// with it); nil in production.
@@ -117,6 +119,20 @@ func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) erro
 // apply renders the services and hands every proxy its files.
 func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256.Size]byte) error {
 	start := time.Now()
+	var errBusy error
+	if a.ports != nil {
+		var busy []portBusy
+		svcs, busy = a.ports.filter(svcs)
+		for _, b := range busy {
+			a.log.Error("service left out: its port is held by another process; retrying", "service", b.Service.Name,
+				"key", b.Service.Key().String(), "err", b.Err)
+		}
+		if len(busy) > 0 {
+			// errProxy: transient, so the file is applied again after
+			// retryDelay and the service comes up once its port is free.
+			errBusy = fmt.Errorf("%w: %d service(s) left out, their ports held by another process", errProxy, len(busy))
+		}
+	}
 	plan := render.NewPlan(a.opts, svcs)
 	for _, sk := range plan.Skipped {
 		a.log.Warn("service not served by every proxy", "service", sk.Name, "key", sk.Service.String(), "reason", sk.Reason)
@@ -148,6 +164,9 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 	}
 	wg.Wait()
 	var errs []error
+	if errBusy != nil {
+		errs = append(errs, errBusy)
+	}
 	for _, err := range results {
 		if err != nil {
 			errs = append(errs, err)

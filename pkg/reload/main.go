@@ -202,6 +202,7 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 			stopProcs()
 			return nil, err
 		}
+		stopStale(haproxy.PidFile(cfg.RunDir), bin, cfg.StopTimeout, logger)
 		a.proxies = append(a.proxies, newHAProxy(bin, env))
 	}
 	if cfg.VHostDomain != "" {
@@ -214,6 +215,7 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 			stopProcs()
 			return nil, err
 		}
+		stopStale(nginx.PidFile(cfg.RunDir), bin, cfg.StopTimeout, logger)
 		a.proxies = append(a.proxies, newNginx(bin, env))
 	}
 	// pen serves UDP always and TCP without --haproxy.
@@ -229,17 +231,30 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 	// pens an earlier agent left behind, whatever services they served.
 	stale, _ := filepath.Glob(filepath.Join(pen.Dir(cfg.RunDir), "*.pid"))
 	for _, pidFile := range stale {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
-		if err := supervise.StopStale(ctx, pidFile, bin, logger); err != nil {
-			logger.Warn("stale pen", "err", err)
-		}
-		cancel()
+		stopStale(pidFile, bin, cfg.StopTimeout, logger)
 	}
 	a.proxies = append(a.proxies, newPenSet(bin, env, cfg.MaxConnections, cfg.PenClients, opts.NginxUser))
+	// After the leftovers are gone, so that their ports do not read as
+	// held by another process.
+	vhostPort := 0
+	if cfg.VHostDomain != "" {
+		vhostPort = cfg.VHostPort
+	}
+	a.ports = newPortGuard(vhostPort)
 	for _, p := range a.proxies {
 		initProxyMetrics(p.name())
 	}
 	return a, nil
+}
+
+// stopStale ends a proxy an earlier agent left behind, before the first
+// file is applied: its ports must be free by then.
+func stopStale(pidFile, bin string, timeout time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := supervise.StopStale(ctx, pidFile, bin, logger); err != nil {
+		logger.Warn("proxy left by an earlier agent", "pid_file", pidFile, "err", err)
+	}
 }
 
 // haproxyStats reverse-proxies HAProxy's stats page from the unix socket

@@ -38,6 +38,10 @@ var (
 		Name: "proxymatic_reload_dropped_services_total",
 		Help: "Invalid services left out, summed over every file applied.",
 	})
+	portConflicts = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_reload_port_conflicts",
+		Help: "Services left out of the last apply because another process holds their port; retried every few seconds.",
+	})
 	lastGoodTime = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "proxymatic_reload_last_good_timestamp_seconds",
 		Help: "When a services file was last applied to every proxy without error.",
