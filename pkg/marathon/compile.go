@@ -69,20 +69,107 @@ func (c claim) better(cur claim) bool {
 	return c.appID < cur.appID
 }
 
+// keyClaim is one (port, protocol) an app claims.
+type keyClaim struct {
+	key   services.Key
+	claim claim
+}
+
+// pendingServer is a server an app adds to a service once its task's host
+// is resolved: compiling an app needs no address, so apps can be compiled
+// while the response is still being decoded, and resolved after.
+type pendingServer struct {
+	key      services.Key
+	taskHost string // as Marathon gave it: the key of compiler.addrs
+	host     string // the server's host name ("" if not a valid name)
+	taskID   string
+	port     int
+	weight   int
+	maxConn  int
+}
+
+// appResult is what one app contributes: claims[claimFrom:claimTo] and
+// servers[srvFrom:srvTo] of the compilation it belongs to.
+type appResult struct {
+	id                 string
+	claimFrom, claimTo int
+	srvFrom, srvTo     int
+}
+
+// compilation collects the per-app results of one refresh in shared
+// slices (a few large allocations rather than several per app) and the
+// distinct task hosts to resolve.
+type compilation struct {
+	apps    []appResult
+	claims  []keyClaim
+	servers []pendingServer
+	hosts   []string
+	seen    map[string]bool
+	done    map[services.Key]bool // per-task scratch
+	tasks   []*task               // per-app scratch
+}
+
 func (c *compiler) compile(apps []app) []services.Service {
+	var cm compilation
+	for i := range apps {
+		c.add(&cm, &apps[i])
+	}
+	return c.merge(&cm)
+}
+
+// add compiles one app into cm. It keeps no reference into a, which the
+// streaming decoder reuses for a later app.
+func (c *compiler) add(cm *compilation, a *app) {
 	if c.groupSize < 1 {
 		c.groupSize = 1
 	}
-	order := make([]*app, len(apps))
-	for i := range apps {
-		order[i] = &apps[i]
+	if cm.seen == nil {
+		cm.seen = map[string]bool{}
+		cm.done = map[services.Key]bool{}
 	}
+	for j := range a.Tasks {
+		if h := a.Tasks[j].Host; !cm.seen[h] {
+			cm.seen[h] = true
+			cm.hosts = append(cm.hosts, h)
+		}
+	}
+	r := appResult{id: a.ID, claimFrom: len(cm.claims), srvFrom: len(cm.servers)}
+	c.compileApp(cm, a)
+	r.claimTo, r.srvTo = len(cm.claims), len(cm.servers)
+	cm.apps = append(cm.apps, r)
+}
+
+// merge resolves nothing itself: c.addrs must hold the addresses of
+// cm.hosts. It joins the apps' results into services.
+func (c *compiler) merge(cm *compilation) []services.Service {
 	// Sorted so that merges and duplicate servers resolve the same way
 	// whatever order Marathon lists apps and tasks in.
-	slices.SortStableFunc(order, func(a, b *app) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortStableFunc(cm.apps, func(a, b appResult) int { return cmp.Compare(a.id, b.id) })
 	groups := make(map[services.Key]*group)
-	for _, a := range order {
-		c.compileApp(a, groups)
+	for _, r := range cm.apps {
+		for _, kc := range cm.claims[r.claimFrom:r.claimTo] {
+			g := groups[kc.key]
+			if g == nil {
+				groups[kc.key] = &group{owner: kc.claim, seen: map[netip.AddrPort]bool{}}
+			} else if kc.claim.better(g.owner) {
+				g.owner = kc.claim
+			}
+		}
+		for _, ps := range cm.servers[r.srvFrom:r.srvTo] {
+			addr, ok := c.addrs[ps.taskHost]
+			if !ok {
+				// The resolver already warned about the host.
+				c.log.Debug("task host unresolved, server dropped", "app", r.id, "task", ps.taskID)
+				continue
+			}
+			g := groups[ps.key]
+			ap := netip.AddrPortFrom(addr, uint16(ps.port))
+			if g.seen[ap] {
+				continue
+			}
+			g.seen[ap] = true
+			g.servers = append(g.servers, services.Server{Host: ps.host, IP: addr, Port: ps.port, Weight: ps.weight, MaxConn: ps.maxConn})
+		}
 	}
 	f := services.File{Services: make([]services.Service, 0, len(groups))}
 	for k, g := range groups {
@@ -116,7 +203,7 @@ func (c *compiler) compile(apps []app) []services.Service {
 	return valid
 }
 
-func (c *compiler) compileApp(a *app, groups map[services.Key]*group) {
+func (c *compiler) compileApp(cm *compilation, a *app) {
 	name, ok := serviceName(a.ID)
 	if !ok {
 		c.log.Warn("app id does not give a valid service name, app skipped", "app", clip(a.ID), "name", clip(name))
@@ -145,36 +232,29 @@ func (c *compiler) compileApp(a *app, groups map[services.Key]*group) {
 		for _, p := range sp.protocols {
 			k := services.Key{Port: port, Protocol: p}
 			keys[i] = append(keys[i], k)
-			cl := claim{name: name, appID: a.ID, moved: moved, mode: opts[i].mode, health: health[i], timeouts: opts[i].timeouts}
-			g := groups[k]
-			if g == nil {
-				groups[k] = &group{owner: cl, seen: map[netip.AddrPort]bool{}}
-			} else if cl.better(g.owner) {
-				g.owner = cl
-			}
+			cm.claims = append(cm.claims, keyClaim{k, claim{name: name, appID: a.ID, moved: moved, mode: opts[i].mode, health: health[i], timeouts: opts[i].timeouts}})
 		}
 	}
 
-	tasks := make([]*task, len(a.Tasks))
+	tasks := cm.tasks[:0]
 	for i := range a.Tasks {
-		tasks[i] = &a.Tasks[i]
+		tasks = append(tasks, &a.Tasks[i])
 	}
 	slices.SortStableFunc(tasks, func(x, y *task) int { return cmp.Compare(x.ID, y.ID) })
+	defer func() {
+		clear(tasks) // no pointer into a survives the call
+		cm.tasks = tasks[:0]
+	}()
 	for _, t := range tasks {
 		if !c.serves(a, t, log) {
-			continue
-		}
-		addr, ok := c.addrs[t.Host]
-		if !ok {
-			// The resolver already warned about the host.
-			log.Debug("task host unresolved, server dropped", "task", t.ID)
 			continue
 		}
 		host := strings.ToLower(t.Host)
 		if !services.ValidName(host) {
 			host = ""
 		}
-		done := map[services.Key]bool{}
+		done := cm.done
+		clear(done)
 		for i, ks := range keys {
 			if i >= len(t.Ports) {
 				if len(ks) > 0 {
@@ -195,20 +275,14 @@ func (c *compiler) compileApp(a *app, groups map[services.Key]*group) {
 					log.Debug("net=host task skipped: host port equals service port", "task", t.ID, "port", k.Port)
 					continue
 				}
-				g := groups[k]
-				ap := netip.AddrPortFrom(addr, uint16(hostPort))
-				if g.seen[ap] {
-					continue
-				}
-				g.seen[ap] = true
-				srv := services.Server{Host: host, IP: addr, Port: hostPort, Weight: services.DefaultWeight}
+				ps := pendingServer{key: k, taskHost: t.Host, host: host, taskID: t.ID, port: hostPort, weight: services.DefaultWeight}
 				if w := opts[i].weight; w >= 0 {
-					srv.Weight = w
+					ps.weight = w
 				}
 				if mc := opts[i].maxConn; mc > 0 {
-					srv.MaxConn = max(1, mc/c.groupSize)
+					ps.maxConn = max(1, mc/c.groupSize)
 				}
-				g.servers = append(g.servers, srv)
+				cm.servers = append(cm.servers, ps)
 			}
 		}
 	}

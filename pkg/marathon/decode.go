@@ -83,8 +83,38 @@ const maxDepth = 10000
 // holds it to that. The one difference: a used field given twice in one
 // object is an error (errDuplicate).
 func decodeApps(r io.Reader) ([]app, error) {
+	var apps []app
+	err := decodeAppStream(r, func() *app {
+		apps = append(apps, app{})
+		return &apps[len(apps)-1]
+	}, func(*app) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	return apps, nil
+}
+
+// decodeAppStream decodes like decodeApps but hands each app over as soon as
+// it is read, so a caller can compile while the rest of the body is still
+// arriving and never hold all apps at once. next returns the app to decode
+// into: a zero app, or one given back to reuse whose slices and label map
+// keep their capacity (the decoder resets every field it owns, so nothing
+// from the previous app shows through). done receives it once complete;
+// the app is the caller's again from then on.
+func decodeAppStream(r io.Reader, next func() *app, done func(*app) error) error {
 	s := &scanner{r: r, buf: make([]byte, 64<<10)}
-	return s.document()
+	return s.document(next, done)
+}
+
+// reset clears a for reuse, keeping the capacity of the slices the decoder
+// fills most (tasks with their ports and health results, labels).
+func (a *app) reset() {
+	clear(a.Labels)
+	*a = app{Labels: a.Labels, Ports: a.Ports[:0], PortDefinitions: a.PortDefinitions[:0], Tasks: a.Tasks[:0]}
+}
+
+func (t *task) reset() {
+	*t = task{Ports: t.Ports[:0], HealthCheckResults: t.HealthCheckResults[:0]}
 }
 
 // scanner is a JSON reader over an io.Reader with one fixed-size buffer
@@ -103,6 +133,7 @@ type scanner struct {
 	scratch []byte // unescaped string
 	keyBuf  []byte // a key kept across a refill
 	intern  map[string]string
+	states  map[string]*string // one *string per distinct task state
 }
 
 // syntaxError carries the input offset, as encoding/json's does.
@@ -806,32 +837,32 @@ func upper(c byte) byte {
 }
 
 // document reads {"apps": [...]}; other top-level members are skipped.
-func (s *scanner) document() ([]app, error) {
+func (s *scanner) document(next func() *app, done func(*app) error) error {
 	if err := s.expect('{', "object"); err != nil {
-		return nil, err
+		return err
 	}
-	var apps []app
+	n := 0
 	found := false
 	c, err := s.peek()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for c != '}' {
 		key, err := s.key()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if string(key) != "apps" {
 			if err := s.skip(); err != nil {
-				return nil, err
+				return err
 			}
 		} else {
 			if found {
-				return nil, errors.New(`"apps" given twice`)
+				return errors.New(`"apps" given twice`)
 			}
 			found = true
 			if err := s.expect('[', `"apps" array`); err != nil {
-				return nil, err
+				return err
 			}
 			// Depth counts from each app, as encoding/json did decoding one
 			// app at a time.
@@ -839,42 +870,47 @@ func (s *scanner) document() ([]app, error) {
 			for {
 				c, err := s.peek()
 				if err != nil {
-					return nil, err
+					return err
 				}
 				if c == ']' {
 					s.pos++
 					break
 				}
-				if len(apps) > 0 {
+				if n > 0 {
 					if err := s.expect(',', "',' between apps"); err != nil {
-						return nil, err
+						return err
 					}
 				}
-				apps = append(apps, app{})
-				if err := s.app(&apps[len(apps)-1]); err != nil {
-					return nil, fmt.Errorf("apps[%d]: %w", len(apps)-1, err)
+				a := next()
+				a.reset()
+				if err := s.app(a); err != nil {
+					return fmt.Errorf("apps[%d]: %w", n, err)
+				}
+				n++
+				if err := done(a); err != nil {
+					return err
 				}
 			}
 		}
 		if c, err = s.peek(); err != nil {
-			return nil, err
+			return err
 		}
 		if c == ',' {
 			s.pos++
 			if c, err = s.peek(); err != nil {
-				return nil, err
+				return err
 			}
 			if c == '}' {
-				return nil, s.errorf("want object key, got '}'")
+				return s.errorf("want object key, got '}'")
 			}
 		} else if c != '}' {
-			return nil, s.errorf("want ',' or '}' in object, got %s", describe(c))
+			return s.errorf("want ',' or '}' in object, got %s", describe(c))
 		}
 	}
 	if !found {
-		return nil, errors.New(`no "apps" array in the response`)
+		return errors.New(`no "apps" array in the response`)
 	}
-	return apps, nil
+	return nil
 }
 
 var appFields = []string{"id", "labels", "ports", "portDefinitions", "container", "healthChecks", "tasks"}
@@ -918,8 +954,11 @@ func (s *scanner) labels(dst *map[string]string) error {
 		*dst = nil
 		return err
 	}
-	m := map[string]string{}
-	*dst = m
+	m := *dst
+	if m == nil {
+		m = map[string]string{}
+		*dst = m
+	}
 	return s.object(func(key []byte) error {
 		k := s.internBytes(key)
 		var v string
@@ -932,15 +971,29 @@ func (s *scanner) labels(dst *map[string]string) error {
 }
 
 // slice reads an array into *dst (null: nil, [] : empty, as encoding/json).
+// A non-nil *dst is reused: its backing array, and through reset the
+// elements' own slices, are overwritten rather than allocated again.
 func slice[T any](s *scanner, dst *[]T, elem func(*T) error) error {
+	return sliceReuse(s, dst, elem, nil)
+}
+
+func sliceReuse[T any](s *scanner, dst *[]T, elem func(*T) error, reset func(*T)) error {
 	if null, err := s.null(); null || err != nil {
 		*dst = nil
 		return err
 	}
-	out := []T{}
+	out := (*dst)[:0]
+	if out == nil {
+		out = []T{}
+	}
 	err := s.array(func() error {
-		var zero T
-		out = append(out, zero)
+		if n := len(out); n < cap(out) && reset != nil {
+			out = out[:n+1]
+			reset(&out[n])
+		} else {
+			var zero T
+			out = append(out, zero)
+		}
 		if err := elem(&out[len(out)-1]); err != nil {
 			return fmt.Errorf("[%d]: %w", len(out)-1, err)
 		}
@@ -1075,7 +1128,7 @@ var taskFields = []string{"id", "host", "state", "ports", "healthCheckResults"}
 var hcResultFields = []string{"alive", "lastFailureCause"}
 
 func (s *scanner) tasks(dst *[]task) error {
-	return slice(s, dst, func(t *task) error {
+	return sliceReuse(s, dst, func(t *task) error {
 		var seen fields
 		return s.object(func(key []byte) error {
 			i := match(key, taskFields)
@@ -1099,7 +1152,7 @@ func (s *scanner) tasks(dst *[]task) error {
 				if err := s.str(&st, true); err != nil {
 					return err
 				}
-				t.State = &st
+				t.State = s.statePtr(st)
 				return nil
 			case 3:
 				return s.ints(&t.Ports)
@@ -1121,5 +1174,22 @@ func (s *scanner) tasks(dst *[]task) error {
 				})
 			})
 		})
-	})
+	}, (*task).reset)
+}
+
+// statePtr shares one *string per distinct state (st is interned): 40,000
+// tasks need a handful of them, not one allocation each. Nothing writes
+// through the pointer.
+func (s *scanner) statePtr(st string) *string {
+	if p, ok := s.states[st]; ok {
+		return p
+	}
+	p := &st
+	if s.states == nil {
+		s.states = make(map[string]*string)
+	}
+	if len(s.states) < 1<<10 {
+		s.states[st] = p
+	}
+	return p
 }

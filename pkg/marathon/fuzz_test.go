@@ -2,9 +2,12 @@ package marathon
 
 import (
 	"bytes"
+	"context"
 	"hash/fnv"
 	"log/slog"
 	"net/netip"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
@@ -31,6 +34,23 @@ func FuzzCompile(f *testing.F) {
 	f.Add([]byte(`{"apps":[{"id":"/a","ports":[0,70000,-1,80],"tasks":[{"host":"::1","ports":[1,2,3,0]},{"host":"1.2.3.4","ports":[65536,1,1,1],"state":"TASK_RUNNING"}]}]}`), false, uint8(0))
 	f.Add([]byte(`{"apps":[{"id":"/a","labels":{"com.meltwater.proxymatic.port.0.servicePort":"80"},"portDefinitions":[{"port":80,"protocol":"udp,tcp"}],"tasks":[{"host":"h","ports":[80]}]},{"id":"/b","container":{"portMappings":[{"servicePort":80,"protocol":"sctp"}]},"tasks":[{"host":"1.1.1.1","ports":[90]}]}]}`), true, uint8(200))
 	f.Add([]byte(`{"apps":[{"id":"/","tasks":[]},{"id":"/A/../B","ports":[1]}]}`), false, uint8(1))
+	// Rich apps then bare ones, more than the stream keeps in flight, so
+	// reused slots would leak labels, ports, tasks or health checks.
+	rich := func(id string) *marathontest.App {
+		a := marathontest.BridgeApp(id, 10010, 10011).WithLabel(L+"0.weight", "7").WithLabel(L+"1.maxconn", "40").
+			WithHealthCheck(marathontest.HealthCheck{Path: "/up"})
+		a.AddTask("10.0.0.9", 31010, 31011).Unhealthy("down")
+		a.AddTask("10.0.0.8", 31012, 31013)
+		return a.WithTask("10.0.0.7", 31014)
+	}
+	f.Add(marathontest.AppsJSON([]*marathontest.App{
+		rich("/r/a"), rich("/r/b"), rich("/r/c"), rich("/r/d"),
+		marathontest.LegacyApp("/bare/a", 10020).WithTask("10.0.0.6", 31020),
+		marathontest.HostApp("/bare/b", 10021),
+		marathontest.ContainerApp("/bare/c", 10022).WithTask("10.0.0.5"),
+		marathontest.LegacyApp("/bare/d", 10023).WithTask("10.0.0.4", 31023, 31024),
+	}), false, uint8(2))
+	f.Add([]byte(`{"apps":[{"id":"/a","labels":{"x":"1"},"ports":[1],"tasks":[{"id":"t","host":"1.1.1.1","ports":[5],"state":"TASK_RUNNING","healthCheckResults":[{"alive":false}]}]},{"id":"/b","labels":null,"ports":null,"tasks":null},{"id":"/c","labels":{},"ports":[],"tasks":[]},{"id":"/d","tasks":[{"host":"1.1.1.2"}]},{"id":"/e","ports":[2],"tasks":[{"host":"1.1.1.3","ports":[6],"healthCheckResults":null}]}]}`), true, uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, exposeHost bool, group uint8) {
 		apps, err := decodeApps(bytes.NewReader(data))
 		if err != nil {
@@ -52,6 +72,21 @@ func FuzzCompile(f *testing.F) {
 		}
 		c := compiler{exposeHost: exposeHost, groupSize: int(group), log: slog.New(slog.DiscardHandler), addrs: addrs}
 		out := c.compile(apps)
+		// The streaming path (batches of one app, so every decoded app
+		// reuses a slot another app left) must compile the same services
+		// and collect the same hosts: nothing of a previous app shows through.
+		sc := compiler{exposeHost: exposeHost, groupSize: int(group), log: slog.New(slog.DiscardHandler)}
+		cm, err := sc.stream(context.Background(), bytes.NewReader(data), 1)
+		if err != nil {
+			t.Fatalf("decodeApps accepted what stream refused: %v", err)
+		}
+		if !slices.Equal(cm.hosts, taskHosts(apps)) {
+			t.Fatalf("stream hosts %q, want %q", cm.hosts, taskHosts(apps))
+		}
+		sc.addrs = addrs
+		if got := sc.merge(cm); !reflect.DeepEqual(got, out) {
+			t.Fatalf("stream compiled\n%v\nwant\n%v", got, out)
+		}
 		file := services.File{Services: out}
 		if err := file.Validate(); err != nil {
 			t.Fatalf("compiled services do not validate: %v", err)

@@ -15,11 +15,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/services"
@@ -142,11 +144,16 @@ func httpClient(opts Options) (*http.Client, error) {
 		c.CheckRedirect = keepAuthOnRedirect
 		return &c, nil
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
+	// No extra CA: RootCAs stays nil and crypto/tls loads the system pool on
+	// the first TLS handshake, not at start-up (~30 ms of CPU that a plain
+	// http replica, or a --once run, would pay for nothing).
+	var pool *x509.CertPool
 	if opts.CACertFile != "" {
+		var err error
+		pool, err = x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
 		pem, err := os.ReadFile(opts.CACertFile)
 		if err != nil {
 			return nil, fmt.Errorf("marathon: CA certificate: %w", err)
@@ -179,7 +186,8 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	apps, err := decodeApps(resp.Body)
+	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log}
+	cm, err := c.stream(ctx, resp.Body, streamBatch)
 	resp.Body.Close()
 	if err != nil {
 		err = fmt.Errorf("marathon %s: reading apps: %w", rep.name, readErr(resp.Body, err))
@@ -188,12 +196,11 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 		}
 		return nil, err
 	}
-	addrs := s.dns.resolveAll(ctx, taskHosts(apps))
+	c.addrs = s.dns.resolveAll(ctx, cm.hosts)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log, addrs: addrs}
-	out := c.compile(apps)
+	out := c.merge(cm)
 	refreshesTotal.WithLabelValues(rep.name).Inc()
 	lastSuccess.SetToCurrentTime()
 	refreshDuration.Observe(time.Since(start).Seconds())
@@ -207,3 +214,74 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 }
 
 const appsPath = "/v2/apps?embed=apps.tasks"
+
+// streamBatch is how many apps the decoder hands to the compiler at once:
+// enough to make the channel hand-off negligible, few enough that the
+// apps in flight stay a small, reused part of the heap.
+const streamBatch = 256
+
+// stream decodes the body and compiles its apps concurrently: the decoder
+// fills batches of apps, one goroutine compiles them (address-free, see
+// compiler.add) and gives the batches back for reuse, so on two cores the
+// compile rules run while the body is still being read, and the 10,000
+// decoded apps of a large cluster are never all in memory. The goroutine
+// ends before stream returns, whatever happens; ctx cancels the decoder
+// through the body (the request carries ctx) and also between batches.
+func (c *compiler) stream(ctx context.Context, body io.Reader, batchSize int) (*compilation, error) {
+	const inFlight = 3 // one being decoded, one queued, one being compiled
+	full := make(chan []app, inFlight)
+	free := make(chan []app, inFlight)
+	for range inFlight {
+		free <- nil
+	}
+	cm := &compilation{}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for batch := range full {
+			for i := range batch {
+				c.add(cm, &batch[i])
+			}
+			free <- batch[:0]
+		}
+	})
+	var batch []app
+	send := func() error {
+		select {
+		case full <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case batch = <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}
+	batch = <-free
+	err := decodeAppStream(body, func() *app {
+		if batch == nil {
+			batch = make([]app, 0, batchSize)
+		}
+		if len(batch) < cap(batch) {
+			batch = batch[:len(batch)+1] // reuse the app that was here
+		} else {
+			batch = append(batch, app{})
+		}
+		return &batch[len(batch)-1]
+	}, func(*app) error {
+		if len(batch) < batchSize {
+			return nil
+		}
+		return send()
+	})
+	if err == nil && len(batch) > 0 {
+		err = send()
+	}
+	close(full)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return cm, nil
+}
