@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"cmp"
+	"context"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -88,21 +89,21 @@ type pendingServer struct {
 	maxConn  int
 }
 
-// appResult is what one app contributes: claims[claimFrom:claimTo] and
-// servers[srvFrom:srvTo] of the compilation it belongs to.
+// appResult is what one app contributes.
 type appResult struct {
-	id                 string
-	claimFrom, claimTo int
-	srvFrom, srvTo     int
-}
-
-// compilation collects the per-app results of one refresh in shared
-// slices (a few large allocations rather than several per app) and the
-// distinct task hosts to resolve.
-type compilation struct {
-	apps    []appResult
+	id      string
 	claims  []keyClaim
 	servers []pendingServer
+}
+
+// compilation collects the per-app results of one refresh and the distinct
+// task hosts to resolve. Apps' claims and servers are carved out of shared
+// chunks: a few allocations rather than several per app, and no single
+// slice of all 40,000 servers that would be copied each time it doubled.
+type compilation struct {
+	apps    []appResult
+	claims  []keyClaim      // current chunk
+	servers []pendingServer // current chunk
 	hosts   []string
 	seen    map[string]bool
 	done    map[services.Key]bool // per-task scratch
@@ -133,10 +134,18 @@ func (c *compiler) add(cm *compilation, a *app) {
 			cm.hosts = append(cm.hosts, h)
 		}
 	}
-	r := appResult{id: a.ID, claimFrom: len(cm.claims), srvFrom: len(cm.servers)}
+	// A chunk is full enough when a typical app might not fit; an app that
+	// overflows it just grows that chunk.
+	if cap(cm.claims)-len(cm.claims) < 16 {
+		cm.claims = make([]keyClaim, 0, 1024)
+	}
+	if cap(cm.servers)-len(cm.servers) < 64 {
+		cm.servers = make([]pendingServer, 0, 2048)
+	}
+	c0, s0 := len(cm.claims), len(cm.servers)
 	c.compileApp(cm, a)
-	r.claimTo, r.srvTo = len(cm.claims), len(cm.servers)
-	cm.apps = append(cm.apps, r)
+	c1, s1 := len(cm.claims), len(cm.servers)
+	cm.apps = append(cm.apps, appResult{id: a.ID, claims: cm.claims[c0:c1:c1], servers: cm.servers[s0:s1:s1]})
 }
 
 // merge resolves nothing itself: c.addrs must hold the addresses of
@@ -147,7 +156,7 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 	slices.SortStableFunc(cm.apps, func(a, b appResult) int { return cmp.Compare(a.id, b.id) })
 	groups := make(map[services.Key]*group)
 	for _, r := range cm.apps {
-		for _, kc := range cm.claims[r.claimFrom:r.claimTo] {
+		for _, kc := range r.claims {
 			g := groups[kc.key]
 			if g == nil {
 				groups[kc.key] = &group{owner: kc.claim, seen: map[netip.AddrPort]bool{}}
@@ -155,7 +164,7 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 				g.owner = kc.claim
 			}
 		}
-		for _, ps := range cm.servers[r.srvFrom:r.srvTo] {
+		for _, ps := range r.servers {
 			addr, ok := c.addrs[ps.taskHost]
 			if !ok {
 				// The resolver already warned about the host.
@@ -209,10 +218,10 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 		c.log.Warn("app id does not give a valid service name, app skipped", "app", clip(a.ID), "name", clip(name))
 		return
 	}
-	log := c.log.With("app", a.ID)
+	log := &appLogger{base: c.log, id: a.ID}
 	specs := appPorts(a, log)
 	opts := c.portLabels(a, len(specs), log)
-	health := httpHealthPaths(a, log)
+	health := httpHealthPaths(a, len(specs), log)
 
 	// keys[i] are the services port index i feeds.
 	keys := make([][]services.Key, len(specs))
@@ -289,7 +298,7 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 }
 
 // serves applies the task state and health rules.
-func (c *compiler) serves(a *app, t *task, log *slog.Logger) bool {
+func (c *compiler) serves(a *app, t *task, log *appLogger) bool {
 	// Marathon before 0.8 had no state field: a listed task was running.
 	if t.State != nil && *t.State != "TASK_RUNNING" {
 		return false
@@ -318,7 +327,7 @@ func serviceName(id string) (string, bool) {
 
 // appPorts reads the service ports with their protocols from whichever
 // declaration the app's Marathon version and network mode use.
-func appPorts(a *app, log *slog.Logger) []portSpec {
+func appPorts(a *app, log *appLogger) []portSpec {
 	var specs []portSpec
 	switch {
 	case a.Container != nil && a.Container.Docker != nil && len(a.Container.Docker.PortMappings) > 0:
@@ -347,7 +356,7 @@ var (
 	tcpUDP  = []services.Protocol{services.TCP, services.UDP}
 )
 
-func protocols(p string, log *slog.Logger) []services.Protocol {
+func protocols(p string, log *appLogger) []services.Protocol {
 	switch strings.ToLower(p) {
 	case "", "tcp":
 		return tcpOnly
@@ -360,9 +369,12 @@ func protocols(p string, log *slog.Logger) []services.Protocol {
 	return tcpOnly
 }
 
-// httpHealthPaths maps port index to the path of the app's first HTTP-style
-// health check on it.
-func httpHealthPaths(a *app, log *slog.Logger) map[int]string {
+// httpHealthPaths gives, for each of the app's n port indexes, the path of
+// its first HTTP-style health check on it ("" if none).
+func httpHealthPaths(a *app, n int, log *appLogger) []string {
+	if len(a.HealthChecks) == 0 {
+		return make([]string, n)
+	}
 	paths := map[int]string{}
 	for _, hc := range a.HealthChecks {
 		switch strings.ToUpper(hc.Protocol) {
@@ -387,13 +399,17 @@ func httpHealthPaths(a *app, log *slog.Logger) map[int]string {
 		}
 		paths[idx] = path
 	}
-	return paths
+	out := make([]string, n)
+	for i := range out {
+		out[i] = paths[i]
+	}
+	return out
 }
 
 // portLabels parses the proxymatic labels. Labels are free text set by
 // anyone who can deploy an app: only values that parse exactly are used,
 // anything else is logged and ignored.
-func (c *compiler) portLabels(a *app, n int, log *slog.Logger) []portOpts {
+func (c *compiler) portLabels(a *app, n int, log *appLogger) []portOpts {
 	opts := make([]portOpts, n)
 	for i := range opts {
 		opts[i].weight = -1
@@ -499,4 +515,28 @@ func clip(s string) string {
 		return s
 	}
 	return s[:limit] + "..."
+}
+
+// appLogger builds an app's logger (with the app id) on first use: With
+// clones the handler, an allocation per app, and almost every app logs
+// nothing; debug lines are not even built unless debug is enabled.
+type appLogger struct {
+	base *slog.Logger
+	id   string
+	l    *slog.Logger
+}
+
+func (a *appLogger) get() *slog.Logger {
+	if a.l == nil {
+		a.l = a.base.With("app", a.id)
+	}
+	return a.l
+}
+
+func (a *appLogger) Warn(msg string, args ...any) { a.get().Warn(msg, args...) }
+
+func (a *appLogger) Debug(msg string, args ...any) {
+	if a.base.Enabled(context.Background(), slog.LevelDebug) {
+		a.get().Debug(msg, args...)
+	}
 }
