@@ -57,7 +57,37 @@ type claim struct {
 type group struct {
 	owner   claim
 	servers []services.Server
-	seen    map[netip.AddrPort]bool
+	seen    map[netip.AddrPort]bool // built only once servers outgrows a scan
+}
+
+// seenScan is how many servers a group checks for a duplicate by scanning
+// before it indexes them in a map: most services have a handful of
+// servers, and a map per service was a sizeable share of a refresh.
+const seenScan = 16
+
+// add appends srv unless the group already has a server at its address.
+func (g *group) add(srv services.Server) {
+	ap := netip.AddrPortFrom(srv.IP, uint16(srv.Port))
+	if g.seen != nil {
+		if g.seen[ap] {
+			return
+		}
+		g.seen[ap] = true
+	} else {
+		for i := range g.servers {
+			if g.servers[i].IP == srv.IP && g.servers[i].Port == srv.Port {
+				return
+			}
+		}
+		if len(g.servers) >= seenScan {
+			g.seen = make(map[netip.AddrPort]bool, 2*len(g.servers))
+			for i := range g.servers {
+				g.seen[netip.AddrPortFrom(g.servers[i].IP, uint16(g.servers[i].Port))] = true
+			}
+			g.seen[ap] = true
+		}
+	}
+	g.servers = append(g.servers, srv)
 }
 
 // better reports whether c should name the service instead of cur: the app
@@ -154,12 +184,17 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 	// Sorted so that merges and duplicate servers resolve the same way
 	// whatever order Marathon lists apps and tasks in.
 	slices.SortStableFunc(cm.apps, func(a, b appResult) int { return cmp.Compare(a.id, b.id) })
-	groups := make(map[services.Key]*group)
+	groups := make(map[services.Key]*group, len(cm.apps))
+	var arena []group // groups are allocated in blocks, not one by one
 	for _, r := range cm.apps {
 		for _, kc := range r.claims {
 			g := groups[kc.key]
 			if g == nil {
-				groups[kc.key] = &group{owner: kc.claim, seen: map[netip.AddrPort]bool{}}
+				if len(arena) == cap(arena) {
+					arena = make([]group, 0, 1024)
+				}
+				arena = append(arena, group{owner: kc.claim})
+				groups[kc.key] = &arena[len(arena)-1]
 			} else if kc.claim.better(g.owner) {
 				g.owner = kc.claim
 			}
@@ -171,13 +206,7 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 				c.log.Debug("task host unresolved, server dropped", "app", r.id, "task", ps.taskID)
 				continue
 			}
-			g := groups[ps.key]
-			ap := netip.AddrPortFrom(addr, uint16(ps.port))
-			if g.seen[ap] {
-				continue
-			}
-			g.seen[ap] = true
-			g.servers = append(g.servers, services.Server{Host: ps.host, IP: addr, Port: ps.port, Weight: ps.weight, MaxConn: ps.maxConn})
+			groups[ps.key].add(services.Server{Host: ps.host, IP: addr, Port: ps.port, Weight: ps.weight, MaxConn: ps.maxConn})
 		}
 	}
 	f := services.File{Services: make([]services.Service, 0, len(groups))}

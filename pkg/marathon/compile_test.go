@@ -345,3 +345,38 @@ func TestDecodeRejectsBrokenJSON(t *testing.T) {
 		t.Errorf("other keys around apps: %v %v", apps, err)
 	}
 }
+
+// TestDuplicateServersCountOnce: a service keeps one server per address
+// whether its duplicates come from the same app or from another app moved
+// onto it, below and above the size where the group switches from scanning
+// to a map. The first app (by id) gives the server its weight.
+func TestDuplicateServersCountOnce(t *testing.T) {
+	const L = LabelPrefix
+	for _, n := range []int{3, seenScan, seenScan + 1, 3 * seenScan} {
+		a := marathontest.BridgeApp("/dup/a", 10050).WithLabel(L+"0.weight", "7")
+		b := marathontest.BridgeApp("/dup/b", 10051).WithLabel(L+"0.servicePort", "10050").WithLabel(L+"0.weight", "9")
+		for i := range n {
+			host := fmt.Sprintf("10.0.%d.%d", i/200, i%200+1)
+			a.WithTask(host, 31000).WithTask(host, 31000) // twice in one app
+			b.WithTask(host, 31000)                       // and again in another
+		}
+		b.WithTask("10.9.9.9", 31000) // only b has this one
+		out, _ := compileJSON(t, compileOpts{}, marathontest.AppsJSON([]*marathontest.App{b, a}))
+		if len(out) != 1 {
+			t.Fatalf("n=%d: %d services, want 1: %v", n, len(out), summary(out))
+		}
+		srvs := out[0].Servers
+		if len(srvs) != n+1 {
+			t.Fatalf("n=%d: %d servers, want %d: %v", n, len(srvs), n+1, summary(out))
+		}
+		for _, s := range srvs {
+			want := 7
+			if s.IP.String() == "10.9.9.9" {
+				want = 9
+			}
+			if s.Weight != want {
+				t.Fatalf("n=%d: server %s weight %d, want %d", n, s.Address(), s.Weight, want)
+			}
+		}
+	}
+}
