@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 const example = `# hand written
@@ -181,5 +183,23 @@ func TestEmptyFile(t *testing.T) {
 	g, _, err := Decode(data)
 	if err != nil || len(g.Services) != 0 {
 		t.Fatalf("empty file: %v %+v\n%s", err, g, data)
+	}
+}
+
+// TestDottedDigitsAgreeWithYAML: the shortcut plainString takes for
+// addresses gives the resolver's own answer for every such shape.
+func TestDottedDigitsAgreeWithYAML(t *testing.T) {
+	for _, s := range []string{
+		"10.2.0.1", "0.0.0.0", "255.255.255.255", "1.2.3", "1..2", "..", "1.2.", ".1.2", "01.02.03.04",
+		"1.2.3.4.5", "1.5", "1.", ".5", "1", "1e5.2.3", "1.2.3e4", "1_0.2.3", "10.2.0.1 ", "0x1.2.3",
+	} {
+		n := yaml.Node{Kind: yaml.ScalarNode, Value: s}
+		resolverStr := n.ShortTag() == "!!str"
+		if dottedDigits(s) && !resolverStr {
+			t.Errorf("%q: shortcut says string, yaml.v3 says %s", s, n.ShortTag())
+		}
+		if got, want := plainString(s), resolverStr && onlyPlainChars(s); got != want {
+			t.Errorf("plainString(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
