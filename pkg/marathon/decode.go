@@ -789,7 +789,21 @@ func match(key []byte, names []string) int {
 			return i
 		}
 	}
+	// Each rune of key matches one byte of a name, and only a non-ASCII
+	// rune takes more than one byte: a key shorter than a name, or longer
+	// but all ASCII, cannot fold to it. Most keys of an app are skipped
+	// fields, so this spares foldEqual on nearly every key.
+	nonASCII := false
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			nonASCII = true
+			break
+		}
+	}
 	for i, n := range names {
+		if len(key) < len(n) || (len(key) > len(n) && !nonASCII) {
+			continue
+		}
 		if foldEqual(key, n) {
 			return i
 		}
