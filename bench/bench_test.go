@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -202,35 +201,7 @@ func mustRead(tb testing.TB, path string) []byte {
 // binds :port).
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// nextServicePort walks ports below the kernel's ephemeral range: a port
-// taken with ":0" comes from that range, where the load's own outgoing
-// connections can grab it again before HAProxy binds it (seen with 1,000
-// filler services).
-var nextServicePort atomic.Int32
-
-func init() { nextServicePort.Store(20000) }
-
-// servicePort returns a free TCP port outside the ephemeral range.
-func servicePort(tb testing.TB) int {
-	tb.Helper()
-	for {
-		p := int(nextServicePort.Add(1))
-		if p >= 32768 {
-			tb.Fatal("no free service port below 32768")
-		}
-		if l, err := net.Listen("tcp", fmt.Sprintf(":%d", p)); err == nil {
-			l.Close()
-			return p
-		}
-	}
+	return testbin.FreePort(tb, "tcp")
 }
 
 // stack is the live pipeline: Marathon stand-in → proxymatic-sync (daemon,
@@ -256,7 +227,7 @@ func startStack(tb testing.TB, fillers int) *stack {
 	tb.Helper()
 	testbin.Require(tb, "haproxy")
 	dir := tempDir(tb)
-	s := &stack{m: marathontest.New(tb), file: filepath.Join(dir, "services.yaml"), svcPort: servicePort(tb)}
+	s := &stack{m: marathontest.New(tb), file: filepath.Join(dir, "services.yaml"), svcPort: freePort(tb)}
 	for i := range s.backends {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprint(w, i)
@@ -267,7 +238,7 @@ func startStack(tb testing.TB, fillers int) *stack {
 	// Other apps, so each refresh and reload carries a realistic load; their
 	// tasks point at a closed port, which HAProxy does not mind.
 	for i := range fillers {
-		s.filler = append(s.filler, marathontest.BridgeApp(fmt.Sprintf("/bench/filler%d", i), servicePort(tb)).
+		s.filler = append(s.filler, marathontest.BridgeApp(fmt.Sprintf("/bench/filler%d", i), freePort(tb)).
 			WithTask(fmt.Sprintf("10.2.0.%d", i%200+1), 31000+i))
 	}
 	s.m.SetApps(s.apps(0)...)

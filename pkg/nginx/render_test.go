@@ -225,12 +225,7 @@ func TestLoadTemplate(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testbin.FreePort(t, "tcp")
 }
 
 // startNginx runs a real nginx on the rendered config until the test ends.
