@@ -156,7 +156,7 @@ func (c *Reload) Validate() error {
 	c.RunDir = filepath.Clean(c.RunDir)
 	// The run dir is written into every proxy config (sockets, pid files,
 	// temp paths): only characters that need no quoting in any of them.
-	if !filepath.IsAbs(c.RunDir) || strings.Trim(c.RunDir, safePathChars) != "" {
+	if !services.SafeFilePath(c.RunDir) {
 		return usagef("invalid RUN_DIR (--run-dir) %q: want an absolute path of [A-Za-z0-9._/-]", clipValue(c.RunDir))
 	}
 	// Unix socket paths are limited to 108 bytes; the longest we create is

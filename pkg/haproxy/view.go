@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync/atomic"
@@ -157,21 +156,7 @@ func logCapOnce(want, capped, fdLimit int) {
 }
 
 // safePath admits only paths that need no quoting in any proxy's config.
-func safePath(p string) bool {
-	if p == "" || p[0] != '/' || filepath.Clean(p) != p || len(p) > 200 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.' || c == '_' || c == '-' || c == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func safePath(p string) bool { return services.SafeFilePath(p) }
 
 func (v *view) servers() int {
 	n := 0

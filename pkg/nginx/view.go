@@ -90,22 +90,8 @@ func makeDirs(runDir string) error {
 	return nil
 }
 
-// safePath admits only paths that need no quoting in nginx.conf.
-func safePath(p string) bool {
-	if p == "" || p[0] != '/' || filepath.Clean(p) != p || len(p) > 200 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.' || c == '_' || c == '-' || c == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// safePath admits only paths that need no quoting in any proxy's config.
+func safePath(p string) bool { return services.SafeFilePath(p) }
 
 // validUser admits POSIX portable user and group names.
 func validUser(s string) bool {

@@ -2,7 +2,6 @@ package render
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 
 	"github.com/meltwater/proxymatic/pkg/nginx"
@@ -41,21 +40,7 @@ func (o *Options) validate() error {
 }
 
 // safePath admits only paths that need no quoting in any proxy's config.
-func safePath(p string) bool {
-	if p == "" || p[0] != '/' || filepath.Clean(p) != p || len(p) > 200 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.' || c == '_' || c == '-' || c == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func safePath(p string) bool { return services.SafeFilePath(p) }
 
 func newPlan(o Options, svcs []services.Service) Plan {
 	var p Plan

@@ -3,6 +3,7 @@ package services
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -241,4 +242,27 @@ func (s *Service) Validate() error {
 		return Problems(ps)
 	}
 	return nil
+}
+
+// MaxFilePathLen bounds the run-dir paths written into proxy configs (unix
+// socket paths are limited to 108 bytes with the file name).
+const MaxFilePathLen = 200
+
+// SafeFilePath reports whether p may be written into a proxy config
+// unquoted: an absolute, clean path of [A-Za-z0-9._/-], at most 200 bytes.
+// The run dir, sockets, pid files and temp paths all go through it.
+func SafeFilePath(p string) bool {
+	if p == "" || p[0] != '/' || filepath.Clean(p) != p || len(p) > MaxFilePathLen {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '_' || c == '-' || c == '/':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -200,3 +200,15 @@ func TestServiceValidate(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestSafeFilePath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/var/run/proxymatic": true, "/tmp/a_b-c.d/e": true,
+		"": false, "relative": false, "/a/../b": false, "/a/": false, "/a b": false, "/a;b": false,
+		"/a\nb": false, "/a'b": false, "/a{b": false, "/" + strings.Repeat("a", 200): false,
+	} {
+		if got := SafeFilePath(p); got != want {
+			t.Errorf("SafeFilePath(%q) = %v", p, got)
+		}
+	}
+}
