@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/supervise"
+	"golang.org/x/sys/unix"
 )
 
 // Dir is where pen's configs, control sockets and pid files live.
@@ -25,8 +27,12 @@ func ConfigFile(runDir string, k services.Key) string { return Dir(runDir) + "/"
 // path, not a port: nothing on the network can reach it, and it cannot
 // collide with a service's port.
 func ControlSocket(runDir string, k services.Key) string {
-	return Dir(runDir) + "/" + strings.TrimSuffix(configName(k), ".cfg") + ".ctl"
+	return controlDir(runDir) + "/" + strings.TrimSuffix(configName(k), ".cfg") + ".ctl"
 }
+
+// controlDir holds the control sockets: pen creates them after it starts,
+// as the user it runs as, so this directory belongs to that user.
+func controlDir(runDir string) string { return Dir(runDir) + "/ctl" }
 
 // PidFile is where the supervisor records one pen's pid (pen's own -p is
 // written after it drops privileges, where the run dir is not writable).
@@ -39,17 +45,23 @@ type ProcessConfig struct {
 	Bin     string
 	RunDir  string
 	Service services.Key
-	MaxConn int    // -x: simultaneous connections
-	Clients int    // -c: client table size
-	User    string // -u: pen refuses a control socket as root without it
+	MaxConn int // -x: simultaneous connections
+	Clients int // -c: client table size
+	// User runs pen as this user when the agent is root (pen refuses a
+	// control socket as root). It is set from exec on rather than with
+	// pen's own -u, whose setuid would clear the death signal that takes
+	// pen down with a killed agent; CAP_NET_BIND_SERVICE is kept so that
+	// ports below 1024 still bind.
+	User string
 }
 
 // Process runs the pen of one service and reloads it with SIGHUP (pen
 // re-reads its -F file).
 type Process struct {
-	cfg  ProcessConfig
-	log  *slog.Logger
-	proc *supervise.Process
+	cfg     ProcessConfig
+	log     *slog.Logger
+	proc    *supervise.Process
+	credErr error
 }
 
 // NewProcess prepares (does not start) pen for ConfigFile(RunDir, Service).
@@ -70,9 +82,6 @@ func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger)
 	if k.Protocol == services.UDP {
 		args = append(args, "-U")
 	}
-	if c.User != "" {
-		args = append(args, "-u", c.User)
-	}
 	args = append(args, strconv.Itoa(k.Port))
 	spec := supervise.Spec{
 		Name:       "pen-" + k.String(),
@@ -83,7 +92,48 @@ func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger)
 		StopSignal: syscall.SIGTERM,
 		LogLevel:   logLevel,
 	}
-	return &Process{cfg: c, log: logger, proc: supervise.New(spec, backoff, logger)}
+	p := &Process{cfg: c, log: logger}
+	if c.User != "" && os.Geteuid() == 0 {
+		cred, err := credential(c.User)
+		if err != nil {
+			// Start reports it: a user that does not exist is a
+			// configuration error, not a reason to run pen as root.
+			p.credErr = err
+		} else {
+			spec.Credential = cred
+			spec.AmbientCaps = []uintptr{unix.CAP_NET_BIND_SERVICE}
+		}
+	}
+	p.proc = supervise.New(spec, backoff, logger)
+	return p
+}
+
+func credential(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("pen user %q: %w", name, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("pen user %q: uid %q gid %q are not numeric", name, u.Uid, u.Gid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// prepareControlDir makes the control socket directory, owned by the user
+// pen runs as and closed to everyone else.
+func (p *Process) prepareControlDir() error {
+	dir := controlDir(p.cfg.RunDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pen control dir: %w", err)
+	}
+	if cred := p.proc.Credential(); cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("pen control dir: %w", err)
+		}
+	}
+	return nil
 }
 
 // Start starts pen, first stopping one an earlier agent left on this
@@ -91,7 +141,13 @@ func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger)
 // main loop with the config read).
 func (p *Process) Start(ctx context.Context) error {
 	k := p.cfg.Service
+	if p.credErr != nil {
+		return p.credErr
+	}
 	_ = supervise.StopStale(ctx, PidFile(p.cfg.RunDir, k), p.cfg.Bin, p.log)
+	if err := p.prepareControlDir(); err != nil {
+		return fmt.Errorf("pen %s: %w", k, err)
+	}
 	ctl := ControlSocket(p.cfg.RunDir, k)
 	if st, err := os.Lstat(ctl); err == nil && st.Mode()&os.ModeSocket != 0 {
 		_ = os.Remove(ctl)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -89,6 +90,15 @@ func TestProcessStartReloadRestartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(context.Background())
+	if usr != "" {
+		// Started as the user, not dropping to it: that is what keeps its
+		// parent-death signal (the test of that is in test/fault).
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+		u, _ := user.Lookup(usr)
+		if !strings.Contains(string(status), "\nUid:\t"+u.Uid+"\t") {
+			t.Errorf("pen does not run as %s (uid %s):\n%s", usr, u.Uid, status)
+		}
+	}
 	if got, err := get(port); err != nil || got != "a" {
 		t.Fatalf("before reload: %q, %v", got, err)
 	}

@@ -41,6 +41,14 @@ type Spec struct {
 	// LogLevel gives the level of a line the child wrote to stdout or
 	// stderr; nil logs every line at Info.
 	LogLevel func(line string) slog.Level
+	// Credential, when set, runs the child as that user from exec on. A
+	// child that drops privileges itself (setuid) loses DeathSignal: the
+	// kernel clears it on a credential change, and Go sets it after its
+	// own setuid, so only this way does the signal survive.
+	Credential *syscall.Credential
+	// AmbientCaps are kept across the credential change (a proxy running
+	// as nobody binding ports below 1024 needs CAP_NET_BIND_SERVICE).
+	AmbientCaps []uintptr
 }
 
 // Backoff bounds the wait between restarts. A process that ran for longer
@@ -172,7 +180,8 @@ func (p *Process) endOrphans(ctx context.Context, pgid int) {
 func (p *Process) startOnce() (*exec.Cmd, error) {
 	cmd := exec.Command(p.spec.Path, p.spec.Args...)
 	cmd.Dir = p.spec.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: p.spec.DeathSignal}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: p.spec.DeathSignal,
+		Credential: p.spec.Credential, AmbientCaps: p.spec.AmbientCaps}
 	cmd.Stdout = &lineLogger{log: p.log, level: p.spec.LogLevel}
 	cmd.Stderr = &lineLogger{log: p.log, level: p.spec.LogLevel}
 	// A worker that inherited our pipes may outlive its master (a soft-
@@ -399,3 +408,6 @@ func Run(ctx context.Context, path string, args ...string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Credential is the user the child runs as (nil: the agent's own).
+func (p *Process) Credential() *syscall.Credential { return p.spec.Credential }

@@ -162,18 +162,12 @@ func TestAgentKilled(t *testing.T) {
 
 			a.cmd.Process.Kill()
 			a.waitExit(t, 5*time.Second)
-			// HAProxy and nginx die with the agent (Pdeathsig). pen does
-			// not: it drops to nobody itself, and a change of user clears
-			// the parent-death signal (prctl(2)). It is left to the next
-			// agent, which ends it through its pid file before binding.
+			// Every proxy dies with the agent (Pdeathsig): pen too, since it
+			// is started as nobody rather than dropping privileges itself,
+			// which would clear the parent-death signal (prctl(2)).
 			var left []int
-			eventually(t, 10*time.Second, "HAProxy and nginx gone with the agent", func() bool {
-				left = nil
-				for _, p := range processesMentioning(a.runDir) {
-					if exe, _ := os.Readlink("/proc/" + strconv.Itoa(p) + "/exe"); filepath.Base(exe) != "pen" {
-						left = append(left, p)
-					}
-				}
+			eventually(t, 10*time.Second, "every proxy gone with the agent", func() bool {
+				left = processesMentioning(a.runDir)
 				return len(left) == 0 && portFree(a.vhostPort) && (o.haproxy == false || portFree(port))
 			})
 			orphans := processesMentioning(a.runDir)
