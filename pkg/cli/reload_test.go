@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
+)
+
+func reloadRun(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := Env{Args: args, Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut}
+	code = Execute(NewReload(e), e)
+	return code, out.String(), errOut.String()
+}
+
+const goodAndBad = `version: 1
+services:
+- name: web
+  port: 10001
+  mode: http
+  healthCheck:
+    path: /health
+  servers:
+  - ip: 10.0.0.1
+    port: 31001
+- name: "evil\nbackend x"
+  port: 10002
+- name: dns
+  port: 53
+  protocol: udp
+  servers:
+  - ip: 10.0.0.3
+    port: 5353
+`
+
+// The CI path through the real command line: every valid service rendered
+// and checked by the real proxies, the rejected one named, exit non-zero,
+// and nothing of it in any file.
+func TestReloadDryRun(t *testing.T) {
+	testbin.Require(t, "haproxy")
+	testbin.Require(t, "nginx")
+	dir := t.TempDir()
+	in := filepath.Join(dir, "services.yaml")
+	os.WriteFile(in, []byte(goodAndBad), 0o644)
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := reloadRun(t, map[string]string{"HAPROXY": "true", "VHOST_DOMAIN": "apps.example.com"},
+		"--dry-run", "--services", in, "--output-dir", out)
+	if code != ExitError {
+		t.Fatalf("exit %d, want %d (a rejected service); stderr:\n%s", code, ExitError, stderr)
+	}
+	if !strings.Contains(stderr, "(line 11)") || !strings.Contains(stdout, "1 rejected") {
+		t.Errorf("the rejected service is not reported with its line:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	for _, f := range []string{"haproxy.cfg", "nginx.conf", "pen/53-udp.cfg"} {
+		data, err := os.ReadFile(filepath.Join(out, f))
+		if err != nil {
+			t.Fatalf("%s not rendered: %v", f, err)
+		}
+		if strings.Contains(string(data), "evil") || strings.Contains(string(data), "10002") {
+			t.Errorf("%s holds the rejected service:\n%s", f, data)
+		}
+	}
+	if !strings.Contains(stdout, "haproxy -c: ok") || !strings.Contains(stdout, "nginx -t: ok") {
+		t.Errorf("the summary does not show the proxies' own checks:\n%s", stdout)
+	}
+
+	// Without the bad entry the same run succeeds.
+	good := strings.Replace(goodAndBad, "- name: \"evil\\nbackend x\"\n  port: 10002\n", "", 1)
+	os.WriteFile(in, []byte(good), 0o644)
+	if code, _, stderr := reloadRun(t, map[string]string{"HAPROXY": "true"}, "--dry-run", "--services", in, "--output-dir", out); code != ExitOK {
+		t.Errorf("a clean file: exit %d; stderr:\n%s", code, stderr)
+	}
+}
+
+func TestReloadBadInput(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{map[string]string{"VHOST_PORT": "http"}, nil, ExitUsage, `invalid VHOST_PORT "http"`},
+		{map[string]string{"PEN_SERVERS": "-1"}, nil, ExitUsage, "invalid PEN_SERVERS"},
+		{map[string]string{"LOG_FORMAT": "xml"}, nil, ExitUsage, "invalid LOG_FORMAT"},
+		{nil, []string{"--dry-run"}, ExitUsage, "--dry-run needs --output-dir"},
+		{nil, []string{"extra"}, ExitUsage, `unexpected argument "extra"`},
+		{nil, []string{"--dry-run", "--services", filepath.Join(dir, "missing.yaml"), "--output-dir", dir}, ExitError, "missing.yaml"},
+	}
+	for _, c := range cases {
+		code, _, stderr := reloadRun(t, c.env, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v %v: exit %d, stderr %q; want exit %d mentioning %q", c.env, c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
+
+func TestReloadHelpListsVariables(t *testing.T) {
+	_, stdout, _ := reloadRun(t, nil, "--help")
+	for _, v := range []string{"$SERVICES_FILE", "$HAPROXY", "$VHOST_DOMAIN", "$VHOST_PORT", "$PROXY_PROTOCOL",
+		"$MAX_CONNECTIONS", "$PEN_SERVERS", "$PEN_CLIENTS", "$STATUS_ENDPOINT", "$RUN_DIR", "$TEMPLATE_DIR", "$VERBOSE",
+		"--dry-run", "--output-dir", "--validate", "(default 8192)"} {
+		if !strings.Contains(stdout, v) {
+			t.Errorf("--help does not mention %s", v)
+		}
+	}
+}
