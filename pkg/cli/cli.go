@@ -65,6 +65,9 @@ func prepare(cmd *cobra.Command, env Env, verbose *bool) (*slog.Logger, error) {
 	if err != nil {
 		return nil, &config.UsageError{Msg: err.Error()}
 	}
+	// Packages that log without a logger handed to them (slog.Warn) get the
+	// same format and level.
+	slog.SetDefault(logger)
 	return logger, nil
 }
 
