@@ -101,7 +101,12 @@ func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger)
 			p.credErr = err
 		} else {
 			spec.Credential = cred
-			spec.AmbientCaps = []uintptr{unix.CAP_NET_BIND_SERVICE}
+			// Only where it is needed: raising an ambient capability
+			// fails in a container whose bounding set lacks it, and most
+			// service ports are far above 1024.
+			if k.Port < 1024 {
+				spec.AmbientCaps = []uintptr{unix.CAP_NET_BIND_SERVICE}
+			}
 		}
 	}
 	p.proc = supervise.New(spec, backoff, logger)
