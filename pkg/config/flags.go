@@ -73,6 +73,11 @@ func (b binder) boolean(p *bool, name, short, env string, def bool, usage string
 			return err
 		}}, name, short, env, usage)
 	f.NoOptDefVal = "true"
+	if !def {
+		// pflag prints a default only when it is not the zero value; --help
+		// states every default.
+		f.Usage += " (default false)"
+	}
 }
 
 // integer binds an int that must lie in [lo, hi].
