@@ -156,11 +156,9 @@ func newView(p Params, vhosts []VHost) (*view, error) {
 		vv := vhostView{Host: vh.Host, Upstream: vh.Host, Servers: make([]serverView, 0, len(vh.Servers))}
 		// The services package's own server rules, applied again to a
 		// value that may never have been through Parse.
-		f := services.File{Version: services.Version, Services: []services.Service{{
-			Name: "vhost", Port: 1, Protocol: services.TCP, Mode: services.ModeTCP, Servers: vh.Servers,
-		}}}
-		if _, rejected := f.Split(); len(rejected) > 0 {
-			return nil, fmt.Errorf("nginx: virtual host %s: %w", vh.Host, services.Problems(rejected[0].Problems))
+		check := services.Service{Name: "vhost", Port: 1, Protocol: services.TCP, Mode: services.ModeTCP, Servers: vh.Servers}
+		if err := check.Validate(); err != nil {
+			return nil, fmt.Errorf("nginx: virtual host %s: %w", vh.Host, err)
 		}
 		for _, srv := range vh.Servers {
 			vv.Servers = append(vv.Servers, serverView{srv})

@@ -79,9 +79,8 @@ func render(p Params, svc services.Service, slots *Slots) ([]byte, error) {
 		return nil, errors.New("pen: slots missing or sized for another --pen-servers")
 	}
 	// Defence in depth: the services package's rules, applied again.
-	f := services.File{Version: services.Version, Services: []services.Service{svc}}
-	if _, rejected := f.Split(); len(rejected) > 0 {
-		return nil, fmt.Errorf("pen: refusing to render an invalid service: %w", services.Problems(rejected[0].Problems))
+	if err := svc.Validate(); err != nil {
+		return nil, fmt.Errorf("pen: refusing to render an invalid service: %w", err)
 	}
 	assigned := slots.assign(svc)
 	if p.Template == nil {
