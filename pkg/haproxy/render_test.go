@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,12 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/golden"
 	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func srv(ip string, port, weight int) services.Server {
 	return services.Server{IP: netip.MustParseAddr(ip), Port: port, Weight: weight}
@@ -53,23 +51,6 @@ func params(runDir string) haproxy.Params {
 	return haproxy.Params{RunDir: runDir, MaxConnections: 4096}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./pkg/haproxy -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the rendered config (run with -update if the change is intended):\n%s", path, got)
-	}
-}
-
 func checkWithHAProxy(t *testing.T, cfg []byte) {
 	t.Helper()
 	bin := testbin.Require(t, "haproxy")
@@ -87,7 +68,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "haproxy.cfg.golden", cfg)
+	golden.Check(t, "haproxy.cfg.golden", cfg)
 	checkWithHAProxy(t, cfg)
 }
 

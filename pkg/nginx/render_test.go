@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,12 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/golden"
 	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/nginx"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func srv(ip string, port, weight int) services.Server {
 	return services.Server{IP: netip.MustParseAddr(ip), Port: port, Weight: weight}
@@ -39,23 +37,6 @@ func fixture() []nginx.VHost {
 		{Host: "empty.apps.example.com", Service: services.Key{Port: 8081, Protocol: services.TCP}},
 		{Host: "drained.apps.example.com", Service: services.Key{Port: 8082, Protocol: services.TCP},
 			Servers: []services.Server{srv("10.0.0.4", 31003, 0)}},
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./pkg/nginx -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the rendered config (run with -update if the change is intended):\n%s", path, got)
 	}
 }
 
@@ -96,7 +77,7 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.file, cfg)
+			golden.Check(t, tc.file, cfg)
 			checkWithNginx(t, tc.p, fixture())
 		})
 	}

@@ -3,7 +3,6 @@ package pen_test
 import (
 	"bufio"
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,12 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/golden"
 	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func srv(ip string, port, weight int) services.Server {
 	return services.Server{IP: netip.MustParseAddr(ip), Port: port, Weight: weight}
@@ -38,23 +36,6 @@ func svc(servers ...services.Server) services.Service {
 	return services.Service{Name: "app", Port: 10001, Protocol: services.TCP, Mode: services.ModeTCP, Servers: servers}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./pkg/pen -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the rendered config (run with -update if the change is intended):\n%s", path, got)
-	}
-}
-
 func TestRenderGolden(t *testing.T) {
 	a := srv("10.0.0.1", 31000, 1000)
 	a.MaxConn = 25
@@ -63,7 +44,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "10001-tcp.cfg.golden", cfg)
+	golden.Check(t, "10001-tcp.cfg.golden", cfg)
 	if err := pen.Parse(cfg); err != nil {
 		t.Fatal(err)
 	}
