@@ -143,8 +143,10 @@ func (c *Reload) Validate() error {
 		if c.OutputDir == "" {
 			return usagef("--dry-run needs --output-dir")
 		}
-		// Rendered as the run dir of the configs under check: same charset.
-		if strings.Trim(c.OutputDir, safePathChars) != "" {
+		// Rendered as the run dir of the configs under check: the same
+		// rule, once the path is absolute.
+		abs, err := filepath.Abs(c.OutputDir)
+		if err != nil || !services.SafeFilePath(abs) {
 			return usagef("invalid --output-dir %q: want a path of [A-Za-z0-9._/-]", clipValue(c.OutputDir))
 		}
 	} else if c.OutputDir != "" {
@@ -166,10 +168,6 @@ func (c *Reload) Validate() error {
 	}
 	return nil
 }
-
-// safePathChars are the characters a path may hold to be written into a
-// proxy config unquoted.
-const safePathChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-"
 
 func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)
