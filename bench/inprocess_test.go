@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/meltwater/proxymatic/pkg/cli"
+	"github.com/meltwater/proxymatic/pkg/cli/reloadcmd"
+	"github.com/meltwater/proxymatic/pkg/cli/synccmd"
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 	"github.com/spf13/cobra"
 )
@@ -27,7 +29,7 @@ func BenchmarkInProcess(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				yaml.Reset()
-				execute(b, &yaml, cli.NewSync, "--once", "--dry-run", "--marathon", m.URL, "--status-endpoint", "")
+				execute(b, &yaml, synccmd.New, "--once", "--dry-run", "--marathon", m.URL, "--status-endpoint", "")
 			}
 		})
 		if err := os.WriteFile(file, yaml.Bytes(), 0o644); err != nil {
@@ -36,7 +38,7 @@ func BenchmarkInProcess(b *testing.B) {
 		b.Run(fmt.Sprintf("reload/apps=%d/tasks=4", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				execute(b, io.Discard, cli.NewReload, "--dry-run", "--validate=false", "--haproxy",
+				execute(b, io.Discard, reloadcmd.New, "--dry-run", "--validate=false", "--haproxy",
 					"--services", file, "--output-dir", filepath.Join(dir, "out"), "--run-dir", filepath.Join(dir, "run"), "--status-endpoint", "")
 			}
 		})

@@ -5,9 +5,10 @@ import (
 	"os"
 
 	"github.com/meltwater/proxymatic/pkg/cli"
+	"github.com/meltwater/proxymatic/pkg/cli/reloadcmd"
 )
 
 func main() {
 	env := cli.OSEnv()
-	os.Exit(cli.Execute(cli.NewReload(env), env))
+	os.Exit(cli.Execute(reloadcmd.New(env), env))
 }

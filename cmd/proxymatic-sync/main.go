@@ -5,9 +5,10 @@ import (
 	"os"
 
 	"github.com/meltwater/proxymatic/pkg/cli"
+	"github.com/meltwater/proxymatic/pkg/cli/synccmd"
 )
 
 func main() {
 	env := cli.OSEnv()
-	os.Exit(cli.Execute(cli.NewSync(env), env))
+	os.Exit(cli.Execute(synccmd.New(env), env))
 }

@@ -1,6 +1,8 @@
-// Package cli builds the two command lines. It parses flags and their
-// environment variables into pkg/config, sets up logging and signals, and
-// hands over to the daemons; the behaviour lives in their packages.
+// Package cli is what the two command lines share: it parses flags and their
+// environment variables into pkg/config, sets up logging and signals, maps
+// errors to exit codes, and hands over to the daemons. The commands
+// themselves are in synccmd and reloadcmd; the behaviour lives in the
+// daemons' packages.
 package cli
 
 import (
@@ -16,6 +18,7 @@ import (
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/logging"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes: 2 is a usage error (a bad flag or variable), 1 anything else.
@@ -55,8 +58,54 @@ func Execute(cmd *cobra.Command, env Env) int {
 	return ExitError
 }
 
+// Command is one of the two programs: its help, its flags, and what it runs
+// once they (and their environment variables) are read and valid. Each
+// program lives in its own package (synccmd, reloadcmd) so that a binary
+// links, and initialises at start-up, only its own side: proxymatic-reload
+// carries no etcd or gRPC client.
+type Command struct {
+	Use, Short, Long string
+	// Bind registers the flags; Verbose is the flag that turns on debug logs.
+	Bind    func(*pflag.FlagSet)
+	Verbose *bool
+	// Validate checks the whole configuration once every flag is read.
+	Validate func() error
+	// Run is the program; ctx ends on SIGTERM or SIGINT.
+	Run func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error
+}
+
+// Build returns the cobra command for c, reading flags from env.
+func (c Command) Build(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           c.Use,
+		Short:         c.Short,
+		Long:          c.Long,
+		Args:          noArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &config.UsageError{Msg: err.Error()}
+	})
+	cmd.Flags().SortFlags = false
+	c.Bind(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		logger, err := prepare(cmd, env, c.Verbose)
+		if err != nil {
+			return err
+		}
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return c.Run(ctx, logger, env.Stdout)
+	}
+	return cmd
+}
+
 // prepare reads the variables into flags not given, builds the logger and
-// returns a context cancelled on SIGTERM or SIGINT.
+// sets it as slog's default.
 func prepare(cmd *cobra.Command, env Env, verbose *bool) (*slog.Logger, error) {
 	if err := config.ApplyEnv(cmd.Flags(), env.Getenv); err != nil {
 		return nil, err
@@ -71,29 +120,9 @@ func prepare(cmd *cobra.Command, env Env, verbose *bool) (*slog.Logger, error) {
 	return logger, nil
 }
 
-func newCommand(use, short string, env Env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:           use,
-		Short:         short,
-		Args:          noArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &config.UsageError{Msg: err.Error()}
-	})
-	cmd.Flags().SortFlags = false
-	return cmd
-}
-
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return &config.UsageError{Msg: fmt.Sprintf("unexpected argument %q (see --help)", args[0])}
 	}
 	return nil
-}
-
-// signalContext is cancelled by the first SIGTERM or SIGINT; the cause says which.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }

@@ -1,8 +1,9 @@
-package cli
+package synccmd
 
 import (
 	"bytes"
 	"errors"
+	"github.com/meltwater/proxymatic/pkg/cli"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,13 +19,13 @@ import (
 func syncRun(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	e := Env{
+	e := cli.Env{
 		Args:   args,
 		Getenv: func(k string) string { return env[k] },
 		Stdout: &out,
 		Stderr: &errOut,
 	}
-	code = Execute(NewSync(e), e)
+	code = cli.Execute(New(e), e)
 	return code, out.String(), errOut.String()
 }
 
@@ -47,7 +48,7 @@ func TestSyncOnceDryRunPrintsAndWritesNothing(t *testing.T) {
 	m := webMarathon(t)
 	output := filepath.Join(t.TempDir(), "services.yaml")
 	code, stdout, stderr := syncRun(t, nil, "--marathon", m.URL, "--once", "--dry-run", "--output", output)
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
 	f := decodeOutput(t, stdout)
@@ -72,7 +73,7 @@ func TestSyncDryRunImpliesOnce(t *testing.T) {
 	m := webMarathon(t)
 	// No --once: the command still returns instead of following Marathon.
 	code, stdout, stderr := syncRun(t, nil, "--marathon", m.URL, "--dry-run", "--status-endpoint", "")
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
 	decodeOutput(t, stdout)
@@ -85,7 +86,7 @@ func TestSyncOnceWritesFile(t *testing.T) {
 	m := webMarathon(t)
 	output := filepath.Join(t.TempDir(), "new", "services.yaml")
 	code, stdout, stderr := syncRun(t, nil, "--marathon", m.URL, "--once", "--output", output)
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
 	if stdout != "" {
@@ -106,8 +107,8 @@ func TestSyncOnceSourceFailureExitsNonZero(t *testing.T) {
 	m.Fail(http.StatusServiceUnavailable)
 	output := filepath.Join(t.TempDir(), "services.yaml")
 	code, stdout, stderr := syncRun(t, nil, "--marathon", m.URL, "--once", "--output", output)
-	if code != ExitError {
-		t.Fatalf("exit %d, want %d; stderr:\n%s", code, ExitError, stderr)
+	if code != cli.ExitError {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, cli.ExitError, stderr)
 	}
 	if !strings.Contains(stderr, "proxymatic-sync: nothing written: source marathon:") {
 		t.Errorf("stderr does not say which source failed:\n%s", stderr)
@@ -119,7 +120,7 @@ func TestSyncOnceSourceFailureExitsNonZero(t *testing.T) {
 		t.Errorf("a failed --once wrote %s", output)
 	}
 	code, stdout, _ = syncRun(t, nil, "--marathon", m.URL, "--once", "--dry-run")
-	if code != ExitError || stdout != "" {
+	if code != cli.ExitError || stdout != "" {
 		t.Errorf("--dry-run with a failed source: exit %d, printed %q; want 1 and nothing", code, stdout)
 	}
 }
@@ -129,7 +130,7 @@ func TestSyncEnvironmentFallback(t *testing.T) {
 	output := filepath.Join(t.TempDir(), "services.yaml")
 	env := map[string]string{"MARATHON_URL": m.URL, "SERVICES_FILE": output, "REFRESH_INTERVAL": "30", "GROUP_SIZE": "2"}
 	code, _, stderr := syncRun(t, env, "--once")
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
 	if _, err := os.Stat(output); err != nil {
@@ -139,7 +140,7 @@ func TestSyncEnvironmentFallback(t *testing.T) {
 	// The flag wins over the variable: a dead MARATHON_URL is not read.
 	env["MARATHON_URL"] = "http://127.0.0.1:1"
 	code, stdout, stderr := syncRun(t, env, "--once", "--dry-run", "--marathon", m.URL)
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("flag over variable: exit %d; stderr:\n%s", code, stderr)
 	}
 	decodeOutput(t, stdout)
@@ -147,7 +148,7 @@ func TestSyncEnvironmentFallback(t *testing.T) {
 	// The deprecated callback variable is accepted and warned about once.
 	env["MARATHON_CALLBACK_URL"] = "http://me:5090/"
 	code, _, stderr = syncRun(t, env, "--once", "--dry-run", "--marathon", m.URL)
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
 	if n := strings.Count(stderr, "is deprecated and ignored"); n != 1 {
@@ -179,8 +180,8 @@ func TestSyncBadValuesExitTwo(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := syncRun(t, tc.env, tc.args...)
-			if code != ExitUsage {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, ExitUsage, stderr)
+			if code != cli.ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, cli.ExitUsage, stderr)
 			}
 			if !strings.HasPrefix(stderr, "proxymatic-sync: ") || !strings.Contains(stderr, tc.want) {
 				t.Errorf("stderr %q does not hold %q", stderr, tc.want)
@@ -197,7 +198,7 @@ func TestSyncBadValuesExitTwo(t *testing.T) {
 
 func TestSyncHelpMentionsVariables(t *testing.T) {
 	code, stdout, _ := syncRun(t, nil, "--help")
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"[$MARATHON_URL]", "[$REGISTRATOR_URL]", "[$REFRESH_INTERVAL]", "--once", "implies --once"} {

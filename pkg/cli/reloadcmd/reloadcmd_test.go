@@ -1,7 +1,8 @@
-package cli
+package reloadcmd
 
 import (
 	"bytes"
+	"github.com/meltwater/proxymatic/pkg/cli"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +14,8 @@ import (
 func reloadRun(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	e := Env{Args: args, Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut}
-	code = Execute(NewReload(e), e)
+	e := cli.Env{Args: args, Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut}
+	code = cli.Execute(New(e), e)
 	return code, out.String(), errOut.String()
 }
 
@@ -50,8 +51,8 @@ func TestReloadDryRun(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	code, stdout, stderr := reloadRun(t, map[string]string{"HAPROXY": "true", "VHOST_DOMAIN": "apps.example.com"},
 		"--dry-run", "--services", in, "--output-dir", out)
-	if code != ExitError {
-		t.Fatalf("exit %d, want %d (a rejected service); stderr:\n%s", code, ExitError, stderr)
+	if code != cli.ExitError {
+		t.Fatalf("exit %d, want %d (a rejected service); stderr:\n%s", code, cli.ExitError, stderr)
 	}
 	if !strings.Contains(stderr, "(line 11)") || !strings.Contains(stdout, "1 rejected") {
 		t.Errorf("the rejected service is not reported with its line:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
@@ -72,7 +73,7 @@ func TestReloadDryRun(t *testing.T) {
 	// Without the bad entry the same run succeeds.
 	good := strings.Replace(goodAndBad, "- name: \"evil\\nbackend x\"\n  port: 10002\n", "", 1)
 	os.WriteFile(in, []byte(good), 0o644)
-	if code, _, stderr := reloadRun(t, map[string]string{"HAPROXY": "true"}, "--dry-run", "--services", in, "--output-dir", out); code != ExitOK {
+	if code, _, stderr := reloadRun(t, map[string]string{"HAPROXY": "true"}, "--dry-run", "--services", in, "--output-dir", out); code != cli.ExitOK {
 		t.Errorf("a clean file: exit %d; stderr:\n%s", code, stderr)
 	}
 }
@@ -85,12 +86,12 @@ func TestReloadBadInput(t *testing.T) {
 		code int
 		want string
 	}{
-		{map[string]string{"VHOST_PORT": "http"}, nil, ExitUsage, `invalid VHOST_PORT "http"`},
-		{map[string]string{"PEN_SERVERS": "-1"}, nil, ExitUsage, "invalid PEN_SERVERS"},
-		{map[string]string{"LOG_FORMAT": "xml"}, nil, ExitUsage, "invalid LOG_FORMAT"},
-		{nil, []string{"--dry-run"}, ExitUsage, "--dry-run needs --output-dir"},
-		{nil, []string{"extra"}, ExitUsage, `unexpected argument "extra"`},
-		{nil, []string{"--dry-run", "--services", filepath.Join(dir, "missing.yaml"), "--output-dir", dir}, ExitError, "missing.yaml"},
+		{map[string]string{"VHOST_PORT": "http"}, nil, cli.ExitUsage, `invalid VHOST_PORT "http"`},
+		{map[string]string{"PEN_SERVERS": "-1"}, nil, cli.ExitUsage, "invalid PEN_SERVERS"},
+		{map[string]string{"LOG_FORMAT": "xml"}, nil, cli.ExitUsage, "invalid LOG_FORMAT"},
+		{nil, []string{"--dry-run"}, cli.ExitUsage, "--dry-run needs --output-dir"},
+		{nil, []string{"extra"}, cli.ExitUsage, `unexpected argument "extra"`},
+		{nil, []string{"--dry-run", "--services", filepath.Join(dir, "missing.yaml"), "--output-dir", dir}, cli.ExitError, "missing.yaml"},
 	}
 	for _, c := range cases {
 		code, _, stderr := reloadRun(t, c.env, c.args...)

@@ -1,0 +1,33 @@
+// Package synccmd is the proxymatic-sync command line: its flags and
+// variables (pkg/config.Sync) handed to pkg/syncer.
+package synccmd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/meltwater/proxymatic/pkg/cli"
+	"github.com/meltwater/proxymatic/pkg/config"
+	"github.com/meltwater/proxymatic/pkg/syncer"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// New returns the proxymatic-sync command.
+func New(env cli.Env) *cobra.Command {
+	var cfg config.Sync
+	return cli.Command{
+		Use:   "proxymatic-sync",
+		Short: "Compile Marathon and registrator state into services.yaml",
+		Long: `proxymatic-sync follows Marathon (REST and its /v2/events stream) and registrator's entries in
+etcd, and writes one normalized, deterministic services.yaml (atomically, only when it changes)
+for proxymatic-reload to follow. Every flag also reads the environment variable shown; the flag wins.`,
+		Bind:     func(fs *pflag.FlagSet) { config.BindSync(fs, &cfg) },
+		Verbose:  &cfg.Verbose,
+		Validate: func() error { return cfg.Validate() },
+		Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
+			return syncer.Main(ctx, &cfg, logger, stdout)
+		},
+	}.Build(env)
+}
