@@ -6,8 +6,10 @@ BIN := bin
 
 all: build
 
+# Built the way the images build them (Dockerfile.*): static, no cgo, so
+# the binaries start without the dynamic loader and run on any glibc.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/...
 
 deps:
 	@./scripts/install-deps.sh
