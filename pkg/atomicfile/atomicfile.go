@@ -113,11 +113,22 @@ func (w *Writer) holds(data []byte) (bool, error) {
 	if st.Size() != int64(len(data)) || st.Mode().Perm() != w.perm {
 		return false, nil
 	}
-	cur, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", w.path, err)
+	// Compared a block at a time: reading the whole file would double the
+	// memory a write touches (a 4 MB haproxy.cfg is 4 MB of fresh pages).
+	buf := make([]byte, 64<<10)
+	for rest := data; ; {
+		n, err := f.Read(buf[:min(len(buf), len(rest)+1)])
+		if n > len(rest) || !bytes.Equal(buf[:n], rest[:n]) {
+			return false, nil
+		}
+		rest = rest[n:]
+		if err == io.EOF {
+			return len(rest) == 0, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read %s: %w", w.path, err)
+		}
 	}
-	return bytes.Equal(cur, data), nil
 }
 
 func syncDir(dir string) error {

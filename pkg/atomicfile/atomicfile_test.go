@@ -67,6 +67,31 @@ func TestWriteSameSizeDifferentBytes(t *testing.T) {
 	}
 }
 
+// Files larger than the comparison block: a difference in any block, the
+// last byte included, is a change; identical content is not.
+func TestWriteComparesEveryBlock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	w := New(path, 0o644)
+	data := bytes.Repeat([]byte("server a 10.0.0.1:80\n"), 20000) // ~420 KB, several blocks
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := w.Write(bytes.Clone(data)); err != nil || changed {
+		t.Fatalf("identical large Write = %v, %v; want false, nil", changed, err)
+	}
+	for _, at := range []int{0, 64 << 10, 64<<10 + 1, 300000, len(data) - 1} {
+		next := bytes.Clone(data)
+		next[at] = 'X'
+		if changed, err := w.Write(next); err != nil || !changed {
+			t.Fatalf("byte %d changed: Write = %v, %v; want true, nil", at, changed, err)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, next) {
+			t.Fatalf("byte %d changed: file does not hold the new bytes", at)
+		}
+		data = next
+	}
+}
+
 func TestWriteFixesMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
