@@ -196,7 +196,12 @@ func (f *File) Validate() error {
 // (port, protocol), the first in file order is kept and the others are
 // rejected: a file that sync wrote never has duplicates, so this only meets
 // hand-edited files, and keeping the first is the predictable choice.
+//
+// When nothing is rejected, valid is f.Services itself, not a copy.
 func (f *File) Split() (valid []Service, rejected []Rejected) {
+	if f.sortedAndValid() {
+		return f.Services, nil
+	}
 	valid = make([]Service, 0, len(f.Services))
 	firstLine := make(map[Key]int, len(f.Services))
 	for i := range f.Services {
@@ -220,6 +225,24 @@ func (f *File) Split() (valid []Service, rejected []Rejected) {
 		valid = append(valid, *s)
 	}
 	return valid, rejected
+}
+
+// sortedAndValid is Split's fast path for the file sync writes and every
+// reload reads: each service valid and the keys strictly increasing, so no
+// key can repeat. It needs no map and no copy, which at 10,000 services is
+// a few megabytes of fresh memory per check (and Split runs on every parse,
+// merge and render). Anything else takes the full path.
+func (f *File) sortedAndValid() bool {
+	for i := range f.Services {
+		s := &f.Services[i]
+		if i > 0 && f.Services[i-1].Key().Compare(s.Key()) >= 0 {
+			return false
+		}
+		if len(s.check(i, nil)) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // clip keeps hostile values short in log lines and error messages.

@@ -2,6 +2,7 @@ package services
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -162,6 +163,42 @@ func TestSplitKeepsGoodServices(t *testing.T) {
 	}
 	if !strings.Contains(res.Rejected[1].Problems[0].Msg, "line 3") {
 		t.Errorf("duplicate does not point at the first: %v", res.Rejected[1].Problems)
+	}
+}
+
+// Split's fast path (sorted and valid, no copy) must give the answer of the
+// full path: duplicates next to each other and files out of order still get
+// the full treatment.
+func TestSplitSortedFastPath(t *testing.T) {
+	svc := func(name string, port int, proto Protocol) Service {
+		return Service{Name: name, Port: port, Protocol: proto, Mode: ModeTCP,
+			Servers: []Server{{IP: netip.MustParseAddr("10.0.0.1"), Port: 31000, Weight: 100}}}
+	}
+	for _, c := range []struct {
+		name      string
+		in        []Service
+		valid     string
+		rejected  int
+		sameArray bool
+	}{
+		{"sorted", []Service{svc("a", 1, TCP), svc("b", 1, UDP), svc("c", 2, TCP)}, "a,b,c", 0, true},
+		{"adjacent duplicate", []Service{svc("a", 1, TCP), svc("b", 1, TCP), svc("c", 2, TCP)}, "a,c", 1, false},
+		{"unsorted", []Service{svc("c", 2, TCP), svc("a", 1, TCP)}, "c,a", 0, false},
+		{"unsorted duplicate", []Service{svc("a", 1, TCP), svc("c", 2, TCP), svc("b", 1, TCP)}, "a,c", 1, false},
+		{"sorted, one invalid", []Service{svc("a", 1, TCP), svc("B", 2, TCP)}, "a", 1, false},
+	} {
+		f := File{Version: Version, Services: c.in}
+		valid, rejected := f.Split()
+		var names []string
+		for _, s := range valid {
+			names = append(names, s.Name)
+		}
+		if strings.Join(names, ",") != c.valid || len(rejected) != c.rejected {
+			t.Errorf("%s: valid %v, %d rejected; want %s, %d", c.name, names, len(rejected), c.valid, c.rejected)
+		}
+		if same := len(valid) > 0 && &valid[0] == &c.in[0]; same != c.sameArray {
+			t.Errorf("%s: valid shares the input array = %v, want %v", c.name, same, c.sameArray)
+		}
 	}
 }
 
