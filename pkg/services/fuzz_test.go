@@ -2,6 +2,7 @@ package services
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 )
 
@@ -60,4 +61,24 @@ func sameDecoded(a, b *Decoded) bool {
 		}
 	}
 	return true
+}
+
+// parseIPv4 is a shortcut for netip.ParseAddr: what it accepts, netip must
+// accept as the same IPv4 address.
+func FuzzParseIPv4(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3",
+		"1.2.3.4.", "1..2.3", "1.2.3.4 ", "::1", "::ffff:1.2.3.4", "10.0.0.1%eth0", "", "1.2.3.0004", "99.999.9.9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseIPv4([]byte(s))
+		want, err := netip.ParseAddr(s)
+		if ok && (err != nil || !want.Is4() || got != want) {
+			t.Fatalf("parseIPv4(%q) = %v; netip says %v, %v", s, got, want, err)
+		}
+		// The dotted quads netip reads must not be sent to the slow path.
+		if !ok && err == nil && want.Is4() {
+			t.Fatalf("parseIPv4(%q) refused an IPv4 address netip reads as %v", s, want)
+		}
+	})
 }
