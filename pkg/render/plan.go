@@ -44,8 +44,21 @@ func safePath(p string) bool { return services.SafeFilePath(p) }
 
 func newPlan(o Options, svcs []services.Service) Plan {
 	var p Plan
-	sorted := slices.Clone(svcs)
-	slices.SortStableFunc(sorted, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
+	byKey := func(a, b services.Service) int { return a.Key().Compare(b.Key()) }
+	// services.yaml as sync writes it is already in key order; only read
+	// here, so it needs no sorted copy (1.2 MB at 10,000 services).
+	sorted := svcs
+	if !slices.IsSortedFunc(sorted, byKey) {
+		sorted = slices.Clone(svcs)
+		slices.SortStableFunc(sorted, byKey)
+	}
+	// Nearly every service lands in one of the two lists: size it once
+	// rather than growing it by doubling.
+	if o.HAProxy {
+		p.HAProxy = make([]services.Service, 0, len(sorted))
+	} else {
+		p.Pen = make([]services.Service, 0, len(sorted))
+	}
 	vhostOn := o.VHostDomain != ""
 	byName := map[string]int{} // vhost host -> index in p.VHosts
 	for _, s := range sorted {
