@@ -2,6 +2,7 @@ package services
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -203,3 +204,42 @@ func TestDottedDigitsAgreeWithYAML(t *testing.T) {
 		}
 	}
 }
+
+// WriteTo streams exactly what Encode returns, in blocks no larger than a
+// service past encodeBlock, and reports a failing writer.
+func TestWriteToMatchesEncode(t *testing.T) {
+	for _, n := range []int{0, 1, 3000} {
+		f := large(n, 4)
+		var w blockWriter
+		written, err := f.WriteTo(&w)
+		want := f.Encode()
+		if err != nil || written != int64(len(want)) || !bytes.Equal(w.buf.Bytes(), want) {
+			t.Fatalf("%d services: WriteTo wrote %d bytes (err %v), Encode %d; equal %v",
+				n, written, err, len(want), bytes.Equal(w.buf.Bytes(), want))
+		}
+		if n == 3000 && (w.writes < 2 || w.largest > encodeBlock+4096) {
+			t.Errorf("%d writes, largest %d bytes: want several writes of about %d", w.writes, w.largest, encodeBlock)
+		}
+	}
+	f := large(3000, 4)
+	if _, err := f.WriteTo(failingWriter{}); !errors.Is(err, errWriteFailed) {
+		t.Fatalf("WriteTo to a failing writer: %v", err)
+	}
+}
+
+type blockWriter struct {
+	buf             bytes.Buffer
+	writes, largest int
+}
+
+func (w *blockWriter) Write(p []byte) (int, error) {
+	w.writes++
+	w.largest = max(w.largest, len(p))
+	return w.buf.Write(p)
+}
+
+var errWriteFailed = errors.New("disk full")
+
+type failingWriter struct{}
+
+func (failingWriter) Write(p []byte) (int, error) { return 0, errWriteFailed }
