@@ -36,6 +36,13 @@ type Sink interface {
 	Write(data []byte) (changed bool, err error)
 }
 
+// StreamSink is a Sink that can take the file as a stream, without the
+// whole encoded document in memory (the dry run's stdout).
+type StreamSink interface {
+	Sink
+	WriteFile(f *services.File) (n int64, err error)
+}
+
 // StatusSetter is told when the daemon is ready and when it is stopping
 // (*status.Server).
 type StatusSetter interface {
@@ -106,7 +113,9 @@ func (d *Daemon) Once(ctx context.Context) error {
 				errs[i] = fmt.Errorf("source %s: %w", src.Name(), err)
 				return
 			}
-			results[i] = cloneAll(svcs)
+			// Fetch's services are ours (see Source), so unlike Watch's
+			// they need no copy.
+			results[i] = svcs
 		})
 	}
 	wg.Wait()
@@ -213,8 +222,17 @@ loop:
 // tries again.
 func (d *Daemon) publish(m *merger) error {
 	f := m.build()
-	data := f.Encode()
-	changed, err := d.Sink.Write(data)
+	var changed bool
+	var size int64
+	var err error
+	if s, ok := d.Sink.(StreamSink); ok {
+		size, err = s.WriteFile(&f)
+		changed = err == nil
+	} else {
+		data := f.Encode()
+		size = int64(len(data))
+		changed, err = d.Sink.Write(data)
+	}
 	if err != nil {
 		fileWriteErrors.Inc()
 		d.Logger.Error("services.yaml not replaced; the previous one stays", "err", err)
@@ -226,7 +244,7 @@ func (d *Daemon) publish(m *merger) error {
 	m.commit(f)
 	lastWrite.SetToCurrentTime()
 	if changed {
-		d.Logger.Debug("services.yaml written", "services", len(f.Services), "bytes", len(data))
+		d.Logger.Debug("services.yaml written", "services", len(f.Services), "bytes", size)
 	}
 	return nil
 }

@@ -586,7 +586,7 @@ func TestNetHostServersLeftOutUnlessExposeHost(t *testing.T) {
 
 func TestLargeChangeLogsASummary(t *testing.T) {
 	var buf bytes.Buffer
-	m := &merger{logger: slog.New(slog.NewTextHandler(&buf, nil)), published: map[services.Key]services.Service{}}
+	m := &merger{logger: slog.New(slog.NewTextHandler(&buf, nil))}
 	var f services.File
 	for i := 0; i < maxChangeLines+1; i++ {
 		f.Services = append(f.Services, services.Service{Name: "s", Port: 1000 + i, Protocol: services.TCP, Mode: services.ModeTCP})
@@ -608,4 +608,25 @@ func TestLargeChangeLogsASummary(t *testing.T) {
 	if n := strings.Count(buf.String(), "msg=Removed"); n != 2 {
 		t.Fatalf("small change: want 2 Removed lines, got:\n%s", buf.String())
 	}
+}
+
+func TestDiffWalksSortedLists(t *testing.T) {
+	svc := func(name string, port int, proto services.Protocol) services.Service {
+		return services.Service{Name: name, Port: port, Protocol: proto, Mode: services.ModeTCP}
+	}
+	old := []services.Service{svc("a", 1, services.TCP), svc("b", 2, services.TCP), svc("c", 2, services.UDP), svc("e", 5, services.TCP)}
+	next := []services.Service{svc("a", 1, services.TCP), svc("c2", 2, services.UDP), svc("d", 3, services.TCP), svc("f", 6, services.TCP)}
+	var got []string
+	diff(old, next, func(c change, s, was *services.Service) {
+		line := c.String() + " " + s.Name
+		if was != nil {
+			line += " was " + was.Name
+		}
+		got = append(got, line)
+	})
+	want := []string{"Modified c2 was c", "Added d", "Added f", "Removed b", "Removed e"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Fatalf("diff = %q, want %q", got, want)
+	}
+	diff(next, next, func(c change, s, _ *services.Service) { t.Errorf("no change expected, got %s %s", c, s.Name) })
 }

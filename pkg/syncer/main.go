@@ -95,8 +95,16 @@ func readPrevious(path string, logger *slog.Logger) []services.Service {
 	return d.File.Services
 }
 
-// printer is the --dry-run Sink: every state is printed.
+// printer is the --dry-run Sink: every state is printed, streamed.
 type printer struct{ w io.Writer }
+
+func (p printer) WriteFile(f *services.File) (int64, error) {
+	n, err := f.WriteTo(p.w)
+	if err != nil {
+		return n, fmt.Errorf("write to stdout: %w", err)
+	}
+	return n, nil
+}
 
 func (p printer) Write(data []byte) (bool, error) {
 	if _, err := p.w.Write(data); err != nil {

@@ -19,7 +19,7 @@ type merger struct {
 	states     [][]services.Service // valid, normalized; nil until the first good read
 	ready      []bool
 
-	published  map[services.Key]services.Service
+	published  []services.Service // sorted by key
 	collisions map[string]bool   // collisions already logged, until they go away
 	rejections []map[string]bool // per source: rejections already logged
 }
@@ -30,13 +30,11 @@ func newMerger(logger *slog.Logger, names []string, previous []services.Service)
 		names:      names,
 		states:     make([][]services.Service, len(names)),
 		ready:      make([]bool, len(names)),
-		published:  make(map[services.Key]services.Service, len(previous)),
+		published:  slices.Clone(previous),
 		collisions: map[string]bool{},
 		rejections: make([]map[string]bool, len(names)),
 	}
-	for _, s := range previous {
-		m.published[s.Key()] = s
-	}
+	slices.SortStableFunc(m.published, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
 	return m
 }
 
@@ -107,9 +105,24 @@ func (m *merger) waiting() []string {
 // first source that has it wins. Each collision is logged when it starts,
 // not on every refresh.
 func (m *merger) build() services.File {
-	n := 0
+	n, sources := 0, 0
+	var only []services.Service
 	for _, st := range m.states {
 		n += len(st)
+		if len(st) > 0 {
+			sources++
+			only = st
+		}
+	}
+	if sources <= 1 {
+		// One source with services (the usual set-up) cannot collide with
+		// another, and set left its state valid, normalized and sorted: it
+		// is the file as it stands, without a copy or a key map.
+		if len(m.collisions) > 0 {
+			m.collisions = map[string]bool{}
+		}
+		mergeCollisions.Set(0)
+		return services.File{Version: services.Version, Services: only}
 	}
 	type owner struct{ index, source int }
 	owners := make(map[services.Key]owner, n)
@@ -147,56 +160,77 @@ func (m *merger) build() services.File {
 // lines go to debug and info gets one summary.
 const maxChangeLines = 100
 
-// commit records f as what the file now holds and logs each service that
-// was added, modified or removed since the last publish.
+// commit records f (normalized, so sorted by key) as what the file now
+// holds and logs each service that was added, modified or removed since
+// the last publish.
 func (m *merger) commit(f services.File) {
-	type change struct {
-		msg   string
-		attrs []any
-	}
-	var changes []change
-	next := make(map[services.Key]services.Service, len(f.Services))
-	servers := 0
-	for _, s := range f.Services {
-		k := s.Key()
-		next[k] = s
-		servers += len(s.Servers)
-		old, had := m.published[k]
-		switch {
-		case !had:
-			changes = append(changes, change{"Added", serviceAttrs(s)})
-		case !old.Equal(&s):
-			changes = append(changes, change{"Modified", append(serviceAttrs(s), "was", describe(old))})
-		}
-	}
-	removed := make([]services.Service, 0)
-	for k, s := range m.published {
-		if _, ok := next[k]; !ok {
-			removed = append(removed, s)
-		}
-	}
-	slices.SortFunc(removed, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
-	for _, s := range removed {
-		changes = append(changes, change{"Removed", serviceAttrs(s)})
-	}
+	var counts [3]int // Added, Modified, Removed
+	diff(m.published, f.Services, func(c change, _, _ *services.Service) { counts[c]++ })
+	total := counts[added] + counts[modified] + counts[removed]
 	level := slog.LevelInfo
-	if len(changes) > maxChangeLines {
-		counts := map[string]int{}
-		for _, c := range changes {
-			counts[c.msg]++
-		}
-		m.logger.Info("services changed", "added", counts["Added"], "modified", counts["Modified"],
-			"removed", counts["Removed"], "detail", "one line per service at debug level")
+	if total > maxChangeLines {
+		m.logger.Info("services changed", "added", counts[added], "modified", counts[modified],
+			"removed", counts[removed], "detail", "one line per service at debug level")
 		level = slog.LevelDebug
 	}
-	if m.logger.Enabled(context.Background(), level) {
-		for _, c := range changes {
-			m.logger.Log(context.Background(), level, c.msg, c.attrs...)
-		}
+	// The lines (and their attributes) are built only when they are logged:
+	// a first publish of 10,000 services would otherwise build 10,000 of
+	// them to print one summary.
+	if total > 0 && m.logger.Enabled(context.Background(), level) {
+		diff(m.published, f.Services, func(c change, s, was *services.Service) {
+			attrs := serviceAttrs(*s)
+			if was != nil {
+				attrs = append(attrs, "was", describe(*was))
+			}
+			m.logger.Log(context.Background(), level, c.String(), attrs...)
+		})
 	}
-	m.published = next
+	servers := 0
+	for i := range f.Services {
+		servers += len(f.Services[i].Servers)
+	}
+	m.published = f.Services
 	servicesPublished.Set(float64(len(f.Services)))
 	serversPublished.Set(float64(servers))
+}
+
+type change int
+
+const (
+	added change = iota
+	modified
+	removed
+)
+
+func (c change) String() string { return [...]string{"Added", "Modified", "Removed"}[c] }
+
+// diff walks two service lists sorted by key and calls fn for each service
+// of next that is added or modified (in next's order, with the old one as
+// was), then for each service of old that is gone (in key order).
+func diff(old, next []services.Service, fn func(c change, s, was *services.Service)) {
+	i := 0
+	for j := range next {
+		s := &next[j]
+		for i < len(old) && old[i].Key().Compare(s.Key()) < 0 {
+			i++
+		}
+		switch {
+		case i == len(old) || old[i].Key() != s.Key():
+			fn(added, s, nil)
+		case !old[i].Equal(s):
+			fn(modified, s, &old[i])
+		}
+	}
+	j := 0
+	for i := range old {
+		o := &old[i]
+		for j < len(next) && next[j].Key().Compare(o.Key()) < 0 {
+			j++
+		}
+		if j == len(next) || next[j].Key() != o.Key() {
+			fn(removed, o, nil)
+		}
+	}
 }
 
 func serviceAttrs(s services.Service) []any {

@@ -15,7 +15,9 @@ type Source interface {
 	Name() string
 
 	// Fetch reads the source's complete state once. The services it returns
-	// are valid by the services contract and carry their Source field.
+	// are valid by the services contract and carry their Source field, and
+	// they are the caller's: the source keeps no reference to them (the
+	// daemon sorts and trims them in place).
 	Fetch(ctx context.Context) ([]services.Service, error)
 
 	// Watch follows the source until ctx is done, calling publish with each
