@@ -20,8 +20,8 @@ type merger struct {
 	ready      []bool
 
 	published  []services.Service // sorted by key
-	collisions map[string]bool   // collisions already logged, until they go away
-	rejections []map[string]bool // per source: rejections already logged
+	collisions map[string]bool    // collisions already logged, until they go away
+	rejections []map[string]bool  // per source: rejections already logged
 }
 
 func newMerger(logger *slog.Logger, names []string, previous []services.Service) *merger {
