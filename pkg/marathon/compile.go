@@ -56,6 +56,7 @@ type claim struct {
 
 type group struct {
 	owner   claim
+	max     int // pending servers for it: the room its servers get
 	servers []services.Server
 	seen    map[netip.AddrPort]bool // built only once servers outgrows a scan
 }
@@ -108,15 +109,14 @@ type keyClaim struct {
 
 // pendingServer is a server an app adds to a service once its task's host
 // is resolved: compiling an app needs no address, so apps can be compiled
-// while the response is still being decoded, and resolved after.
+// while the response is still being decoded, and resolved after. It is kept
+// small (40 bytes): 40,000 of them are alive until the merge.
 type pendingServer struct {
-	key      services.Key
-	taskHost string // as Marathon gave it: the key of compiler.addrs
-	host     string // the server's host name ("" if not a valid name)
-	taskID   string
-	port     int
-	weight   int
-	maxConn  int
+	key     services.Key
+	host    int32 // index in compilation.hosts
+	port    int32
+	weight  int32
+	maxConn int32
 }
 
 // appResult is what one app contributes.
@@ -134,8 +134,8 @@ type compilation struct {
 	apps    []appResult
 	claims  []keyClaim      // current chunk
 	servers []pendingServer // current chunk
-	hosts   []string
-	seen    map[string]bool
+	hosts   []string         // distinct task hosts, as Marathon gave them
+	seen    map[string]int32 // index of each in hosts
 	done    map[services.Key]bool // per-task scratch
 	tasks   []*task               // per-app scratch
 }
@@ -155,12 +155,12 @@ func (c *compiler) add(cm *compilation, a *app) {
 		c.groupSize = 1
 	}
 	if cm.seen == nil {
-		cm.seen = map[string]bool{}
+		cm.seen = map[string]int32{}
 		cm.done = map[services.Key]bool{}
 	}
 	for j := range a.Tasks {
-		if h := a.Tasks[j].Host; !cm.seen[h] {
-			cm.seen[h] = true
+		if h := a.Tasks[j].Host; !cm.has(h) {
+			cm.seen[h] = int32(len(cm.hosts))
 			cm.hosts = append(cm.hosts, h)
 		}
 	}
@@ -178,12 +178,30 @@ func (c *compiler) add(cm *compilation, a *app) {
 	cm.apps = append(cm.apps, appResult{id: a.ID, claims: cm.claims[c0:c1:c1], servers: cm.servers[s0:s1:s1]})
 }
 
+func (cm *compilation) has(host string) bool {
+	_, ok := cm.seen[host]
+	return ok
+}
+
 // merge resolves nothing itself: c.addrs must hold the addresses of
 // cm.hosts. It joins the apps' results into services.
 func (c *compiler) merge(cm *compilation) []services.Service {
 	// Sorted so that merges and duplicate servers resolve the same way
 	// whatever order Marathon lists apps and tasks in.
 	slices.SortStableFunc(cm.apps, func(a, b appResult) int { return cmp.Compare(a.id, b.id) })
+	// Per distinct host, once: its address and its name for the servers.
+	type hostInfo struct {
+		addr     netip.Addr
+		name     string // "" when the host is not a valid name
+		resolved bool
+	}
+	hosts := make([]hostInfo, len(cm.hosts))
+	for i, h := range cm.hosts {
+		hosts[i].addr, hosts[i].resolved = c.addrs[h]
+		if name := strings.ToLower(h); services.ValidName(name) {
+			hosts[i].name = name
+		}
+	}
 	groups := make(map[services.Key]*group, len(cm.apps))
 	var arena []group // groups are allocated in blocks, not one by one
 	for _, r := range cm.apps {
@@ -200,13 +218,28 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 			}
 		}
 		for _, ps := range r.servers {
-			addr, ok := c.addrs[ps.taskHost]
-			if !ok {
+			groups[ps.key].max++
+		}
+	}
+	// Every group's servers are carved from one array, each with room for
+	// all its pending servers: no slice per service growing by doubling.
+	total := 0
+	for _, g := range groups {
+		total += g.max
+	}
+	all := make([]services.Server, total)
+	for _, g := range groups {
+		g.servers, all = all[:0:g.max], all[g.max:]
+	}
+	for _, r := range cm.apps {
+		for _, ps := range r.servers {
+			h := &hosts[ps.host]
+			if !h.resolved {
 				// The resolver already warned about the host.
-				c.log.Debug("task host unresolved, server dropped", "app", r.id, "task", ps.taskID)
+				c.log.Debug("task host unresolved, server dropped", "app", r.id, "host", cm.hosts[ps.host])
 				continue
 			}
-			groups[ps.key].add(services.Server{Host: ps.host, IP: addr, Port: ps.port, Weight: ps.weight, MaxConn: ps.maxConn})
+			groups[ps.key].add(services.Server{Host: h.name, IP: h.addr, Port: int(ps.port), Weight: int(ps.weight), MaxConn: int(ps.maxConn)})
 		}
 	}
 	f := services.File{Services: make([]services.Service, 0, len(groups))}
@@ -287,10 +320,7 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 		if !c.serves(a, t, log) {
 			continue
 		}
-		host := strings.ToLower(t.Host)
-		if !services.ValidName(host) {
-			host = ""
-		}
+		host := cm.seen[t.Host]
 		done := cm.done
 		clear(done)
 		for i, ks := range keys {
@@ -313,12 +343,12 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 					log.Debug("net=host task skipped: host port equals service port", "task", t.ID, "port", k.Port)
 					continue
 				}
-				ps := pendingServer{key: k, taskHost: t.Host, host: host, taskID: t.ID, port: hostPort, weight: services.DefaultWeight}
+				ps := pendingServer{key: k, host: host, port: int32(hostPort), weight: services.DefaultWeight}
 				if w := opts[i].weight; w >= 0 {
-					ps.weight = w
+					ps.weight = int32(w)
 				}
 				if mc := opts[i].maxConn; mc > 0 {
-					ps.maxConn = max(1, mc/c.groupSize)
+					ps.maxConn = int32(max(1, mc/c.groupSize))
 				}
 				cm.servers = append(cm.servers, ps)
 			}
