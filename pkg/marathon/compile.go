@@ -132,10 +132,10 @@ type appResult struct {
 // slice of all 40,000 servers that would be copied each time it doubled.
 type compilation struct {
 	apps    []appResult
-	claims  []keyClaim      // current chunk
-	servers []pendingServer // current chunk
-	hosts   []string         // distinct task hosts, as Marathon gave them
-	seen    map[string]int32 // index of each in hosts
+	claims  []keyClaim            // current chunk
+	servers []pendingServer       // current chunk
+	hosts   []string              // distinct task hosts, as Marathon gave them
+	seen    map[string]int32      // index of each in hosts
 	done    map[services.Key]bool // per-task scratch
 	tasks   []*task               // per-app scratch
 }
