@@ -27,6 +27,7 @@ Every flag also reads the environment variable shown; the flag wins.`,
 		Bind:     func(fs *pflag.FlagSet) { config.BindReload(fs, &cfg) },
 		Verbose:  &cfg.Verbose,
 		Validate: func() error { return cfg.Validate() },
+		Batch:    func() bool { return cfg.DryRun },
 		Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
 			return reload.Main(ctx, &cfg, logger, stdout)
 		},
