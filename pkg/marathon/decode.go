@@ -1,6 +1,7 @@
 package marathon
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -393,6 +394,34 @@ var strClass = func() (t [256]bool) {
 	return t
 }()
 
+// plainRun returns the index of the first byte at or after i that strClass
+// marks, or len(b). Eight bytes are tested at a time (most of a Marathon
+// document is string content: task ids, timestamps, image names), then the
+// table finishes the word that holds the byte.
+func plainRun(b []byte, i int) int {
+	for i+8 <= len(b) && specialIn(binary.LittleEndian.Uint64(b[i:])) == 0 {
+		i += 8
+	}
+	for i < len(b) && !strClass[b[i]] {
+		i++
+	}
+	return i
+}
+
+// specialIn is non-zero when one of the eight bytes of w is one strClass
+// marks. Each test is the classic exact "has a byte that is zero / less
+// than n" word trick: it never misses such a byte; what it flags beyond the
+// first one does not matter, since the table looks at the bytes after.
+func specialIn(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := w ^ (ones * '"')
+	backslash := w ^ (ones * '\\')
+	return (quote-ones)&^quote&highs |
+		(backslash-ones)&^backslash&highs |
+		(w-ones*0x20)&^w&highs |
+		w&highs
+}
+
 // stringToken scans the string at pos (which holds its opening quote) and
 // consumes it. raw is the content between the quotes, escapes untouched,
 // valid until the next read; plain means raw is valid UTF-8 without escapes.
@@ -400,9 +429,7 @@ func (s *scanner) stringToken() (raw []byte, plain bool, err error) {
 	escaped, nonASCII := false, false
 	i := s.pos + 1
 	for {
-		for i < s.end && !strClass[s.buf[i]] {
-			i++
-		}
+		i = plainRun(s.buf[:s.end], i)
 		if i == s.end {
 			var ok bool
 			if i, ok = s.ensure(i, 1); !ok {

@@ -107,3 +107,47 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+// plainRun's word-at-a-time scan must stop exactly where the byte table
+// does, from any start.
+func FuzzPlainRun(f *testing.F) {
+	f.Add([]byte(`abcdefghijklmnop"rest`), 0)
+	f.Add([]byte(`0123456789abcdef\\"`), 3)
+	f.Add([]byte("ascii then \x7f\x80 and \x1f"), 1)
+	f.Add([]byte(`"!#$%&'()*+,-./[]^_`+"`{|}~"), 1)
+	f.Fuzz(func(t *testing.T, b []byte, i int) {
+		if i < 0 || i > len(b) {
+			return
+		}
+		want := i
+		for want < len(b) && !strClass[b[want]] {
+			want++
+		}
+		if got := plainRun(b, i); got != want {
+			t.Fatalf("plainRun(%q, %d) = %d, want %d", b, i, got, want)
+		}
+	})
+}
+
+// Every byte value at every position of a word, after every plain byte
+// value: the word test may not miss one (the fuzzer rarely builds these).
+func TestPlainRunEveryByte(t *testing.T) {
+	for plain := range 256 {
+		if strClass[plain] {
+			continue
+		}
+		for c := range 256 {
+			for pos := range 8 {
+				b := bytes.Repeat([]byte{byte(plain)}, 16)
+				b[pos] = byte(c)
+				want := len(b)
+				if strClass[c] {
+					want = pos
+				}
+				if got := plainRun(b, 0); got != want {
+					t.Fatalf("plain %#x, byte %#x at %d: plainRun = %d, want %d", plain, c, pos, got, want)
+				}
+			}
+		}
+	}
+}
