@@ -243,3 +243,36 @@ var errWriteFailed = errors.New("disk full")
 type failingWriter struct{}
 
 func (failingWriter) Write(p []byte) (int, error) { return 0, errWriteFailed }
+
+// A file large enough to be parsed in two halves reads the same as through
+// the general YAML decoder, line numbers included, whichever half a service
+// is in.
+func TestParseLargeFileInHalves(t *testing.T) {
+	f := large(3000, 4)
+	f.Services[2000].Servers = nil // a service without servers in the second half
+	data := f.Encode()
+	if len(data) < 2*parallelParseMin {
+		t.Fatalf("test file is only %d bytes: not split", len(data))
+	}
+	fast, ok := parseCanonical(data)
+	if !ok {
+		t.Fatal("canonical parser refused an encoded file")
+	}
+	slow, err := parseYAML(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fast.File.Services) != len(slow.File.Services) {
+		t.Fatalf("%d services, YAML decoder %d", len(fast.File.Services), len(slow.File.Services))
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	for i := range fast.File.Services {
+		a, b := &fast.File.Services[i], &slow.File.Services[i]
+		if !a.Equal(b) || a.Line != b.Line {
+			t.Fatalf("service %d: %+v (line %d) vs YAML %+v (line %d)", i, *a, a.Line, *b, b.Line)
+		}
+		if want := "- name: " + a.Name; string(lines[a.Line-1]) != want {
+			t.Fatalf("service %d: line %d is %q, want %q", i, a.Line, lines[a.Line-1], want)
+		}
+	}
+}
