@@ -44,6 +44,7 @@ func safePath(p string) bool { return services.SafeFilePath(p) }
 
 func newPlan(o Options, svcs []services.Service) Plan {
 	var p Plan
+	vhostOn := o.VHostDomain != ""
 	byKey := func(a, b services.Service) int { return a.Key().Compare(b.Key()) }
 	// services.yaml as sync writes it is already in key order; only read
 	// here, so it needs no sorted copy (1.2 MB at 10,000 services).
@@ -52,6 +53,12 @@ func newPlan(o Options, svcs []services.Service) Plan {
 		sorted = slices.Clone(svcs)
 		slices.SortStableFunc(sorted, byKey)
 	}
+	if o.HAProxy && !vhostOn && !slices.ContainsFunc(sorted, func(s services.Service) bool { return s.Protocol != services.TCP }) {
+		// All TCP, no virtual hosts: HAProxy gets every service, and the
+		// plan (read only) can share the sorted list instead of copying it.
+		p.HAProxy = sorted
+		return p
+	}
 	// Nearly every service lands in one of the two lists: size it once
 	// rather than growing it by doubling.
 	if o.HAProxy {
@@ -59,7 +66,6 @@ func newPlan(o Options, svcs []services.Service) Plan {
 	} else {
 		p.Pen = make([]services.Service, 0, len(sorted))
 	}
-	vhostOn := o.VHostDomain != ""
 	byName := map[string]int{} // vhost host -> index in p.VHosts
 	for _, s := range sorted {
 		if s.Protocol == services.TCP && vhostOn {
