@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -134,28 +135,40 @@ func (s *statsOf) report(b *testing.B) {
 // BenchmarkOnceDryRun is the issue's end-to-end figure (4): one
 // `proxymatic-sync --once --dry-run` against the Marathon stand-in, then
 // `proxymatic-reload --dry-run --validate=false --haproxy` on its output.
-// ns/op is the two wall times together, process start-up included.
+// both-wall-ms (sync-wall-ms + reload-wall-ms) is the figure held against
+// the target; ns/op adds the harness's own work around them (starting each
+// through bench/rusage, ~10 ms a process here).
 func BenchmarkOnceDryRun(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("apps=%d/tasks=4", n), func(b *testing.B) {
 			m := marathontest.New(b)
 			body := cluster(n, 4)
 			m.SetAppsJSON(body)
+			// Generating the body leaves hundreds of megabytes of garbage
+			// behind; collect and return it now, so the collector and
+			// scavenger of this process (the stand-in) do not compete with
+			// the binaries being measured.
+			debug.FreeOSMemory()
 			dir := tempDir(b)
 			file := filepath.Join(dir, "services.yaml")
 			ctx := context.Background()
 			sync, reload := statsOf{name: "sync"}, statsOf{name: "reload"}
 			var size int
 			for b.Loop() {
-				var out bytes.Buffer
-				u, err := run(ctx, &out, "proxymatic-sync", "--once", "--dry-run", "--marathon", m.URL, "--status-endpoint", "")
+				// As in CI: `proxymatic-sync --once --dry-run > services.yaml`,
+				// the child writing straight to the file.
+				out, err := os.Create(file)
+				if err != nil {
+					b.Fatal(err)
+				}
+				u, err := run(ctx, out, "proxymatic-sync", "--once", "--dry-run", "--marathon", m.URL, "--status-endpoint", "")
+				out.Close()
 				if err != nil {
 					b.Fatal(err)
 				}
 				sync.add(u)
-				size = out.Len()
-				if err := os.WriteFile(file, out.Bytes(), 0o644); err != nil {
-					b.Fatal(err)
+				if fi, err := os.Stat(file); err == nil {
+					size = int(fi.Size())
 				}
 				u, err = run(ctx, io.Discard, "proxymatic-reload", "--dry-run", "--validate=false", "--haproxy",
 					"--services", file, "--output-dir", filepath.Join(dir, "out"), "--run-dir", filepath.Join(dir, "run"), "--status-endpoint", "")
@@ -173,6 +186,7 @@ func BenchmarkOnceDryRun(b *testing.B) {
 			}
 			sync.report(b)
 			reload.report(b)
+			b.ReportMetric(float64((sync.wall+reload.wall).Milliseconds())/float64(sync.n), "both-wall-ms")
 			b.ReportMetric(float64(len(body))/(1<<20), "marathon-body-MB")
 			b.ReportMetric(float64(size)/(1<<20), "services-yaml-MB")
 		})
