@@ -264,6 +264,10 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 		}
 		f.Services = append(f.Services, svc)
 	}
+	// Keys are unique here (one group each), so an unstable sort gives the
+	// same order as Normalize's stable one, in fewer moves of 120-byte
+	// structs; Normalize then finds them sorted.
+	slices.SortFunc(f.Services, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
 	f.Normalize()
 	valid, rejected := f.Split()
 	// Every value was checked on the way in, so this is a last guard that

@@ -144,9 +144,17 @@ func (f *File) Normalize() {
 		for j := range s.Servers {
 			s.Servers[j].IP = s.Servers[j].IP.Unmap()
 		}
-		slices.SortStableFunc(s.Servers, compareServers)
+		// Checked first: a stable sort of a sorted list still costs
+		// n log n comparisons and moves, and Normalize mostly meets files
+		// that are normalized already (each merge normalizes again).
+		if !slices.IsSortedFunc(s.Servers, compareServers) {
+			slices.SortStableFunc(s.Servers, compareServers)
+		}
 	}
-	slices.SortStableFunc(f.Services, func(a, b Service) int { return a.Key().Compare(b.Key()) })
+	byKey := func(a, b Service) int { return a.Key().Compare(b.Key()) }
+	if !slices.IsSortedFunc(f.Services, byKey) {
+		slices.SortStableFunc(f.Services, byKey)
+	}
 }
 
 // Equal reports whether two services would encode to the same bytes.
