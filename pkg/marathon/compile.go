@@ -55,6 +55,7 @@ type claim struct {
 }
 
 type group struct {
+	key     services.Key
 	owner   claim
 	max     int // pending servers for it: the room its servers get
 	servers []services.Server
@@ -101,19 +102,13 @@ func (c claim) better(cur claim) bool {
 	return c.appID < cur.appID
 }
 
-// keyClaim is one (port, protocol) an app claims.
-type keyClaim struct {
-	key   services.Key
-	claim claim
-}
-
 // pendingServer is a server an app adds to a service once its task's host
 // is resolved: compiling an app needs no address, so apps can be compiled
 // while the response is still being decoded, and resolved after. It is kept
-// small (40 bytes): 40,000 of them are alive until the merge.
+// small (24 bytes): 40,000 of them are alive until the merge.
 type pendingServer struct {
-	key     services.Key
-	host    int32 // index in compilation.hosts
+	g       *group // the service it joins
+	host    int32  // index in compilation.hosts
 	port    int32
 	weight  int32
 	maxConn int32
@@ -122,22 +117,42 @@ type pendingServer struct {
 // appResult is what one app contributes.
 type appResult struct {
 	id      string
-	claims  []keyClaim
 	servers []pendingServer
 }
 
-// compilation collects the per-app results of one refresh and the distinct
-// task hosts to resolve. Apps' claims and servers are carved out of shared
-// chunks: a few allocations rather than several per app, and no single
-// slice of all 40,000 servers that would be copied each time it doubled.
+// compilation collects the per-app results of one refresh, the services
+// (groups) they claim and the distinct task hosts to resolve. Groups and
+// their owners are settled as apps arrive (claim.better does not depend on
+// the order), so that work happens on the compile goroutine while the body
+// is still being decoded; only the servers wait for the merge, which adds
+// them in app id order. Pending servers and groups are carved out of
+// shared chunks: a few allocations rather than several per app.
 type compilation struct {
 	apps    []appResult
-	claims  []keyClaim            // current chunk
-	servers []pendingServer       // current chunk
-	hosts   []string              // distinct task hosts, as Marathon gave them
-	seen    map[string]int32      // index of each in hosts
-	done    map[services.Key]bool // per-task scratch
-	tasks   []*task               // per-app scratch
+	groups  map[services.Key]*group
+	arena   []group          // current block of groups
+	servers []pendingServer  // current chunk
+	hosts   []string         // distinct task hosts, as Marathon gave them
+	seen    map[string]int32 // index of each in hosts
+	done    map[*group]bool  // per-task scratch
+	tasks   []*task          // per-app scratch
+}
+
+// claim records an app's claim on k and returns k's group; the group's
+// owner is the best claim, whatever order the claims come in.
+func (cm *compilation) claim(k services.Key, cl claim) *group {
+	g := cm.groups[k]
+	if g == nil {
+		if len(cm.arena) == cap(cm.arena) {
+			cm.arena = make([]group, 0, 1024)
+		}
+		cm.arena = append(cm.arena, group{key: k, owner: cl})
+		g = &cm.arena[len(cm.arena)-1]
+		cm.groups[k] = g
+	} else if cl.better(g.owner) {
+		g.owner = cl
+	}
+	return g
 }
 
 func (c *compiler) compile(apps []app) []services.Service {
@@ -156,7 +171,8 @@ func (c *compiler) add(cm *compilation, a *app) {
 	}
 	if cm.seen == nil {
 		cm.seen = map[string]int32{}
-		cm.done = map[services.Key]bool{}
+		cm.done = map[*group]bool{}
+		cm.groups = map[services.Key]*group{}
 	}
 	for j := range a.Tasks {
 		if h := a.Tasks[j].Host; !cm.has(h) {
@@ -166,16 +182,13 @@ func (c *compiler) add(cm *compilation, a *app) {
 	}
 	// A chunk is full enough when a typical app might not fit; an app that
 	// overflows it just grows that chunk.
-	if cap(cm.claims)-len(cm.claims) < 16 {
-		cm.claims = make([]keyClaim, 0, 1024)
-	}
 	if cap(cm.servers)-len(cm.servers) < 64 {
 		cm.servers = make([]pendingServer, 0, 2048)
 	}
-	c0, s0 := len(cm.claims), len(cm.servers)
+	s0 := len(cm.servers)
 	c.compileApp(cm, a)
-	c1, s1 := len(cm.claims), len(cm.servers)
-	cm.apps = append(cm.apps, appResult{id: a.ID, claims: cm.claims[c0:c1:c1], servers: cm.servers[s0:s1:s1]})
+	s1 := len(cm.servers)
+	cm.apps = append(cm.apps, appResult{id: a.ID, servers: cm.servers[s0:s1:s1]})
 }
 
 func (cm *compilation) has(host string) bool {
@@ -202,25 +215,7 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 			hosts[i].name = name
 		}
 	}
-	groups := make(map[services.Key]*group, len(cm.apps))
-	var arena []group // groups are allocated in blocks, not one by one
-	for _, r := range cm.apps {
-		for _, kc := range r.claims {
-			g := groups[kc.key]
-			if g == nil {
-				if len(arena) == cap(arena) {
-					arena = make([]group, 0, 1024)
-				}
-				arena = append(arena, group{owner: kc.claim})
-				groups[kc.key] = &arena[len(arena)-1]
-			} else if kc.claim.better(g.owner) {
-				g.owner = kc.claim
-			}
-		}
-		for _, ps := range r.servers {
-			groups[ps.key].max++
-		}
-	}
+	groups := cm.groups
 	// Every group's servers are carved from one array, each with room for
 	// all its pending servers: no slice per service growing by doubling.
 	total := 0
@@ -239,11 +234,12 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 				c.log.Debug("task host unresolved, server dropped", "app", r.id, "host", cm.hosts[ps.host])
 				continue
 			}
-			groups[ps.key].add(services.Server{Host: h.name, IP: h.addr, Port: int(ps.port), Weight: int(ps.weight), MaxConn: int(ps.maxConn)})
+			ps.g.add(services.Server{Host: h.name, IP: h.addr, Port: int(ps.port), Weight: int(ps.weight), MaxConn: int(ps.maxConn)})
 		}
 	}
 	f := services.File{Services: make([]services.Service, 0, len(groups))}
-	for k, g := range groups {
+	for _, g := range groups {
+		k := g.key
 		svc := services.Service{
 			Name:     g.owner.name,
 			Port:     k.Port,
@@ -289,8 +285,8 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 	opts := c.portLabels(a, len(specs), log)
 	health := httpHealthPaths(a, len(specs), log)
 
-	// keys[i] are the services port index i feeds.
-	keys := make([][]services.Key, len(specs))
+	// keys[i] are the services (groups) port index i feeds.
+	keys := make([][]*group, len(specs))
 	for i, sp := range specs {
 		port, moved := sp.servicePort, false
 		if opts[i].servicePort != 0 {
@@ -306,8 +302,7 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 		}
 		for _, p := range sp.protocols {
 			k := services.Key{Port: port, Protocol: p}
-			keys[i] = append(keys[i], k)
-			cm.claims = append(cm.claims, keyClaim{k, claim{name: name, appID: a.ID, moved: moved, mode: opts[i].mode, health: health[i], timeouts: opts[i].timeouts}})
+			keys[i] = append(keys[i], cm.claim(k, claim{name: name, appID: a.ID, moved: moved, mode: opts[i].mode, health: health[i], timeouts: opts[i].timeouts}))
 		}
 	}
 
@@ -338,16 +333,17 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 			if hostPort < 1 || hostPort > 65535 {
 				continue
 			}
-			for _, k := range ks {
-				if done[k] {
+			for _, g := range ks {
+				if done[g] {
 					continue // a service port listed twice in one app counts once
 				}
-				done[k] = true
-				if hostPort == k.Port && !c.exposeHost {
-					log.Debug("net=host task skipped: host port equals service port", "task", t.ID, "port", k.Port)
+				done[g] = true
+				if hostPort == g.key.Port && !c.exposeHost {
+					log.Debug("net=host task skipped: host port equals service port", "task", t.ID, "port", g.key.Port)
 					continue
 				}
-				ps := pendingServer{key: k, host: host, port: int32(hostPort), weight: services.DefaultWeight}
+				g.max++
+				ps := pendingServer{g: g, host: host, port: int32(hostPort), weight: services.DefaultWeight}
 				if w := opts[i].weight; w >= 0 {
 					ps.weight = int32(w)
 				}
