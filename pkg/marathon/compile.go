@@ -237,8 +237,16 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 			ps.g.add(services.Server{Host: h.name, IP: h.addr, Port: int(ps.port), Weight: int(ps.weight), MaxConn: int(ps.maxConn)})
 		}
 	}
-	f := services.File{Services: make([]services.Service, 0, len(groups))}
+	// Built in key order: the keys are unique (one group each), so sorting
+	// the group pointers gives Normalize's order without moving 120-byte
+	// services around; Normalize then finds them sorted.
+	order := make([]*group, 0, len(groups))
 	for _, g := range groups {
+		order = append(order, g)
+	}
+	slices.SortFunc(order, func(a, b *group) int { return a.key.Compare(b.key) })
+	f := services.File{Services: make([]services.Service, 0, len(groups))}
+	for _, g := range order {
 		k := g.key
 		svc := services.Service{
 			Name:     g.owner.name,
@@ -260,10 +268,6 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 		}
 		f.Services = append(f.Services, svc)
 	}
-	// Keys are unique here (one group each), so an unstable sort gives the
-	// same order as Normalize's stable one, in fewer moves of 120-byte
-	// structs; Normalize then finds them sorted.
-	slices.SortFunc(f.Services, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
 	f.Normalize()
 	valid, rejected := f.Split()
 	// Every value was checked on the way in, so this is a last guard that
