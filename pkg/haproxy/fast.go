@@ -7,6 +7,15 @@ import "strconv"
 // services; the equivalence test (fast_test.go) keeps the two identical, so
 // the template stays the documented format and the override point.
 func writeDefault(b []byte, v *view) []byte {
+	b = writeHeader(b, v)
+	for i := range v.Services {
+		b = writeListen(b, &v.Services[i], v.MaxConn)
+	}
+	return b
+}
+
+// writeHeader writes everything before the first listen section.
+func writeHeader(b []byte, v *view) []byte {
 	b = append(b, `# Rendered by proxymatic-reload from services.yaml. Do not edit: the next
 # change to services.yaml overwrites it.
 global
@@ -65,50 +74,51 @@ frontend proxymatic_stats
     stats refresh 10s
     monitor-uri /status
 `...)
-	for i := range v.Services {
-		s := &v.Services[i]
-		b = append(b, "\nlisten "...)
-		b = append(b, s.Name...)
-		b = append(b, "\n    bind :"...)
-		b = strconv.AppendInt(b, int64(s.Port), 10)
-		b = append(b, "\n    mode "...)
-		b = append(b, s.Mode...)
-		b = append(b, "\n    balance leastconn\n    maxconn "...)
-		b = strconv.AppendInt(b, int64(v.MaxConn), 10)
-		if s.HTTP {
-			b = append(b, "\n    option forwardfor if-none"...)
-		}
-		if s.CheckPath != "" {
-			b = append(b, "\n    option httpchk GET "...)
-			b = append(b, s.CheckPath...)
-		}
-		if s.TimeoutClient != "" {
-			b = append(b, "\n    timeout client "...)
-			b = append(b, s.TimeoutClient...)
-		}
-		if s.TimeoutServer != "" {
-			b = append(b, "\n    timeout server "...)
-			b = append(b, s.TimeoutServer...)
-		}
-		for j := range s.Servers {
-			sv := &s.Servers[j]
-			b = append(b, "\n    server "...)
-			b = sv.appendName(b)
-			b = append(b, ' ')
-			b = sv.appendAddress(b)
-			b = append(b, " id "...)
-			b = strconv.AppendUint(b, uint64(sv.ID), 10)
-			b = append(b, " weight "...)
-			b = strconv.AppendInt(b, int64(Weight(sv.srv.Weight)), 10)
-			if sv.srv.MaxConn != 0 {
-				b = append(b, " maxconn "...)
-				b = strconv.AppendInt(b, int64(sv.srv.MaxConn), 10)
-			}
-			if sv.Check {
-				b = append(b, " check"...)
-			}
-		}
-		b = append(b, '\n')
-	}
 	return b
+}
+
+// writeListen writes one listen section.
+func writeListen(b []byte, s *serviceView, maxConn int) []byte {
+	b = append(b, "\nlisten "...)
+	b = append(b, s.Name...)
+	b = append(b, "\n    bind :"...)
+	b = strconv.AppendInt(b, int64(s.Port), 10)
+	b = append(b, "\n    mode "...)
+	b = append(b, s.Mode...)
+	b = append(b, "\n    balance leastconn\n    maxconn "...)
+	b = strconv.AppendInt(b, int64(maxConn), 10)
+	if s.HTTP {
+		b = append(b, "\n    option forwardfor if-none"...)
+	}
+	if s.CheckPath != "" {
+		b = append(b, "\n    option httpchk GET "...)
+		b = append(b, s.CheckPath...)
+	}
+	if s.TimeoutClient != "" {
+		b = append(b, "\n    timeout client "...)
+		b = append(b, s.TimeoutClient...)
+	}
+	if s.TimeoutServer != "" {
+		b = append(b, "\n    timeout server "...)
+		b = append(b, s.TimeoutServer...)
+	}
+	for j := range s.Servers {
+		sv := &s.Servers[j]
+		b = append(b, "\n    server "...)
+		b = sv.appendName(b)
+		b = append(b, ' ')
+		b = sv.appendAddress(b)
+		b = append(b, " id "...)
+		b = strconv.AppendUint(b, uint64(sv.ID), 10)
+		b = append(b, " weight "...)
+		b = strconv.AppendInt(b, int64(Weight(sv.srv.Weight)), 10)
+		if sv.srv.MaxConn != 0 {
+			b = append(b, " maxconn "...)
+			b = strconv.AppendInt(b, int64(sv.srv.MaxConn), 10)
+		}
+		if sv.Check {
+			b = append(b, " check"...)
+		}
+	}
+	return append(b, '\n')
 }

@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -49,11 +50,11 @@ func TestWriteDefaultMatchesTemplate(t *testing.T) {
 			// render allocates its buffer once, from size: the bound must hold
 			// for the services' part alone, not only thanks to the header's slack.
 			v0, _ := newView(p, nil)
-			if got, bound := len(want.Bytes())-len(writeDefault(nil, v0)), v.size()-v0.size(); got > bound {
+			if got, bound := len(want.Bytes())-len(writeDefault(nil, v0)), v.size(all[:n])-v0.size(nil); got > bound {
 				t.Errorf("%d services: size() allows %d bytes for them, %d rendered", n, bound, got)
 			}
-			if got := len(want.Bytes()); got > v.size() {
-				t.Errorf("%d services: size() = %d, less than the %d bytes rendered", n, v.size(), got)
+			if got := len(want.Bytes()); got > v.size(all[:n]) {
+				t.Errorf("%d services: size() = %d, less than the %d bytes rendered", n, v.size(all[:n]), got)
 			}
 		}
 	}
@@ -76,8 +77,66 @@ func TestSizeBoundsLongestServerLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		v0, _ := newView(p, nil)
-		if got, bound := len(writeDefault(nil, v))-len(writeDefault(nil, v0)), v.size()-v0.size(); got > bound {
+		if got, bound := len(writeDefault(nil, v))-len(writeDefault(nil, v0)), v.size([]services.Service{s})-v0.size(nil); got > bound {
 			t.Errorf("%s: size() allows %d bytes for 500 servers, %d rendered", ipText, bound, got)
+		}
+	}
+}
+
+// render writes the default config straight from the services, in two
+// halves at once from parallelRenderMin services on; it must match the
+// view-based writer (held to the template above) byte for byte, on both
+// sides of that threshold and whichever half holds which shapes.
+func TestWriteDirectMatchesWriteDefault(t *testing.T) {
+	shapes := func(i int) services.Service {
+		s := services.Service{Name: fmt.Sprintf("svc%d.example", i), Port: 1000 + i, Protocol: services.TCP, Mode: services.ModeTCP}
+		switch i % 5 {
+		case 1:
+			s.Mode = services.ModeHTTP
+			s.HealthCheck = &services.HealthCheck{Path: "/health"}
+		case 2:
+			s.Mode = services.ModeHTTP
+			s.Timeouts = &services.Timeouts{Client: time.Duration(i) * time.Millisecond, Server: time.Minute}
+		case 3:
+			s.Timeouts = &services.Timeouts{Server: time.Second}
+		}
+		for j := range i % 7 {
+			srv := services.Server{IP: netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(j)}), Port: 31000 + j, Weight: (i * j) % 1001}
+			if j%3 == 1 {
+				srv.IP = netip.MustParseAddr(fmt.Sprintf("fd00::%x:%x", i, j))
+				srv.MaxConn = i
+			}
+			if j%2 == 0 {
+				srv.Host = fmt.Sprintf("agent-%d.example.com", j)
+			}
+			s.Servers = append(s.Servers, srv)
+		}
+		return s
+	}
+	for _, n := range []int{0, 1, 7, parallelRenderMin - 1, parallelRenderMin, parallelRenderMin + 1, 5001} {
+		svcs := make([]services.Service, n)
+		for i := range svcs {
+			svcs[i] = shapes(i)
+		}
+		p := Params{RunDir: "/run", MaxConnections: 4096, User: "haproxy"}
+		got, err := render(p, svcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := newView(p, svcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := writeDefault(nil, v); !bytes.Equal(got, want) {
+			i := 0
+			for i < min(len(got), len(want)) && got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("%d services: render and writeDefault differ at byte %d of %d/%d:\n%q\nvs\n%q",
+				n, i, len(got), len(want), got[max(0, i-80):min(len(got), i+80)], want[max(0, i-80):min(len(want), i+80)])
+		}
+		if cap(got) > v.size(svcs) {
+			t.Errorf("%d services: buffer grew past size(): cap %d > %d", n, cap(got), v.size(svcs))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"text/template"
@@ -83,20 +84,74 @@ func render(p Params, svcs []services.Service) ([]byte, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
+	if p.Template == nil {
+		v, err := headerView(p, svcs)
+		if err != nil {
+			return nil, err
+		}
+		return writeDirect(v, svcs), nil
+	}
 	v, err := newView(p, svcs)
 	if err != nil {
 		return nil, err
 	}
-	size := v.size()
-	if p.Template == nil {
-		return writeDefault(make([]byte, 0, size), v), nil
-	}
 	var buf bytes.Buffer
-	buf.Grow(size)
+	buf.Grow(v.size(svcs))
 	if err := p.Template.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("haproxy template: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// parallelRenderMin is the number of services from which the default
+// config is written in two halves at once.
+const parallelRenderMin = 2048
+
+// writeDirect writes what writeDefault writes for v with svcs as its
+// services, without holding a view of every service: each listen's view is
+// built as it is written (the views of 10,000 services were 2.5 MB of fresh
+// memory), and from parallelRenderMin services on, the second half is
+// written concurrently into its own part of the one buffer, then moved
+// down to follow the first.
+func writeDirect(v *view, svcs []services.Service) []byte {
+	size := v.size(svcs)
+	buf := writeHeader(make([]byte, 0, size), v)
+	if len(svcs) < parallelRenderMin || len(buf) == 0 {
+		return writeListens(buf, v, svcs)
+	}
+	mid := len(svcs) / 2
+	split := len(buf)
+	for i := range svcs[:mid] {
+		split += listenSize(&svcs[i])
+	}
+	full := buf[:size]
+	var second []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		second = writeListens(full[split:split:size], v, svcs[mid:])
+	}()
+	first := writeListens(buf[:len(buf):split], v, svcs[:mid])
+	<-done
+	if &first[0] == &full[0] && (len(second) == 0 || &second[0] == &full[split]) {
+		n := copy(full[len(first):], second) // overlapping: copy moves
+		return full[:len(first)+n]
+	}
+	// A half outgrew its part (size is a bound, so only a bug gets here).
+	return append(first[:len(first):len(first)], second...)
+}
+
+// writeListens writes the listen sections of svcs, reusing one slice for
+// the server views.
+func writeListens(b []byte, v *view, svcs []services.Service) []byte {
+	var servers []serverView
+	for i := range svcs {
+		s := &svcs[i]
+		servers = serverViewsInto(servers, s.Servers, checkPath(s) != "")
+		sv := listenView(s, servers)
+		b = writeListen(b, &sv, v.MaxConn)
+	}
+	return b
 }
 
 func (p *Params) validate() error {
@@ -160,42 +215,56 @@ func logCapOnce(want, capped, fdLimit int) {
 // safePath admits only paths that need no quoting in any proxy's config.
 func safePath(p string) bool { return services.SafeFilePath(p) }
 
-// size is a close upper bound of the rendered config, so that the buffer is
-// allocated once and not much larger than the file: at 10,000 services every
-// spare megabyte is fresh memory the process must fault in. An overriding
-// template may write more; the buffer then simply grows.
-func (v *view) size() int {
+// size is a close upper bound of the config rendered for svcs under v's
+// header, so that the buffer is allocated once and not much larger than the
+// file: at 10,000 services every spare megabyte is fresh memory the process
+// must fault in. An overriding template may write more; its buffer then
+// simply grows.
+func (v *view) size(svcs []services.Service) int {
 	n := 3072 + len(v.AdminSocket) + len(v.StatsSocket) + len(v.StateFile) + len(v.User) + len(v.Group)
-	for i := range v.Services {
-		s := &v.Services[i]
-		// listen, bind, mode, balance, maxconn and the blank line.
-		n += 84 + len(s.Name)
-		if s.HTTP {
-			n += len("\n    option forwardfor if-none")
+	for i := range svcs {
+		n += listenSize(&svcs[i])
+	}
+	return n
+}
+
+// listenSize bounds the listen section of s.
+func listenSize(s *services.Service) int {
+	// listen name-port, bind, mode, balance, maxconn and the blank line.
+	n := 90 + len(s.Name)
+	if s.Mode == services.ModeHTTP {
+		n += len("\n    option forwardfor if-none")
+	}
+	path := checkPath(s)
+	if path != "" {
+		n += len("\n    option httpchk GET ") + len(path)
+	}
+	if s.Timeouts != nil {
+		// millis: at most 19 digits and "ms".
+		n += 2 * (len("\n    timeout client ") + 21)
+	}
+	for j := range s.Servers {
+		srv := &s.Servers[j]
+		// "\n    server host_ip_port ip:port id N weight N", ports and
+		// numbers at their longest.
+		n += 52 + len(srv.Host) + 2*ipLen(srv.IP)
+		if srv.MaxConn != 0 {
+			n += len(" maxconn ") + 10
 		}
-		if s.CheckPath != "" {
-			n += len("\n    option httpchk GET ") + len(s.CheckPath)
-		}
-		if s.TimeoutClient != "" {
-			n += len("\n    timeout client ") + len(s.TimeoutClient)
-		}
-		if s.TimeoutServer != "" {
-			n += len("\n    timeout server ") + len(s.TimeoutServer)
-		}
-		for j := range s.Servers {
-			sv := &s.Servers[j]
-			// "\n    server host_ip_port ip:port id N weight N", ports and
-			// numbers at their longest.
-			n += 52 + len(sv.srv.Host) + 2*ipLen(sv.srv.IP)
-			if sv.srv.MaxConn != 0 {
-				n += len(" maxconn ") + 10
-			}
-			if sv.Check {
-				n += len(" check")
-			}
+		if path != "" {
+			n += len(" check")
 		}
 	}
 	return n
+}
+
+// checkPath is the HTTP health check path HAProxy checks s's servers with,
+// or "".
+func checkPath(s *services.Service) string {
+	if s.Mode == services.ModeHTTP && s.HealthCheck != nil {
+		return s.HealthCheck.Path
+	}
+	return ""
 }
 
 // ipLen is the length of ip's text form, exact for IPv4 (the usual case)
@@ -218,6 +287,21 @@ func ipLen(ip netip.Addr) int {
 }
 
 func newView(p Params, svcs []services.Service) (*view, error) {
+	v, err := headerView(p, svcs)
+	if err != nil {
+		return nil, err
+	}
+	v.Services = make([]serviceView, 0, len(svcs))
+	for i := range svcs {
+		s := &svcs[i]
+		v.Services = append(v.Services, listenView(s, serverViews(s.Servers, checkPath(s) != "")))
+	}
+	return v, nil
+}
+
+// headerView checks svcs and returns the view of everything but the
+// services' listen sections.
+func headerView(p Params, svcs []services.Service) (*view, error) {
 	// Defence in depth: the services package's own rules, applied again to
 	// whatever the caller built, whether or not it came through Parse.
 	f := services.File{Version: services.Version, Services: svcs}
@@ -228,13 +312,18 @@ func newView(p Params, svcs []services.Service) (*view, error) {
 		}
 		return nil, fmt.Errorf("haproxy: refusing to render invalid services: %w", ps)
 	}
+	for i := range svcs {
+		if s := &svcs[i]; s.Protocol != services.TCP {
+			return nil, fmt.Errorf("haproxy: service %s (%s): HAProxy serves TCP services only", s.Name, s.Key())
+		}
+	}
 	// The services' listens, the stats frontend, the admin and master CLI
 	// sockets.
 	global, perListen, err := p.maxConns(len(svcs) + 3)
 	if err != nil {
 		return nil, err
 	}
-	v := &view{
+	return &view{
 		GlobalMaxConn: global,
 		MaxConn:       perListen,
 		User:          p.User,
@@ -242,30 +331,24 @@ func newView(p Params, svcs []services.Service) (*view, error) {
 		AdminSocket:   AdminSocket(p.RunDir),
 		StatsSocket:   cmp.Or(p.StatsSocket, StatsSocket(p.RunDir)),
 		StateFile:     StateFile(p.RunDir),
-		Services:      make([]serviceView, 0, len(svcs)),
+	}, nil
+}
+
+// listenView is the view of one service's listen section.
+func listenView(s *services.Service, servers []serverView) serviceView {
+	sv := serviceView{
+		Name:      s.Name + "-" + strconv.Itoa(s.Port),
+		Port:      s.Port,
+		Mode:      string(s.Mode),
+		HTTP:      s.Mode == services.ModeHTTP,
+		CheckPath: checkPath(s),
+		Servers:   servers,
 	}
-	for i := range svcs {
-		s := &svcs[i]
-		if s.Protocol != services.TCP {
-			return nil, fmt.Errorf("haproxy: service %s (%s): HAProxy serves TCP services only", s.Name, s.Key())
-		}
-		sv := serviceView{
-			Name: s.Name + "-" + strconv.Itoa(s.Port),
-			Port: s.Port,
-			Mode: string(s.Mode),
-			HTTP: s.Mode == services.ModeHTTP,
-		}
-		if sv.HTTP && s.HealthCheck != nil {
-			sv.CheckPath = s.HealthCheck.Path
-		}
-		if s.Timeouts != nil {
-			sv.TimeoutClient = millis(s.Timeouts.Client)
-			sv.TimeoutServer = millis(s.Timeouts.Server)
-		}
-		sv.Servers = serverViews(s.Servers, sv.CheckPath != "")
-		v.Services = append(v.Services, sv)
+	if s.Timeouts != nil {
+		sv.TimeoutClient = millis(s.Timeouts.Client)
+		sv.TimeoutServer = millis(s.Timeouts.Server)
 	}
-	return v, nil
+	return sv
 }
 
 // serverViews names and numbers the servers. A server's name and id depend
@@ -273,7 +356,13 @@ func newView(p Params, svcs []services.Service) (*view, error) {
 // other servers leaves them unchanged and HAProxy's server-state file and
 // stats keep following the same server.
 func serverViews(srvs []services.Server, check bool) []serverView {
-	out := make([]serverView, len(srvs))
+	return serverViewsInto(nil, srvs, check)
+}
+
+// serverViewsInto is serverViews reusing dst's array.
+func serverViewsInto(dst []serverView, srvs []services.Server, check bool) []serverView {
+	out := slices.Grow(dst[:0], len(srvs))[:len(srvs)]
+	clear(out)
 	// A scan is cheaper than a map for the usual handful of servers; ids
 	// are never 0, so the entries not yet filled never match.
 	used := func(id uint32) bool {
