@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,8 +30,14 @@ type Decoded struct {
 // ErrTooLarge is returned for a document over MaxFileSize.
 var ErrTooLarge = fmt.Errorf("services.yaml is larger than %d bytes", MaxFileSize)
 
-// ReadFile reads at most MaxFileSize bytes of a file and parses it.
+// ReadFile reads at most MaxFileSize bytes of a file and parses it. A large
+// regular file is mapped rather than copied (see readMapped).
 func ReadFile(r io.Reader) (*Decoded, error) {
+	if f, ok := r.(*os.File); ok {
+		if d, mapped, err := readMapped(f, nil); mapped {
+			return d, err
+		}
+	}
 	var buf bytes.Buffer
 	// Size the buffer from the file when we can: io.ReadAll's doubling
 	// copied and zeroed a 4 MB file a dozen times (a third of a reload dry

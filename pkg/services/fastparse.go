@@ -3,6 +3,7 @@ package services
 import (
 	"bytes"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -322,13 +323,22 @@ func (p *canonParser) file() (File, bool) {
 	tail.next()
 	p.data = rest[:mid]
 	var ok2 bool
+	var fault any
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// The document may be a mapped file (see ReadFile): a fault
+		// reading it here is handed to the calling goroutine, whose
+		// caller recovers it, instead of ending the process.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() { fault = recover() }()
 		ok2 = tail.items(&second)
 	}()
 	ok1 := p.items(&first)
 	<-done
+	if fault != nil {
+		panic(fault)
+	}
 	if !ok1 || !ok2 {
 		return f, false
 	}
