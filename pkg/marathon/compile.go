@@ -314,7 +314,7 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 	for i := range a.Tasks {
 		tasks = append(tasks, &a.Tasks[i])
 	}
-	slices.SortStableFunc(tasks, func(x, y *task) int { return cmp.Compare(x.ID, y.ID) })
+	slices.SortStableFunc(tasks, compareIDs)
 	defer func() {
 		clear(tasks) // no pointer into a survives the call
 		cm.tasks = tasks[:0]
@@ -329,7 +329,7 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 		for i, ks := range keys {
 			if i >= len(t.Ports) {
 				if len(ks) > 0 {
-					log.Debug("task has no host port for port index", "task", t.ID, "portIndex", i)
+					log.Debug("task has no host port for port index", "task", t.id(), "portIndex", i)
 				}
 				continue
 			}
@@ -343,7 +343,7 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 				}
 				done[g] = true
 				if hostPort == g.key.Port && !c.exposeHost {
-					log.Debug("net=host task skipped: host port equals service port", "task", t.ID, "port", g.key.Port)
+					log.Debug("net=host task skipped: host port equals service port", "task", t.id(), "port", g.key.Port)
 					continue
 				}
 				g.max++
@@ -368,7 +368,7 @@ func (c *compiler) serves(a *app, t *task, log *appLogger) bool {
 	}
 	for _, r := range t.HealthCheckResults {
 		if !r.Alive {
-			log.Debug("task failing its health check, skipped", "task", t.ID, "cause", clip(r.LastFailureCause))
+			log.Debug("task failing its health check, skipped", "task", t.id(), "cause", clip(r.LastFailureCause))
 			return false
 		}
 	}
