@@ -572,22 +572,9 @@ func hex4(b []byte) rune {
 
 // str reads a string value; null leaves *dst as it is.
 func (s *scanner) str(dst *string, intern bool) error {
-	c, err := s.peek()
-	if err != nil {
+	raw, null, err := s.stringValue()
+	if err != nil || null {
 		return err
-	}
-	if c == 'n' {
-		return s.literal("null")
-	}
-	if c != '"' {
-		return s.errorf("want string, got %s", describe(c))
-	}
-	raw, plain, err := s.stringToken()
-	if err != nil {
-		return err
-	}
-	if !plain {
-		raw = s.unquote(raw)
 	}
 	if intern {
 		*dst = s.internBytes(raw)
@@ -597,29 +584,37 @@ func (s *scanner) str(dst *string, intern bool) error {
 	return nil
 }
 
-// bytesInto decodes a string into *dst, reusing its array; null leaves it
-// empty, as a null string is unset.
+// bytesInto is str into a byte slice, reusing its array.
 func (s *scanner) bytesInto(dst *[]byte) error {
-	c, err := s.peek()
-	if err != nil {
+	raw, null, err := s.stringValue()
+	if err != nil || null {
 		return err
 	}
+	*dst = append((*dst)[:0], raw...)
+	return nil
+}
+
+// stringValue reads a string or null; raw, unescaped, is valid until the
+// next read.
+func (s *scanner) stringValue() (raw []byte, null bool, err error) {
+	c, err := s.peek()
+	if err != nil {
+		return nil, false, err
+	}
 	if c == 'n' {
-		*dst = (*dst)[:0]
-		return s.literal("null")
+		return nil, true, s.literal("null")
 	}
 	if c != '"' {
-		return s.errorf("want string, got %s", describe(c))
+		return nil, false, s.errorf("want string, got %s", describe(c))
 	}
 	raw, plain, err := s.stringToken()
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	if !plain {
 		raw = s.unquote(raw)
 	}
-	*dst = append((*dst)[:0], raw...)
-	return nil
+	return raw, false, nil
 }
 
 // internBytes returns b as a string, one copy per distinct value: hosts,
