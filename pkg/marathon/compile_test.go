@@ -380,3 +380,45 @@ func TestDuplicateServersCountOnce(t *testing.T) {
 		}
 	}
 }
+
+// Groups and their owners are settled as apps arrive; whatever order
+// Marathon lists the apps in, the services must come out the same: names and
+// modes from the owner (own port over a moved one, then the lowest id),
+// duplicate servers from the lowest id.
+func TestCompileIgnoresAppOrder(t *testing.T) {
+	const L = LabelPrefix
+	apps := []*mt{
+		marathontest.BridgeApp("/web/main", 10001).WithLabel(L+"0.mode", "http").
+			WithTask("10.0.0.1", 31000).WithTask("10.0.0.2", 31001),
+		marathontest.BridgeApp("/web/canary", 10099).WithLabel(L+"0.servicePort", "10001").
+			WithLabel(L+"0.weight", "10").WithTask("10.0.0.3", 31002).WithTask("10.0.0.1", 31000),
+		marathontest.BridgeApp("/b/second", 10002).WithLabel(L+"0.weight", "9").WithTask("10.0.1.1", 32000),
+		marathontest.BridgeApp("/a/first", 10002).WithLabel(L+"0.weight", "3").
+			WithLabel(L+"0.mode", "http").WithTask("10.0.1.1", 32000).WithTask("10.0.1.2", 32001),
+	}
+	want, _ := compileJSON(t, compileOpts{}, marathontest.AppsJSON(apps))
+	order := []int{0, 1, 2, 3}
+	var permute func(k int)
+	permute = func(k int) {
+		if k == len(order) {
+			var list []*mt
+			for _, i := range order {
+				list = append(list, apps[i])
+			}
+			got, _ := compileJSON(t, compileOpts{}, marathontest.AppsJSON(list))
+			if !slices.Equal(summary(got), summary(want)) {
+				t.Fatalf("apps in order %v:\n%s\nwant\n%s", order, strings.Join(summary(got), "\n"), strings.Join(summary(want), "\n"))
+			}
+			return
+		}
+		for i := k; i < len(order); i++ {
+			order[k], order[i] = order[i], order[k]
+			permute(k + 1)
+			order[k], order[i] = order[i], order[k]
+		}
+	}
+	permute(0)
+	if s := strings.Join(summary(want), "\n"); !strings.Contains(s, "main.web 10001/tcp http") || !strings.Contains(s, "first.a 10002/tcp http") {
+		t.Fatalf("owners are not the expected apps:\n%s", s)
+	}
+}
