@@ -9,6 +9,18 @@ import (
 	"testing"
 )
 
+// openLarge writes the encoding of a large file and opens it.
+func openLarge(t *testing.T, n int) (*os.File, []byte) {
+	t.Helper()
+	path, data := writeLarge(t, n)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, data
+}
+
 func writeLarge(t *testing.T, n int) (string, []byte) {
 	t.Helper()
 	f := large(n, 4)
@@ -27,12 +39,7 @@ func writeLarge(t *testing.T, n int) (string, []byte) {
 // bytes, and nothing of the result points into the mapping once it is gone
 // (reading a string that did would fault and fail the test).
 func TestReadFileMapsLargeFiles(t *testing.T) {
-	path, data := writeLarge(t, 5000)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, data := openLarge(t, 5000)
 	got, mapped, err := readMapped(f, nil)
 	if !mapped || err != nil {
 		t.Fatalf("readMapped = mapped %v, %v", mapped, err)
@@ -65,14 +72,9 @@ func TestReadFileMapsLargeFiles(t *testing.T) {
 // reader goes on into the missing pages): that must be an error, not the end
 // of the process.
 func TestReadMappedFileTruncatedWhileRead(t *testing.T) {
-	path, _ := writeLarge(t, 5000)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, _ := openLarge(t, 5000)
 	d, mapped, err := readMapped(f, func() {
-		if err := os.Truncate(path, int64(2*os.Getpagesize())); err != nil {
+		if err := os.Truncate(f.Name(), int64(2*os.Getpagesize())); err != nil {
 			t.Fatal(err)
 		}
 	})

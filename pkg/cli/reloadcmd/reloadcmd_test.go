@@ -2,13 +2,13 @@ package reloadcmd
 
 import (
 	"bytes"
-	"github.com/meltwater/proxymatic/pkg/cli"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/meltwater/proxymatic/internal/testbin"
+	"github.com/meltwater/proxymatic/pkg/cli"
 )
 
 func reloadRun(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {

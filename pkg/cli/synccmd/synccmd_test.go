@@ -3,13 +3,13 @@ package synccmd
 import (
 	"bytes"
 	"errors"
-	"github.com/meltwater/proxymatic/pkg/cli"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/meltwater/proxymatic/pkg/cli"
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
