@@ -18,6 +18,13 @@ import (
 // Parse falls back to the general decoder, so both paths always agree. The
 // fuzz test holds them to that.
 func parseCanonical(data []byte) (*Decoded, bool) {
+	return parseCanonicalSplit(data, parallelParseMin)
+}
+
+// parseCanonicalSplit is parseCanonical splitting documents from splitMin
+// bytes on (the fuzz test splits every document, to hold the halves to the
+// whole).
+func parseCanonicalSplit(data []byte, splitMin int) (*Decoded, bool) {
 	// Encode writes printable ASCII only; leave the rest (UTF-8, control
 	// characters, tabs, CR) to YAML's own rules.
 	for _, c := range data {
@@ -25,7 +32,7 @@ func parseCanonical(data []byte) (*Decoded, bool) {
 			return nil, false
 		}
 	}
-	p := canonParser{data: data}
+	p := canonParser{data: data, splitMin: splitMin}
 	f, ok := p.file()
 	if !ok {
 		return nil, false
@@ -45,6 +52,7 @@ type canonParser struct {
 	eof  bool
 	buf  []byte
 
+	splitMin int // size from which file() reads the services in two halves
 	// servers is one array for every service's servers, sized from the
 	// document: one allocation instead of a growing slice per service
 	// (at 40,000 servers the growth alone was 2 MB of extra fresh memory).
@@ -304,7 +312,7 @@ func (p *canonParser) file() (File, bool) {
 	// p.cur is the first service's line, p.data the rest of the document.
 	rest := p.data
 	mid := -1
-	if len(rest) >= parallelParseMin {
+	if len(rest) >= p.splitMin {
 		if j := bytes.Index(rest[len(rest)/2:], []byte("\n- ")); j >= 0 {
 			mid = len(rest)/2 + j + 1
 		}
