@@ -352,11 +352,7 @@ func freePort(t *testing.T) int {
 // backend is an HTTP server that names itself; it returns its port.
 func backend(t *testing.T, name string) int {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, "I am %s\n", name)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().(*net.TCPAddr).Port
+	return int(testbin.Backend(t, "I am "+name+"\n").Port())
 }
 
 // get returns the body of GET http://127.0.0.1:port/ with Host host, "" on error.

@@ -3,7 +3,6 @@ package haproxy
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/user"
 	"strings"
@@ -74,7 +73,7 @@ func TestLiveFDLimitAndUser(t *testing.T) {
 	}
 	p.RunDir = runDir
 	port := freePort(t)
-	ap := netip.MustParseAddrPort(backend(t, "a"))
+	ap := testbin.Backend(t, "a")
 	svcs := []services.Service{{Name: "web", Port: port, Protocol: services.TCP, Mode: services.ModeHTTP,
 		HealthCheck: &services.HealthCheck{Path: "/"},
 		Servers:     []services.Server{{IP: ap.Addr(), Port: int(ap.Port()), Weight: 1000}}}}
@@ -125,7 +124,7 @@ func waitGet(t *testing.T, port int, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got, err := get(port)
+		got, err := testbin.Get(port)
 		if err == nil && got == want {
 			return
 		}

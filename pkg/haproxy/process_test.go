@@ -3,9 +3,6 @@ package haproxy
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"syscall"
@@ -19,13 +16,6 @@ import (
 func freePort(t *testing.T) int {
 	t.Helper()
 	return testbin.FreePort(t, "tcp")
-}
-
-func backend(t *testing.T, name string) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) }))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
 }
 
 // A minimal hand-written config: this file tests process management, the
@@ -48,22 +38,11 @@ listen svc
 	}
 }
 
-func get(port int) (string, error) {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
 func TestMasterStartReloadRestartStop(t *testing.T) {
 	bin := testbin.Require(t, "haproxy")
 	runDir := t.TempDir()
 	port := freePort(t)
-	a, b := backend(t, "a"), backend(t, "b")
+	a, b := testbin.Backend(t, "a").String(), testbin.Backend(t, "b").String()
 	writeConfig(t, runDir, port, a)
 
 	m := NewMaster(bin, runDir, supervise.Backoff{Min: 50 * time.Millisecond, Max: time.Second, Reset: time.Minute}, nil)
@@ -73,7 +52,7 @@ func TestMasterStartReloadRestartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Stop(context.Background())
-	if got, err := get(port); err != nil || got != "a" {
+	if got, err := testbin.Get(port); err != nil || got != "a" {
 		t.Fatalf("before reload: %q, %v", got, err)
 	}
 
@@ -91,7 +70,7 @@ func TestMasterStartReloadRestartStop(t *testing.T) {
 		if after.MasterReloads != before.MasterReloads+1 {
 			t.Fatalf("reload counter %d -> %d", before.MasterReloads, after.MasterReloads)
 		}
-		if got, err := get(port); err != nil || got != want {
+		if got, err := testbin.Get(port); err != nil || got != want {
 			t.Fatalf("after reload %d: %q, %v; want %q", i, got, err, want)
 		}
 	}
@@ -108,7 +87,7 @@ func TestMasterStartReloadRestartStop(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got, err := get(port)
+		got, err := testbin.Get(port)
 		if err == nil && got == "b" && m.Pid() != master && m.Pid() != 0 {
 			break
 		}
@@ -127,7 +106,7 @@ func TestMasterStartReloadRestartStop(t *testing.T) {
 	if syscall.Kill(pid, 0) == nil {
 		t.Fatalf("master %d still running", pid)
 	}
-	if _, err := get(port); err == nil {
+	if _, err := testbin.Get(port); err == nil {
 		t.Fatal("still serving after Stop")
 	}
 }

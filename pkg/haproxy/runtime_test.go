@@ -215,14 +215,14 @@ func (r *liveRuntime) state() map[string]ServerState {
 // admin socket reach the traffic with the same worker, and a reload of the
 // file written afterwards serves the same servers with the same ids.
 func TestLiveRuntimeApply(t *testing.T) {
-	a, b := server(backend(t, "a"), 1000), server(backend(t, "b"), 1000)
+	a, b := server(testbin.Backend(t, "a").String(), 1000), server(testbin.Backend(t, "b").String(), 1000)
 	r := startRuntime(t, "/", a)
 	waitGet(t, r.port, "a")
 
 	r.apply(a, b)
 	seen := map[string]bool{}
 	for i := 0; i < 20 && len(seen) < 2; i++ {
-		got, err := get(r.port)
+		got, err := testbin.Get(r.port)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +245,7 @@ func TestLiveRuntimeApply(t *testing.T) {
 
 	r.apply(b)
 	for range 10 {
-		if got, err := get(r.port); err != nil || got != "b" {
+		if got, err := testbin.Get(r.port); err != nil || got != "b" {
 			t.Fatalf("after removing a: %q %v", got, err)
 		}
 	}
@@ -285,7 +285,7 @@ func TestLiveRuntimeDrain(t *testing.T) {
 		}
 	}()
 	slow := server(ln.Addr().String(), 1000)
-	a := server(backend(t, "a"), 1000)
+	a := server(testbin.Backend(t, "a").String(), 1000)
 	r := startRuntime(t, "", slow)
 
 	// A request parked on the slow server.
@@ -327,7 +327,7 @@ func TestLiveRuntimeDrain(t *testing.T) {
 	// The next Apply deletes it.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r.apply(a, server(backend(t, "c"), 1))
+		r.apply(a, server(testbin.Backend(t, "c").String(), 1))
 		if _, ok := r.state()[slowName]; !ok {
 			break
 		}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"syscall"
 	"testing"
@@ -24,9 +22,7 @@ func freePort(t *testing.T) int {
 
 func backendServer(t *testing.T, name string) services.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) }))
-	t.Cleanup(srv.Close)
-	ap := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	ap := testbin.Backend(t, name)
 	return services.Server{IP: ap.Addr(), Port: int(ap.Port()), Weight: services.DefaultWeight}
 }
 

@@ -3,10 +3,6 @@ package pen
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -27,21 +23,8 @@ func freePort(t *testing.T) int {
 
 func backendServer(t *testing.T, name string) services.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) }))
-	t.Cleanup(srv.Close)
-	ap := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	ap := testbin.Backend(t, name)
 	return services.Server{IP: ap.Addr(), Port: int(ap.Port()), Weight: services.DefaultWeight}
-}
-
-func get(port int) (string, error) {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
 }
 
 // runDir returns a run dir pen can read after dropping to nobody.
@@ -99,7 +82,7 @@ func TestProcessStartReloadRestartStop(t *testing.T) {
 			t.Errorf("pen does not run as %s (uid %s):\n%s", usr, u.Uid, status)
 		}
 	}
-	if got, err := get(port); err != nil || got != "a" {
+	if got, err := testbin.Get(port); err != nil || got != "a" {
 		t.Fatalf("before reload: %q, %v", got, err)
 	}
 
@@ -107,7 +90,7 @@ func TestProcessStartReloadRestartStop(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			got, err := get(port)
+			got, err := testbin.Get(port)
 			if err == nil && got == want && cond() {
 				return
 			}
@@ -138,7 +121,7 @@ func TestProcessStartReloadRestartStop(t *testing.T) {
 	if syscall.Kill(pid, 0) == nil {
 		t.Fatalf("pen %d still running", pid)
 	}
-	if _, err := get(port); err == nil {
+	if _, err := testbin.Get(port); err == nil {
 		t.Fatal("still serving after Stop")
 	}
 }

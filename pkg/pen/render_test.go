@@ -346,14 +346,11 @@ func startPen(t *testing.T, udp bool, port int, cfgPath string) *exec.Cmd {
 }
 
 func get(port int) string {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	body, err := testbin.Get(port)
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return body
 }
 
 // TestLivePenReload runs a real pen on the rendered config with servers a
