@@ -435,34 +435,11 @@ func startStack(t *testing.T) *stack {
 // descendants lists the processes below pid, with their names.
 func descendants(t *testing.T, pid int) map[int]string {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	children := map[int][]int{}
 	names := map[int]string{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		s := string(b)
-		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || closing < open {
-			continue
-		}
-		f := strings.Fields(s[closing+1:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], p)
-		names[p] = s[open+1 : closing]
+	for _, p := range testbin.Procs() {
+		children[p.PPID] = append(children[p.PPID], p.PID)
+		names[p.PID] = p.Name
 	}
 	out := map[int]string{}
 	queue := []int{pid}

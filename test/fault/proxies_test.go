@@ -19,28 +19,9 @@ import (
 // childrenOf returns the direct children of pid by command name.
 func childrenOf(pid int) map[string][]int {
 	out := map[string][]int{}
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		p, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		f := strings.Fields(s[close+1:])
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
-			out[s[open+1:close]] = append(out[s[open+1:close]], p)
+	for _, p := range testbin.Procs() {
+		if p.PPID == pid {
+			out[p.Name] = append(out[p.Name], p.PID)
 		}
 	}
 	return out
