@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/backoff"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -28,7 +29,7 @@ func (s *Source) Watch(ctx context.Context, publish func([]services.Service)) er
 	defer wg.Wait()
 	defer cancel()
 
-	retry := backoff{min: time.Second, max: backoffMax}
+	retry := backoff.Backoff{Min: time.Second, Max: backoffMax, Jitter: true}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -50,9 +51,9 @@ func (s *Source) Watch(ctx context.Context, publish func([]services.Service)) er
 		next := jitter(s.opts.RefreshInterval)
 		if err != nil {
 			s.log.Warn("refresh failed, keeping the last good state", "err", err)
-			next = min(next, retry.next())
+			next = min(next, retry.Next())
 		} else {
-			retry.reset()
+			retry.Reset()
 			publish(svcs)
 		}
 		timer.Reset(next)
@@ -61,7 +62,7 @@ func (s *Source) Watch(ctx context.Context, publish func([]services.Service)) er
 
 // followEvents keeps one event stream open, failing over and backing off.
 func (s *Source) followEvents(ctx context.Context, trigger chan<- struct{}) {
-	bo := backoff{min: backoffMin, max: backoffMax}
+	bo := backoff.Backoff{Min: backoffMin, Max: backoffMax, Jitter: true}
 	for ctx.Err() == nil {
 		start := time.Now()
 		_, err := s.streamEvents(ctx, trigger)
@@ -69,9 +70,9 @@ func (s *Source) followEvents(ctx context.Context, trigger chan<- struct{}) {
 			return
 		}
 		if time.Since(start) >= healthyStream {
-			bo.reset()
+			bo.Reset()
 		}
-		d := bo.next()
+		d := bo.Next()
 		s.log.Warn("event stream lost, reconnecting", "err", err, "in", d.Round(time.Millisecond))
 		t := time.NewTimer(d)
 		select {
@@ -87,20 +88,3 @@ func (s *Source) followEvents(ctx context.Context, trigger chan<- struct{}) {
 func jitter(d time.Duration) time.Duration {
 	return d*3/4 + rand.N(d/4+1)
 }
-
-// backoff doubles from min to max; each delay is drawn from its upper half
-// so that instances that lost Marathon together do not return together.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }

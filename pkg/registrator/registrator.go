@@ -16,11 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/backoff"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -265,7 +265,8 @@ func (s *Source) Watch(ctx context.Context, publish func([]services.Service)) er
 // done: read everything, then watch from the read's revision.
 func (s *Source) follow(ctx context.Context, out chan<- update) {
 	n := len(s.cfg.Endpoints)
-	i, fails := 0, 0
+	i := 0
+	bo := backoff.Backoff{Min: minBackoff, Max: s.opts.MaxBackoff, Jitter: true}
 	for ctx.Err() == nil {
 		ep := s.cfg.Endpoints[i%n]
 		listed, err := s.session(ctx, ep, out)
@@ -273,7 +274,7 @@ func (s *Source) follow(ctx context.Context, out chan<- update) {
 			return
 		}
 		if listed {
-			fails = 0
+			bo.Reset()
 		}
 		if errors.Is(err, errCompacted) {
 			rereads.WithLabelValues(ep).Inc()
@@ -281,8 +282,7 @@ func (s *Source) follow(ctx context.Context, out chan<- update) {
 			continue
 		}
 		failures.WithLabelValues(ep).Inc()
-		fails++
-		wait := backoff(fails, s.opts.MaxBackoff)
+		wait := bo.Next()
 		s.log.Warn("registrator: etcd unavailable; keeping the last state", "endpoint", ep, "error", err, "retry_in", wait.Round(time.Millisecond))
 		i++ // fail over: the next attempt goes to the next endpoint
 		t := time.NewTimer(wait)
@@ -293,17 +293,6 @@ func (s *Source) follow(ctx context.Context, out chan<- update) {
 		case <-t.C:
 		}
 	}
-}
-
-// backoff doubles from minBackoff up to max, with jitter in [d/2, d] so that
-// many proxies do not reconnect to a recovering etcd in step.
-func backoff(fails int, max time.Duration) time.Duration {
-	d := minBackoff
-	for i := 1; i < fails && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	return d/2 + rand.N(d/2+1)
 }
 
 // session runs one connection: a complete read, then a watch guarded by

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/meltwater/proxymatic/pkg/backoff"
 )
 
 // Spec describes the process to run.
@@ -127,7 +129,8 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 	// ends with this goroutine once the last child is gone.
 	runtime.LockOSThread()
 	defer close(p.done)
-	delay := p.backoff.Min
+	bo := backoff.Backoff{Min: p.backoff.Min, Max: p.backoff.Max}
+	delay := bo.Next()
 	for attempt := 0; ; attempt++ {
 		began := time.Now()
 		cmd, err := p.startOnce()
@@ -150,7 +153,8 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 			p.log.Error("proxy failed to start; retrying", "err", err, "retry_in", delay)
 		}
 		if time.Since(began) > p.backoff.Reset {
-			delay = p.backoff.Min
+			bo.Reset()
+			delay = bo.Next()
 		}
 		select {
 		case <-time.After(delay):
@@ -159,7 +163,7 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 		case <-ctx.Done():
 			return
 		}
-		delay = min(delay*2, p.backoff.Max)
+		delay = bo.Next()
 	}
 }
 
