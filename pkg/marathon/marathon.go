@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -61,6 +62,10 @@ type Options struct {
 	Resolver Resolver
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Explain, when set, receives the reasons of the last compile: why an
+	// app, task or port is not served (key "marathon <app id>", one key per
+	// app, replaced whenever that app is compiled again).
+	Explain *explain.Book
 	// HTTPClient replaces the built-in client (its timeouts and TLS
 	// settings are then the caller's). Its CheckRedirect is replaced so
 	// that credentials follow the redirect to the leader.

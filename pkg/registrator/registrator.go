@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/backoff"
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -44,6 +45,9 @@ type Options struct {
 	MaxBackoff time.Duration
 	// Logger receives warnings about skipped keys and outages (default slog.Default()).
 	Logger *slog.Logger
+	// Explain, when set, receives why a key is not served (key
+	// "registrator <etcd key>"), replaced on every compile.
+	Explain *explain.Book
 }
 
 const (
