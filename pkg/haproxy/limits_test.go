@@ -60,7 +60,7 @@ func TestLiveFDLimitAndUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rl.Max < 20000 {
-		t.Skipf("hard fd limit %d is below 20000", rl.Max)
+		testbin.Missing(t, "hard fd limit %d is below 20000 (ulimit -Hn)", rl.Max)
 	}
 	// Children inherit the soft limit; HAProxy raises it up to the hard one.
 	p := Params{MaxConnections: 8192, FDLimit: 20000}

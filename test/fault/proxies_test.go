@@ -183,12 +183,8 @@ func TestAgentKilled(t *testing.T) {
 // mount namespace: PATH alone cannot hide them, the agent also looks in
 // /usr/sbin.
 func TestProxyBinaryMissing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("hiding binaries in a mount namespace needs root")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare not installed")
-	}
+	testbin.RequireRoot(t, "hiding binaries in a mount namespace")
+	unshare := testbin.Require(t, "unshare")
 	for _, c := range []struct {
 		name string
 		opts agentOpts
@@ -198,7 +194,7 @@ func TestProxyBinaryMissing(t *testing.T) {
 			bin := testbin.Require(t, c.name)
 			hide := filepath.Dir(bin)
 			script := `/usr/bin/mount -t tmpfs tmpfs "$1" && shift && exec "$@"`
-			cmd := exec.Command("unshare", append([]string{"-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", hide, binReload}, a.args...)...)
+			cmd := exec.Command(unshare, append([]string{"-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", hide, binReload}, a.args...)...)
 			p := startCmd(t, cmd, "PATH=/nonexistent")
 			err := p.waitExit(t, 10*time.Second)
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
