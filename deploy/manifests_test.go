@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +17,9 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
+	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 )
 
 // repoRoot is the build context of the Dockerfiles.
@@ -191,16 +195,135 @@ func TestKubernetesDaemonSet(t *testing.T) {
 	}
 }
 
+// The CI examples are run, not just read: the shell lines of each job that
+// invoke our commands (and the mkdir they need) are taken from the YAML and
+// run as the job would, with the job's variables, against the Marathon
+// stand-in and the real haproxy and nginx. `make build` is stood in by a bin/
+// holding the binaries built for these tests; installing packages is left
+// out (they are installed here already).
 func TestCIExamplesRunBothDryRuns(t *testing.T) {
+	testbin.Require(t, "haproxy")
+	testbin.Require(t, "nginx")
+	bin := binaries(t)
+	m := marathontest.New(t)
+	port := freePort(t)
+	m.SetApps(marathontest.BridgeApp("/shop/api", port).WithTask("10.0.0.7", 31007))
+	// The repository's or project's CI variables: the discovery sources.
+	vars := map[string]string{"MARATHON_URL": m.URL}
 	for _, f := range []string{"ci/github-actions.yml", "ci/gitlab-ci.yml"} {
-		yamlDocs(t, f)
-		b, _ := os.ReadFile(f)
-		for _, want := range []string{"proxymatic-sync --once --dry-run", "proxymatic-reload --dry-run", "--output-dir", "artifact"} {
-			if !bytes.Contains(b, []byte(want)) {
-				t.Errorf("%s does not contain %q", f, want)
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, _ := os.ReadFile(f)
+			for _, want := range []string{"proxymatic-sync --once --dry-run", "proxymatic-reload --dry-run", "--output-dir", "artifact"} {
+				if !bytes.Contains(b, []byte(want)) {
+					t.Errorf("%s does not contain %q", f, want)
+				}
+			}
+			env, lines := ciJob(t, yamlDocs(t, f)[0], vars)
+			dir := t.TempDir()
+			if err := os.Symlink(bin, filepath.Join(dir, "bin")); err != nil {
+				t.Fatal(err)
+			}
+			ran := map[string]bool{}
+			for _, l := range lines {
+				word := strings.Fields(l)[0]
+				if word != "mkdir" && !strings.HasPrefix(word, "bin/proxymatic-") {
+					continue
+				}
+				cmd := exec.Command("sh", "-ec", l)
+				cmd.Dir = dir
+				cmd.Env = cleanEnv(env...)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s: %q: %v\n%s", f, l, err, out)
+				}
+				t.Logf("ran %q:\n%s", l, out)
+				ran[word] = true
+			}
+			if !ran["bin/proxymatic-sync"] || !ran["bin/proxymatic-reload"] {
+				t.Fatalf("%s: not both dry runs found in its jobs: ran %v of %q", f, ran, lines)
+			}
+			services, _ := os.ReadFile(filepath.Join(dir, "out", "services.yaml"))
+			haproxy, _ := os.ReadFile(filepath.Join(dir, "out", "configs", "haproxy.cfg"))
+			nginx, _ := os.ReadFile(filepath.Join(dir, "out", "configs", "nginx.conf"))
+			for what, c := range map[string]struct {
+				got  []byte
+				want string
+			}{
+				"services.yaml": {services, fmt.Sprintf("- name: api.shop\n  port: %d\n", port)},
+				"haproxy.cfg":   {haproxy, fmt.Sprintf("listen api.shop-%d\n", port)},
+				"nginx.conf":    {nginx, "server_name api.shop.services.example.com;"},
+			} {
+				if !bytes.Contains(c.got, []byte(c.want)) || !bytes.Contains(c.got, []byte("10.0.0.7")) {
+					t.Errorf("%s: %s lacks %q and the task:\n%s", f, what, c.want, c.got)
+				}
+			}
+		})
+	}
+}
+
+// ciJob returns the environment and the shell lines of the one job of a
+// GitHub Actions workflow (jobs.<job>: env, steps[].run, steps[].env) or a
+// GitLab CI file (<job>: variables, before_script, script). GitHub's
+// ${{ vars.NAME }} expands from vars (empty when unset, as GitHub does);
+// GitLab takes project variables from vars as they are.
+func ciJob(t *testing.T, doc map[string]any, vars map[string]string) (env, lines []string) {
+	t.Helper()
+	expr := regexp.MustCompile(`\$\{\{\s*vars\.([A-Za-z0-9_]+)\s*\}\}`)
+	set := map[string]string{}
+	addEnv := func(m any) {
+		mm, _ := m.(map[string]any)
+		for k, v := range mm {
+			set[k] = expr.ReplaceAllStringFunc(fmt.Sprint(v), func(e string) string { return vars[expr.FindStringSubmatch(e)[1]] })
+		}
+	}
+	addLines := func(text string) {
+		for _, l := range strings.Split(text, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
 			}
 		}
 	}
+	var job map[string]any
+	if jobs, ok := doc["jobs"].(map[string]any); ok { // GitHub Actions
+		if len(jobs) != 1 {
+			t.Fatalf("want one job, have %d", len(jobs))
+		}
+		for _, j := range jobs {
+			job = j.(map[string]any)
+		}
+		addEnv(job["env"])
+		for _, st := range job["steps"].([]any) {
+			step := st.(map[string]any)
+			addEnv(step["env"])
+			if run, ok := step["run"].(string); ok {
+				addLines(run)
+			}
+		}
+	} else { // GitLab CI: the one mapping with a script
+		for k, v := range vars {
+			set[k] = v
+		}
+		for _, j := range doc {
+			if jm, ok := j.(map[string]any); ok && jm["script"] != nil {
+				job = jm
+			}
+		}
+		if job == nil {
+			t.Fatal("no job with a script")
+		}
+		addEnv(job["variables"])
+		for _, key := range []string{"before_script", "script"} {
+			items, _ := job[key].([]any)
+			for _, it := range items {
+				addLines(fmt.Sprint(it))
+			}
+		}
+	}
+	for k, v := range set {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env, lines
 }
 
 // unit is a systemd unit file: section -> key -> values.
