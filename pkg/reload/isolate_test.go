@@ -187,9 +187,19 @@ func TestRefusedPenServiceLeftOut(t *testing.T) {
 	h := startAgentWith(t, withPen, tmplDir, "", 0, nil, func(a *agent) { a.recordRefused = book.Set })
 	other := service(freePort(t), bs[0])
 	other.Name = "other"
-	h.write(service(h.port, bs[0]), other)
+	// The first file already holds a refused service: it keeps nothing
+	// else from starting, nor /status from turning OK.
+	early := service(freePort(t), bs[0])
+	early.Name = "bad"
+	h.write(service(h.port, bs[0]), other, early)
 	if err := h.waitApplied(); err != nil {
 		t.Fatal(err)
+	}
+	if code := h.statusCode(); code != http.StatusOK {
+		t.Errorf("/status %d with one refused pen service; want 200", code)
+	}
+	if got := metricValue(t, h.metrics(), `proxymatic_reload_services_rejected_by_proxy{proxy="pen"}`); got != 1 {
+		t.Errorf("pen refusals %v after the first file, want 1", got)
 	}
 	c := h.client(withPen)
 	c.eventually(t, bs[0].name, 10*time.Second)

@@ -326,9 +326,13 @@ func (p *penSet) apply(ctx context.Context, files *render.Files) error {
 	}
 	missing := false
 	for _, k := range slices.SortedFunc(maps.Keys(files.Pen), services.Key.Compare) {
-		if err := p.applyOne(ctx, k, files.Pen[k]); errors.Is(err, errRejected) {
+		err := p.applyOne(ctx, k, files.Pen[k])
+		if errors.Is(err, errRejected) {
+			// Refused, not failed: it does not keep /status from OK.
 			p.refused = append(p.refused, render.Refusal{Proxy: "pen", Service: k, Name: files.PenName(k), Message: err.Error()})
-		} else if err != nil {
+			continue
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 		if p.procs[k] == nil {
