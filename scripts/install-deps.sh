@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what the tests and the demo run for real: HAProxy, nginx, pen and
-# etcd (Debian packages). Does nothing when they are all present.
+# etcd (Debian packages), and shellcheck for the shell scripts' test. Does
+# nothing when they are all present.
 set -eu
 
 missing=""
@@ -10,6 +11,7 @@ have nginx || missing="$missing nginx"
 have pen || missing="$missing pen"
 have etcd || missing="$missing etcd-server"
 have etcdctl || missing="$missing etcd-client"
+have shellcheck || missing="$missing shellcheck"
 
 if [ -z "$missing" ]; then
 	exit 0

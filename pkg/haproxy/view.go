@@ -240,8 +240,8 @@ func listenSize(s *services.Service) int {
 		n += len("\n    option httpchk GET ") + len(path)
 	}
 	if s.Timeouts != nil {
-		// millis: at most 19 digits and "ms".
-		n += 2 * (len("\n    timeout client ") + 21)
+		// millis: at most 10 digits and "ms".
+		n += 2 * (len("\n    timeout client ") + 12)
 	}
 	for j := range s.Servers {
 		srv := &s.Servers[j]
@@ -430,11 +430,18 @@ func Weight(w int) int {
 }
 
 // millis renders a timeout in milliseconds; "" for zero (keep the default).
-// A sub-millisecond remainder rounds up so a timeout never becomes 0.
+// A sub-millisecond remainder rounds up so a timeout never becomes 0. The
+// result saturates at HAProxy's limit (services.MaxTimeout, which Validate
+// enforces): rounding up by adding first overflowed near the largest
+// Duration into a negative timeout.
 func millis(d time.Duration) string {
 	if d <= 0 {
 		return ""
 	}
-	ms := (d + time.Millisecond - 1) / time.Millisecond
+	ms := d / time.Millisecond
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	ms = min(ms, services.MaxTimeout/time.Millisecond)
 	return strconv.FormatInt(int64(ms), 10) + "ms"
 }

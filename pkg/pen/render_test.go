@@ -452,7 +452,7 @@ func TestLivePenUDP(t *testing.T) {
 func TestLivePenIPv6Server(t *testing.T) {
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+		testbin.Missing(t, "no IPv6 loopback: %v", err)
 	}
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "v6") }))
 	s.Listener.Close()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/filewatch"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/render"
@@ -36,6 +37,11 @@ type agent struct {
 	// applied is called after each file has been applied (tests measure
 	// with it); nil in production.
 	applied func(hash [sha256.Size]byte, err error)
+	// recordRefused, when set, is given after each successful apply of a
+	// proxy the services that proxy refused, keyed "reload <proxy>" (an
+	// empty list: none). It has explain.Book.Set's signature, so an
+	// explain book is wired with a.recordRefused = book.Set.
+	recordRefused func(key string, entries []explain.Entry)
 }
 
 // retryDelay is how long after a failed start or reload the same file is
@@ -209,6 +215,7 @@ func (a *agent) applyProxy(ctx context.Context, p proxy, files *render.Files) er
 		return err
 	}
 	proxyHealthy.WithLabelValues(p.name()).Set(1)
+	a.reportRefusals(p)
 	a.log.Debug("proxy in step", "proxy", p.name(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -103,7 +103,8 @@ func startAgentIn(t testing.TB, m mode, runDir string, port int) *harness {
 	return startAgentWith(t, m, "", runDir, port, nil)
 }
 
-func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, initial []services.Service) *harness {
+// setup, when given, is run on the agent before it starts.
+func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, initial []services.Service, setup ...func(*agent)) *harness {
 	t.Helper()
 	if port == 0 {
 		port = freePort(t)
@@ -143,6 +144,9 @@ func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, 
 		t.Fatal(err)
 	}
 	a.applied = func(_ [sha256.Size]byte, err error) { h.applied <- err }
+	for _, f := range setup {
+		f(a)
+	}
 	h.a = a
 	ln, err := status.Listen("127.0.0.1:0")
 	if err != nil {
@@ -439,13 +443,19 @@ func switchCases(t testing.TB) []switchCase {
 // old one serving and shows in /metrics until a good file heals it; a file
 // that cannot be used keeps everything; SIGTERM leaves nothing running.
 func TestCrashRejectAndShutdown(t *testing.T) {
-	// A template that HAProxy refuses for a service named "rejected".
+	// A template that HAProxy refuses for a service named "rejected", with
+	// the error in the global section: no service is to blame for it (see
+	// TestRefusedServiceLeftOut for one that is), so the whole config is
+	// refused.
 	tmplDir := t.TempDir()
 	tmpl, err := os.ReadFile("../haproxy/templates/haproxy.cfg.tmpl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl = append(tmpl, []byte("{{range .Services}}{{if eq (printf \"%.8s\" .Name) \"rejected\"}}\n    no-such-keyword here\n{{end}}{{end}}\n")...)
+	if !strings.Contains(string(tmpl), "\nglobal\n") {
+		t.Fatal("the template has no global section")
+	}
+	tmpl = []byte(strings.Replace(string(tmpl), "\nglobal\n", "\nglobal\n{{range .Services}}{{if eq (printf \"%.8s\" .Name) \"rejected\"}}    no-such-keyword here\n{{end}}{{end}}", 1))
 	if err := os.WriteFile(filepath.Join(tmplDir, "haproxy.cfg.tmpl"), tmpl, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,9 @@ type proxy interface {
 	// serving reports whether the proxy runs some good config (or has
 	// nothing to serve).
 	serving() bool
+	// refusals are the services the last successful apply left out
+	// because the proxy refused their part of the config (isolate.go).
+	refusals() []render.Refusal
 	stop(ctx context.Context)
 }
 
@@ -65,18 +68,26 @@ type single struct {
 	// Either way a checked reload follows. nil: always reload.
 	runtime      func(ctx context.Context, old, new []services.Service) error
 	pickServices func(*render.Files) []services.Service
+	// isolate: when the check's message names services, leave them out
+	// and check the rest (isolate.go). false: a rejected config is
+	// rejected whole.
+	isolate bool
 
 	run         runner
 	current     []byte             // the live file's bytes; nil before the first good config
 	currentSvcs []services.Service // what current was rendered from (runtime only)
 	wanted      bool               // the last files gave this proxy something to serve
+	refused     []render.Refusal   // left out by the last apply
 }
 
 func (s *single) name() string { return s.proxyName }
 
 func (s *single) serving() bool { return s.run != nil || !s.wanted }
 
+func (s *single) refusals() []render.Refusal { return s.refused }
+
 func (s *single) apply(ctx context.Context, files *render.Files) error {
+	s.refused = nil
 	want := s.pick(files)
 	s.wanted = want != nil
 	if want == nil {
@@ -92,16 +103,21 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 	if s.run != nil && s.runtime != nil && s.current != nil && s.applyRuntime(ctx, files, want) {
 		return nil
 	}
-	tmp, err := s.file.stage(want)
+	tmp, files, refused, err := s.checkIsolating(ctx, files, want)
 	if err != nil {
 		return err
 	}
-	checkStart := time.Now()
-	if err := s.check(ctx, tmp); err != nil {
-		s.file.discard(tmp)
-		return fmt.Errorf("%s: %w: %w", s.proxyName, errRejected, err)
+	if len(refused) > 0 {
+		s.refused = refused
+		want = s.pick(files)
+		// What is left may be what already runs, or differ from it only
+		// in servers (both checked just now).
+		if s.run != nil && (bytes.Equal(want, s.current) ||
+			(s.runtime != nil && s.current != nil && s.applyRuntime(ctx, files, want))) {
+			s.file.discard(tmp)
+			return nil
+		}
 	}
-	s.log.Debug("config checked", "proxy", s.proxyName, "took", time.Since(checkStart).Round(time.Millisecond))
 	previous := s.current
 	if err := s.file.commit(tmp); err != nil {
 		return err
@@ -214,6 +230,7 @@ func newHAProxy(bin string, env proxyEnv) *single {
 			master = haproxy.NewMaster(bin, env.runDir, env.backoff, env.log)
 			return &procRunner{r: master, ctx: env.procCtx}
 		},
+		isolate:      true,
 		pick:         func(f *render.Files) []byte { return f.HAProxy },
 		pickServices: func(f *render.Files) []services.Service { return f.HAProxyServices },
 		runtime: func(ctx context.Context, old, new []services.Service) error {
@@ -235,8 +252,9 @@ func newNginx(bin string, env proxyEnv) *single {
 		newRunner: func() runner {
 			return &procRunner{r: nginx.NewServer(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx}
 		},
-		pick: func(f *render.Files) []byte { return f.Nginx },
-		log:  env.log,
+		pick:    func(f *render.Files) []byte { return f.Nginx },
+		isolate: true,
+		log:     env.log,
 	}
 }
 
@@ -276,6 +294,7 @@ type penSet struct {
 	procs   map[services.Key]*pen.Process
 	current map[services.Key][]byte
 	failed  bool
+	refused []render.Refusal // left out by the last apply
 }
 
 func newPenSet(bin string, env proxyEnv, maxConn, clients int, user string) *penSet {
@@ -287,16 +306,33 @@ func (p *penSet) name() string { return "pen" }
 
 func (p *penSet) serving() bool { return !p.failed }
 
+func (p *penSet) refusals() []render.Refusal { return p.refused }
+
+// apply gives each pen service its file. pen runs one process per service,
+// so a service whose config is refused (it failed to render or to parse)
+// holds back nothing else: its own pen keeps its last good config, or is
+// not started when it has none, and it is reported in refusals.
 func (p *penSet) apply(ctx context.Context, files *render.Files) error {
 	var errs []error
+	p.refused = slices.Clone(files.PenRefused)
+	keep := map[services.Key]bool{}
+	for _, r := range files.PenRefused {
+		keep[r.Service] = true
+	}
 	for _, k := range slices.SortedFunc(maps.Keys(p.procs), services.Key.Compare) {
-		if _, ok := files.Pen[k]; !ok {
+		if _, ok := files.Pen[k]; !ok && !keep[k] {
 			p.stopOne(ctx, k)
 		}
 	}
 	missing := false
 	for _, k := range slices.SortedFunc(maps.Keys(files.Pen), services.Key.Compare) {
-		if err := p.applyOne(ctx, k, files.Pen[k]); err != nil {
+		err := p.applyOne(ctx, k, files.Pen[k])
+		if errors.Is(err, errRejected) {
+			// Refused, not failed: it does not keep /status from OK.
+			p.refused = append(p.refused, render.Refusal{Proxy: "pen", Service: k, Name: files.PenName(k), Message: err.Error()})
+			continue
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 		if p.procs[k] == nil {

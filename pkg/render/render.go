@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"text/template"
 
 	"github.com/meltwater/proxymatic/pkg/haproxy"
@@ -89,11 +90,31 @@ type Files struct {
 	// agent can tell a change of servers only (applied at run time) from
 	// one that needs a reload (haproxy.PlanUpdate).
 	HAProxyServices []services.Service
-	Nginx           []byte                  // nil without --vhost-domain
-	Pen             map[services.Key][]byte // one per pen service
+	Nginx           []byte // nil without --vhost-domain
+	// NginxVHosts are the virtual hosts nginx was rendered from.
+	NginxVHosts []nginx.VHost
+	Pen         map[services.Key][]byte // one per pen service
 	// PenDropped counts, per pen service with more servers than
 	// --pen-servers, the servers left out (the caller logs them).
 	PenDropped map[services.Key]int
+	// PenRefused are the pen services whose config failed to render or
+	// parse (an overriding template): they have no entry in Pen, and the
+	// other pen services are rendered as usual (see isolate.go).
+	PenRefused []Refusal
+
+	// What the files were rendered with, for Without.
+	opts Options
+	tmpl *Templates
+	pen  []services.Service // the plan's, in key order
+}
+
+// PenName is the name of the pen service k ("" when unknown).
+func (f *Files) PenName(k services.Key) string {
+	i, ok := slices.BinarySearchFunc(f.pen, k, func(s services.Service, k services.Key) int { return s.Key().Compare(k) })
+	if !ok {
+		return ""
+	}
+	return f.pen[i].Name
 }
 
 // HAProxyParams are the haproxy.Params Render uses for these options.

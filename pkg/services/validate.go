@@ -174,6 +174,7 @@ func (s *Service) check(i int, out []Problem) []Problem {
 		}
 		seen[k] = true
 	}
+	s.checkLimits(add)
 	return out
 }
 

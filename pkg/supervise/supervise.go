@@ -186,19 +186,34 @@ func (p *Process) startOnce() (*exec.Cmd, error) {
 	cmd.Dir = p.spec.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: p.spec.DeathSignal,
 		Credential: p.spec.Credential, AmbientCaps: p.spec.AmbientCaps}
-	cmd.Stdout = &lineLogger{log: p.log, level: p.spec.LogLevel}
-	cmd.Stderr = &lineLogger{log: p.log, level: p.spec.LogLevel}
-	// A worker that inherited our pipes may outlive its master (a soft-
-	// stopping HAProxy worker draining connections); do not wait for it.
-	cmd.WaitDelay = time.Second
+	// The output goes through a pipe of our own, not one exec.Cmd copies
+	// from: Wait then returns as soon as the child exits. With exec's
+	// pipes Wait also waited for every process that inherited them — the
+	// workers a killed nginx master leaves behind, a soft-stopping HAProxy
+	// worker — up to WaitDelay, which delayed every crash-restart by that
+	// second. The copy ends when the last writer is gone.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: output pipe: %w", p.spec.Path, err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopping {
+		r.Close()
+		w.Close()
 		return nil, errors.New("stopping")
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	w.Close() // the child has its own copy
+	if err != nil {
+		r.Close()
 		return nil, fmt.Errorf("start %s: %w", p.spec.Path, err)
 	}
+	go func() {
+		defer r.Close()
+		_, _ = io.Copy(&lineLogger{log: p.log, level: p.spec.LogLevel}, r)
+	}()
 	p.cmd = cmd
 	running.WithLabelValues(p.spec.Name).Set(1)
 	pid := cmd.Process.Pid

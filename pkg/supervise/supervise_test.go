@@ -9,15 +9,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
 )
 
 func sleepBin(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary")
-	}
-	return p
+	return testbin.Require(t, "sleep")
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -82,10 +80,7 @@ func TestRestartAfterKillAndStop(t *testing.T) {
 }
 
 func TestStopKillsAChildIgnoringTheStopSignal(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testbin.Require(t, "sh")
 	p := New(Spec{Name: "stubborn", Path: sh, Args: []string{"-c", "trap '' TERM; sleep 60 & wait"}}, DefaultBackoff, nil)
 	if err := p.Start(t.Context()); err != nil {
 		t.Fatal(err)
