@@ -243,7 +243,9 @@ func TestRedirectToLeaderWithAuth(t *testing.T) {
 func TestRedirectNeverCarriesAuthElsewhere(t *testing.T) {
 	for name, target := range map[string]func(t *testing.T, other *marathontest.Server) string{
 		"same host, other port": func(_ *testing.T, other *marathontest.Server) string { return other.URL },
-		"other host name":       func(_ *testing.T, other *marathontest.Server) string { return strings.Replace(other.URL, "127.0.0.1", "localhost", 1) },
+		"other host name": func(_ *testing.T, other *marathontest.Server) string {
+			return strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			follower, other := marathontest.New(t), marathontest.New(t)
