@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"text/template"
 
+	"github.com/meltwater/proxymatic/pkg/rundir"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/templates"
 )
@@ -83,8 +84,13 @@ func makeDirs(runDir string) error {
 	}
 	// Only the parent: nginx creates the temp dirs itself and, as root,
 	// hands them to its worker user.
+	// A real directory, never a link: nginx (as root) creates the temp
+	// dirs in it and chowns them to its worker user.
 	dir := filepath.Dir(TempDirs(runDir)[0])
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), rundir.DirMode); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	if err := rundir.Mkdir(dir, rundir.DirMode, -1, -1); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
 	return nil

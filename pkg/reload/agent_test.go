@@ -25,6 +25,7 @@ import (
 	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/supervise"
 	"github.com/meltwater/proxymatic/pkg/status"
 )
 
@@ -642,12 +643,17 @@ func TestStaleProxyStopped(t *testing.T) {
 	}
 	port := freePort(t)
 	cfg := fmt.Sprintf("defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nlisten old\n  bind 127.0.0.1:%d\n  server s %s\n", port, bs[1].srv.Address())
-	if err := os.WriteFile(filepath.Join(runDir, "stale.cfg"), []byte(cfg), 0o644); err != nil {
+	// As an earlier agent left it: running this run dir's haproxy.cfg,
+	// recorded with its start time.
+	if err := os.WriteFile(filepath.Join(runDir, "haproxy.cfg"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stale := exec.Command(bin, "-W", "-f", filepath.Join(runDir, "stale.cfg"), "-p", filepath.Join(runDir, "haproxy.pid"))
+	stale := exec.Command(bin, "-W", "-f", filepath.Join(runDir, "haproxy.cfg"))
 	stale.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := stale.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := supervise.WritePidFile(filepath.Join(runDir, "haproxy.pid"), stale.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
@@ -661,7 +667,11 @@ func TestStaleProxyStopped(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(runDir, "pen"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stalePen := exec.Command(penBin, "-f", "-r", "127.0.0.1:"+fmt.Sprint(freePort(t)), bs[1].srv.Address())
+	penCfg := filepath.Join(runDir, "pen", "1-udp.cfg")
+	if err := os.WriteFile(penCfg, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stalePen := exec.Command(penBin, "-f", "-r", "-F", penCfg, "127.0.0.1:"+fmt.Sprint(freePort(t)), bs[1].srv.Address())
 	stalePen.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := stalePen.Start(); err != nil {
 		t.Fatal(err)
@@ -669,7 +679,7 @@ func TestStaleProxyStopped(t *testing.T) {
 	penExited := make(chan struct{})
 	go func() { _ = stalePen.Wait(); close(penExited) }()
 	t.Cleanup(func() { _ = syscall.Kill(-stalePen.Process.Pid, syscall.SIGKILL) })
-	if err := os.WriteFile(filepath.Join(runDir, "pen", "1-udp.pid"), []byte(fmt.Sprintf("%d\n", stalePen.Process.Pid)), 0o644); err != nil {
+	if err := supervise.WritePidFile(filepath.Join(runDir, "pen", "1-udp.pid"), stalePen.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 

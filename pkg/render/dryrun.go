@@ -48,6 +48,11 @@ type CheckError struct {
 func (e *CheckError) Error() string { return fmt.Sprintf("%s rejects %s: %v", e.Proxy, e.Path, e.Err) }
 func (e *CheckError) Unwrap() error { return e.Err }
 
+// RenderedMode is the mode of every file --dry-run writes into
+// --output-dir: the configs name backends and sockets, nothing the world
+// needs to read.
+const RenderedMode = 0o640
+
 // file names inside the output directory.
 const (
 	haproxyFile = "haproxy.cfg"
@@ -183,7 +188,7 @@ func lookPath(name string) (string, error) {
 func writeFiles(out string, files *Files) ([]string, error) {
 	var written []string
 	put := func(rel string, data []byte) error {
-		if _, err := atomicfile.New(filepath.Join(out, rel), 0o644).Write(data); err != nil {
+		if _, err := atomicfile.New(filepath.Join(out, rel), RenderedMode).Write(data); err != nil {
 			return err
 		}
 		written = append(written, rel)

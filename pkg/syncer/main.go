@@ -24,6 +24,7 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 	if cfg.MarathonCallback != "" {
 		logger.Warn("--marathon-callback (MARATHON_CALLBACK_URL) is deprecated and ignored: Marathon events are read from its /v2/events stream")
 	}
+	services.AllowLinkLocal(cfg.AllowLinkLocal)
 	sources, err := newSources(cfg, logger, os.Getenv)
 	if err != nil {
 		return err
