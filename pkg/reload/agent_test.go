@@ -25,8 +25,8 @@ import (
 	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/services"
-	"github.com/meltwater/proxymatic/pkg/supervise"
 	"github.com/meltwater/proxymatic/pkg/status"
+	"github.com/meltwater/proxymatic/pkg/supervise"
 )
 
 func freePort(t testing.TB) int {
