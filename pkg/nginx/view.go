@@ -137,12 +137,17 @@ func newView(p Params, vhosts []VHost) (*view, error) {
 	temps := TempDirs(p.RunDir)
 	// A proxied request holds two connections: the client's and the upstream's.
 	wc := 2 * p.MaxConnections
+	rlimit := 2*wc + 64
+	if p.FDLimit > 0 && rlimit > p.FDLimit {
+		rlimit = p.FDLimit
+		wc = max(1, min(wc, p.FDLimit-64))
+	}
 	v := &view{
 		User: p.User, Group: p.Group,
 		PidFile:        PidFile(p.RunDir),
 		ClientBodyTemp: temps[0], ProxyTemp: temps[1], FastCGITemp: temps[2], UWSGITemp: temps[3], SCGITemp: temps[4],
 		WorkerConnections: wc,
-		RlimitNofile:      2*wc + 64,
+		RlimitNofile:      rlimit,
 		Port:              p.Port,
 		ProxyProtocol:     p.ProxyProtocol,
 		VHosts:            make([]vhostView, 0, len(vhosts)),

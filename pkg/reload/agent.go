@@ -199,6 +199,10 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 func (a *agent) applyProxy(ctx context.Context, p proxy, files *render.Files) error {
 	start := time.Now()
 	if err := p.apply(ctx, files); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			a.log.Info("cancelled while applying (shutting down); the running config stays", "proxy", p.name(), "err", err)
+			return err
+		}
 		reloadFailures.WithLabelValues(p.name()).Inc()
 		proxyHealthy.WithLabelValues(p.name()).Set(0)
 		if errors.Is(err, errRejected) {

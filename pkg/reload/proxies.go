@@ -100,6 +100,11 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 	checkStart := time.Now()
 	if err := s.check(ctx, tmp); err != nil {
 		s.file.discard(tmp)
+		if ctx.Err() != nil {
+			// The check was killed (SIGTERM): nothing was decided about
+			// the config.
+			return fmt.Errorf("%s: config check cancelled: %w", s.proxyName, ctx.Err())
+		}
 		return fmt.Errorf("%s: %w: %w", s.proxyName, errRejected, err)
 	}
 	s.log.Debug("config checked", "proxy", s.proxyName, "took", time.Since(checkStart).Round(time.Millisecond))

@@ -57,7 +57,7 @@ func renderFiles(o Options, t *Templates, p Plan, slots *pen.Slots) (*Files, err
 			start := time.Now()
 			out.Nginx, ngErr = nginx.Render(nginx.Params{
 				RunDir: o.RunDir, Port: o.VHostPort, ProxyProtocol: o.ProxyProtocol,
-				MaxConnections: o.MaxConnections, User: o.NginxUser, Group: o.NginxGroup, Template: t.Nginx,
+				MaxConnections: o.MaxConnections, FDLimit: o.FDLimit, User: o.NginxUser, Group: o.NginxGroup, Template: t.Nginx,
 			}, p.VHosts)
 			renderSeconds.WithLabelValues("nginx").Observe(time.Since(start).Seconds())
 		})

@@ -36,8 +36,10 @@ type Options struct {
 	NginxUser string
 	// NginxGroup goes with NginxUser (Debian's nobody needs nogroup).
 	NginxGroup string
-	// FDLimit caps HAProxy's maxconn to what fits under the file-descriptor
-	// limit it will run with (see haproxy.Params.FDLimit); 0 means no cap.
+	// FDLimit caps HAProxy's maxconn and nginx's worker_rlimit_nofile and
+	// worker_connections to what fits under the file-descriptor limit they
+	// will run with (see haproxy.Params.FDLimit, nginx.Params.FDLimit); 0
+	// means no cap.
 	FDLimit int
 	// HAProxyUser and HAProxyGroup are what HAProxy's workers drop to; set
 	// them only when HAProxy runs as root. Empty omits them.
