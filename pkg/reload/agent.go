@@ -95,14 +95,17 @@ func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) erro
 	if snap.Err != nil {
 		fileErrors.Inc()
 		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", snap.Err)
+		a.degrade("services file", "unusable, the proxies run the last good one: %v", snap.Err)
 		return snap.Err
 	}
 	d, err := services.Parse(snap.Data)
 	if err != nil {
 		fileErrors.Inc()
 		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", err)
+		a.degrade("services file", "unusable, the proxies run the last good one: %v", err)
 		return err
 	}
+	a.degrade("services file", "")
 	for _, w := range d.Warnings {
 		a.log.Warn("services file", "warning", w)
 	}
@@ -131,6 +134,9 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 			// errProxy: transient, so the file is applied again after
 			// retryDelay and the service comes up once its port is free.
 			errBusy = fmt.Errorf("%w: %d service(s) left out, their ports held by another process", errProxy, len(busy))
+			a.degrade("ports", "%d service(s) of the services file left out, their ports held by another process", len(busy))
+		} else {
+			a.degrade("ports", "")
 		}
 	}
 	plan := render.NewPlan(a.opts, svcs)
@@ -143,8 +149,10 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 			reloadFailures.WithLabelValues(p.name()).Inc()
 		}
 		a.log.Error("render failed; the running config stays", "err", err)
+		a.degrade("render", "the proxies run a config older than the services file: %v", err)
 		return fmt.Errorf("render: %w", err)
 	}
+	a.degrade("render", "")
 	for k, n := range files.PenDropped {
 		a.log.Warn("pen service has more servers than slots; some are left out", "service", k.String(), "left_out", n)
 	}
@@ -167,7 +175,15 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 	if errBusy != nil {
 		errs = append(errs, errBusy)
 	}
-	for _, err := range results {
+	for i, err := range results {
+		switch {
+		case err == nil:
+			a.degrade(a.proxies[i].name(), "")
+		case ctx.Err() != nil:
+			// Shutting down: nothing was decided.
+		default:
+			a.degrade(a.proxies[i].name(), "runs a config older than the services file (sha256 %s): %v", shortHash(hash), err)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -230,3 +246,19 @@ func (a *agent) shutdown(ctx context.Context) {
 		<-done
 	}
 }
+
+// degrade tells /status why the proxies do not run what the services file
+// says (an empty format clears key): it answers 200 DEGRADED with the
+// reasons until the next apply puts key in step.
+func (a *agent) degrade(key, format string, args ...any) {
+	if a.status == nil {
+		return
+	}
+	if format == "" {
+		a.status.Degrade(key, "")
+		return
+	}
+	a.status.Degrade(key, fmt.Sprintf(format, args...))
+}
+
+func shortHash(h [sha256.Size]byte) string { return hex.EncodeToString(h[:6]) }

@@ -234,6 +234,21 @@ func (h *harness) statusCode() int {
 	return resp.StatusCode
 }
 
+// statusBody is GET /status's code and body, as JSON when asked.
+func (h *harness) statusBody(asJSON bool) (int, string) {
+	req, _ := http.NewRequest("GET", h.statusAt+"/status", nil)
+	if asJSON {
+		req.Header.Set("Accept", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func (h *harness) metrics() string {
 	resp, err := http.Get(h.statusAt + "/metrics")
 	if err != nil {
@@ -497,8 +512,13 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 	if !strings.Contains(m, `proxymatic_reload_failures_total{proxy="haproxy"} 1`) || !strings.Contains(m, `proxymatic_reload_proxy_in_sync{proxy="haproxy"} 0`) {
 		t.Errorf("/metrics does not show the rejected config:\n%s", grep(m, "proxymatic_reload_"))
 	}
-	if code := h.statusCode(); code != http.StatusOK {
-		t.Errorf("/status %d while the old config serves; want 200", code)
+	// 200 (still serving), but DEGRADED with the reason, in the body and
+	// in the JSON.
+	if code, body := h.statusBody(false); code != http.StatusOK || !strings.HasPrefix(body, "DEGRADED\nhaproxy: runs a config older than the services file") {
+		t.Errorf("/status %d %q while the old config serves; want 200 DEGRADED with the reason", code, body)
+	}
+	if code, body := h.statusBody(true); code != http.StatusOK || !strings.Contains(body, `"state":"DEGRADED"`) || !strings.Contains(body, "haproxy: runs a config older") {
+		t.Errorf("/status JSON %d %q", code, body)
 	}
 
 	// Unparseable, then partly invalid: the invalid service is dropped, the
@@ -507,6 +527,9 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 	if err := h.waitApplied(); err == nil {
 		t.Fatal("an unparseable file was applied")
 	}
+	if code, body := h.statusBody(false); code != http.StatusOK || !strings.Contains(body, "services file: unusable") {
+		t.Errorf("/status %d %q with an unusable file", code, body)
+	}
 	invalid := service(1, bs[1])
 	invalid.Name = "Bad Name!"
 	h.write(service(h.port, bs[1]), udp, invalid)
@@ -514,6 +537,9 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 		t.Fatalf("a file with one invalid service was not applied: %v", err)
 	}
 	c.eventually(t, bs[1].name, 10*time.Second)
+	if code, body := h.statusBody(false); code != http.StatusOK || body != "OK\n" {
+		t.Errorf("/status %d %q once every proxy is in step; want OK", code, body)
+	}
 	m = h.metrics()
 	if !strings.Contains(m, "proxymatic_reload_dropped_services 1") || !strings.Contains(m, `proxymatic_reload_proxy_in_sync{proxy="haproxy"} 1`) {
 		t.Errorf("/metrics after healing:\n%s", grep(m, "proxymatic_reload_"))
