@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/filewatch"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/render"
@@ -24,15 +25,22 @@ type agent struct {
 	templates *render.Templates
 	slots     *pen.Slots
 	slotsPath string
-	proxies   []proxy
-	status    *status.Server
-	log       *slog.Logger
-	watcher   *filewatch.Watcher
-	stopProcs context.CancelFunc // ends the proxies' process context, after shutdown
+	// vhosts remembers which service holds each virtual host name, saved
+	// at vhostsPath so that a restart keeps the holders too.
+	vhosts     *render.VHostClaims
+	vhostsPath string
+	proxies    []proxy
+	status     *status.Server
+	log        *slog.Logger
+	watcher    *filewatch.Watcher
+	stopProcs  context.CancelFunc // ends the proxies' process context, after shutdown
 
 	ports *portGuard
 
 	lastHash string // hex SHA-256 of the last file applied without error
+	// hangup, when set, makes run read the file again and apply it
+	// (SIGHUP), whether or not it changed.
+	hangup <-chan struct{}
 	// applied is called after each file has been applied (tests measure
 	// with it); nil in production.
 	applied func(hash [sha256.Size]byte, err error)
@@ -75,6 +83,10 @@ func (a *agent) run(ctx context.Context) error {
 				continue
 			}
 			a.log.Info("applying the services file again after a failed start or reload")
+		case <-a.hangup:
+			a.log.Info("SIGHUP: reading the services file and applying it again", "path", a.watcher.Path)
+			s := a.watcher.Read()
+			last = &s
 		}
 		err := a.applySnapshot(ctx, *last)
 		if a.applied != nil {
@@ -139,9 +151,25 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 			a.degrade("ports", "")
 		}
 	}
-	plan := render.NewPlan(a.opts, svcs)
+	if a.vhosts == nil {
+		a.vhosts = &render.VHostClaims{}
+	}
+	plan := render.NewPlanHeld(a.opts, svcs, a.vhosts)
+	conflicts := 0
 	for _, sk := range plan.Skipped {
+		if sk.Code == explain.VHostConflict {
+			conflicts++
+			a.log.Warn("virtual host name claimed by two services: the one that held it keeps it", "service", sk.Name,
+				"key", sk.Service.String(), "holder", sk.Holder.String(), "reason", sk.Reason)
+			continue
+		}
 		a.log.Warn("service not served by every proxy", "service", sk.Name, "key", sk.Service.String(), "reason", sk.Reason)
+	}
+	vhostConflicts.Set(float64(conflicts))
+	if a.opts.VHostDomain != "" && a.vhostsPath != "" {
+		if err := a.vhosts.Save(a.vhostsPath); err != nil {
+			a.log.Warn("saving virtual host holders (only their stability across restarts is lost)", "err", err)
+		}
 	}
 	files, err := render.Render(a.opts, a.templates, plan, a.slots)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -64,6 +65,10 @@ func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout i
 		st.Handle("/haproxy", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
 		st.Handle("/haproxy/", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
 	}
+	hangup := make(chan struct{}, 1)
+	a.hangup = hangup
+	stopHangups := onHangup(hangup)
+	defer stopHangups()
 	return serve(ctx, a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, logger)
 }
 
@@ -205,11 +210,16 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 		logger.Warn("pen slots unreadable; starting empty (servers may change slots once)", "path", slotsPath, "err", err)
 		slots = pen.NewSlots(cfg.PenServers)
 	}
+	vhostsPath := render.VHostClaimsFile(cfg.RunDir)
+	vhosts, err := render.LoadVHostClaims(vhostsPath)
+	if err != nil {
+		logger.Warn("virtual host holders unreadable; starting empty (a name two services claim may change hands once)", "path", vhostsPath, "err", err)
+	}
 	procCtx, stopProcs := context.WithCancel(context.Background())
 	env := proxyEnv{runDir: cfg.RunDir, backoff: supervise.DefaultBackoff, log: logger, procCtx: procCtx,
 		haproxy: render.HAProxyParams(opts, templates)}
 	a := &agent{
-		opts: opts, templates: templates, slots: slots, slotsPath: slotsPath,
+		opts: opts, templates: templates, slots: slots, slotsPath: slotsPath, vhosts: vhosts, vhostsPath: vhostsPath,
 		status: st, log: logger, stopProcs: stopProcs,
 		watcher: &filewatch.Watcher{Path: cfg.Services, Logger: logger},
 	}
@@ -291,4 +301,30 @@ func haproxyStats(socket string) http.Handler {
 		http.Error(w, "HAProxy stats unavailable: "+err.Error(), http.StatusBadGateway)
 	}
 	return rp
+}
+
+// onHangup forwards every SIGHUP to ch (a burst collapses into one) until
+// the returned stop is called. Without it, SIGHUP would end the agent and
+// take the proxies down with it.
+func onHangup(ch chan<- struct{}) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }

@@ -76,6 +76,12 @@ type Daemon struct {
 	// (default DefaultStopTimeout).
 	StopTimeout time.Duration
 
+	// Refresh, when set, makes Run read every source once more whenever a
+	// value arrives (SIGHUP): each source's Fetch runs beside its Watch and
+	// its result is merged like any update. A refresh still running when
+	// the next one is asked for covers it.
+	Refresh <-chan struct{}
+
 	// onUpdate, when set by a test, runs after each batch of source
 	// updates has been handled.
 	onUpdate func()
@@ -162,6 +168,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer waitTicker.Stop()
 	ready := false
 	var runErr error
+	var refreshing sync.WaitGroup
+	refreshDone := make(chan struct{}, 1)
+	busy := false
 loop:
 	for {
 		select {
@@ -169,6 +178,19 @@ loop:
 			break loop
 		case runErr = <-failed:
 			break loop
+		case <-d.Refresh:
+			if busy {
+				d.Logger.Info("refresh requested (SIGHUP) while one is running; that one covers it")
+				continue
+			}
+			busy = true
+			d.Logger.Info("refresh requested (SIGHUP): reading every source now", "sources", strings.Join(d.names(), ","))
+			refreshing.Go(func() {
+				d.refreshAll(ctx, box)
+				refreshDone <- struct{}{}
+			})
+		case <-refreshDone:
+			busy = false
 		case <-waitTicker.C:
 			if !ready {
 				d.Logger.Warn("services.yaml not written yet: waiting for a first good read", "sources", strings.Join(m.waiting(), ","))
@@ -204,6 +226,7 @@ loop:
 	stopped := make(chan struct{})
 	go func() {
 		wg.Wait()
+		refreshing.Wait()
 		close(stopped)
 	}()
 	timer := time.NewTimer(stopTimeout)
@@ -214,6 +237,31 @@ loop:
 		return errors.Join(runErr, fmt.Errorf("sources did not stop within %s", stopTimeout))
 	}
 	return runErr
+}
+
+// refreshAll fetches every source at once and hands each good state to the
+// mailbox, as Watch would; a source that fails keeps its last state.
+func (d *Daemon) refreshAll(ctx context.Context, box *mailbox) {
+	timeout := d.FetchTimeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, src := range d.Sources {
+		wg.Go(func() {
+			svcs, err := src.Fetch(ctx)
+			if err != nil {
+				if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					d.Logger.Warn("refresh (SIGHUP) failed; the source keeps its last good state", "source", src.Name(), "err", err)
+				}
+				return
+			}
+			box.put(i, svcs)
+		})
+	}
+	wg.Wait()
 }
 
 // publish writes the merged state of a complete merger. A failed write

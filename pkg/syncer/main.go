@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/config"
@@ -72,6 +74,10 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 		}()
 		logger.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
+	refresh := make(chan struct{}, 1)
+	d.Refresh = refresh
+	stopHangups := onHangup(refresh)
+	defer stopHangups()
 	logger.Info("following sources", "sources", len(sources), "output", cfg.Output, "refresh_interval", cfg.RefreshInterval)
 	return d.Run(ctx)
 }
@@ -112,4 +118,29 @@ func (p printer) Write(data []byte) (bool, error) {
 		return false, fmt.Errorf("write to stdout: %w", err)
 	}
 	return true, nil
+}
+
+// onHangup forwards every SIGHUP to ch (a burst collapses into one) until
+// the returned stop is called.
+func onHangup(ch chan<- struct{}) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }
