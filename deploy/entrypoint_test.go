@@ -512,6 +512,20 @@ func TestEntrypointCombinedServesFollowsAndStops(t *testing.T) {
 			t.Errorf("no %s below the entrypoint: %v", want, procs)
 		}
 	}
+	// SIGHUP is passed on: sync reads every source again, reload applies
+	// the file again; nothing stops, nothing restarts.
+	st.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "SIGHUP handled by both binaries", func() bool {
+		out := st.out.String()
+		return strings.Contains(out, "refresh requested (SIGHUP)") && strings.Contains(out, "SIGHUP: reading the services file")
+	})
+	if after := descendants(t, st.cmd.Process.Pid); len(after) != len(procs) {
+		t.Errorf("processes changed after SIGHUP: %v, was %v", after, procs)
+	}
+	if !reaches(st.svcPort, "", "backend-1") || !reaches(st.vhostPort, "web.test.local", "backend-2") {
+		t.Error("not serving after SIGHUP")
+	}
+
 	// Sync's status endpoint is off in combined mode: one port, as before.
 	if strings.Contains(st.out.String(), "9091") {
 		t.Errorf("sync's status endpoint is on:\n%s", st.out.String())

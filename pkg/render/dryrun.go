@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
@@ -91,9 +92,13 @@ func dryRun(ctx context.Context, o Options, servicesPath, outputDir string, vali
 		}
 	}
 
-	f, err := os.Open(servicesPath)
+	f, err := os.OpenFile(servicesPath, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("services file: %w", err)
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("services file %s: not a regular file", servicesPath)
 	}
 	decoded, err := services.ReadFile(f)
 	f.Close()

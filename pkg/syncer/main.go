@@ -86,7 +86,9 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 // against it; a missing or unreadable file simply means every service is
 // logged as Added.
 func readPrevious(path string, logger *slog.Logger) []services.Service {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a named pipe at the output path must not hang start-up
+	// (the writer refuses it later, with an error that names it).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			logger.Debug("previous services.yaml not read", "path", path, "err", err)
@@ -94,6 +96,10 @@ func readPrevious(path string, logger *slog.Logger) []services.Service {
 		return nil
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		logger.Warn("the output path is not a regular file; it will not be replaced", "path", path)
+		return nil
+	}
 	d, err := services.ReadFile(f)
 	if err != nil {
 		logger.Debug("previous services.yaml not parsed", "path", path, "err", err)
