@@ -78,8 +78,8 @@ type Daemon struct {
 
 	// Refresh, when set, makes Run read every source once more whenever a
 	// value arrives (SIGHUP): each source's Fetch runs beside its Watch and
-	// its result is merged like any update. A refresh still running when
-	// the next one is asked for covers it.
+	// its result is merged like any update. Asked for while one runs, one
+	// more follows it (the running one may have read a source already).
 	Refresh <-chan struct{}
 
 	// onUpdate, when set by a test, runs after each batch of source
@@ -170,7 +170,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var runErr error
 	var refreshing sync.WaitGroup
 	refreshDone := make(chan struct{}, 1)
-	busy := false
+	busy, pending := false, false
+	refresh := func() {
+		d.refreshAll(ctx, box)
+		refreshDone <- struct{}{}
+	}
 loop:
 	for {
 		select {
@@ -180,17 +184,20 @@ loop:
 			break loop
 		case <-d.Refresh:
 			if busy {
-				d.Logger.Info("refresh requested (SIGHUP) while one is running; that one covers it")
+				// It may have read a source already: one more follows.
+				pending = true
+				d.Logger.Info("refresh requested (SIGHUP) while one is running; another follows it")
 				continue
 			}
 			busy = true
 			d.Logger.Info("refresh requested (SIGHUP): reading every source now", "sources", strings.Join(d.names(), ","))
-			refreshing.Go(func() {
-				d.refreshAll(ctx, box)
-				refreshDone <- struct{}{}
-			})
+			refreshing.Go(refresh)
 		case <-refreshDone:
 			busy = false
+			if pending {
+				pending, busy = false, true
+				refreshing.Go(refresh)
+			}
 		case <-waitTicker.C:
 			if !ready {
 				d.Logger.Warn("services.yaml not written yet: waiting for a first good read", "sources", strings.Join(m.waiting(), ","))
