@@ -222,8 +222,9 @@ func checkEndpoint(addr string) error {
 // redact hides a URL's user info for messages and logs, whether or not it
 // parses and whether or not it has a scheme: "alice:pass@host:8080" parses
 // as scheme "alice" with an opaque part, which url.URL.Redacted would print
-// whole. Everything before the last '@' of the authority goes; a path that
-// holds an '@' is over-redacted, never under.
+// whole. The password (everything between the first ':' and the last '@'
+// of the authority) goes, the user name stays, as url.URL.Redacted has it;
+// a path that holds an '@' is over-redacted, never under.
 func redact(raw string) string {
 	rest, scheme := raw, ""
 	if i := strings.Index(raw, "://"); i >= 0 {
@@ -234,7 +235,11 @@ func redact(raw string) string {
 		end = len(rest)
 	}
 	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-		return scheme + "xxxxx@" + rest[at+1:]
+		user, _, hasPass := strings.Cut(rest[:at], ":")
+		if !hasPass {
+			return raw // a user name alone holds no secret
+		}
+		return scheme + user + ":xxxxx@" + rest[at+1:]
 	}
 	return raw
 }

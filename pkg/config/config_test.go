@@ -207,10 +207,10 @@ func TestSchemelessURLRedacted(t *testing.T) {
 			t.Errorf("%q: error shows the password: %v", raw, err)
 		}
 	}
-	if got := redact("alice:s3cr3t@host:8080"); got != "xxxxx@host:8080" {
+	if got := redact("alice:s3cr3t@host:8080"); got != "alice:xxxxx@host:8080" {
 		t.Errorf("redact: %q", got)
 	}
-	if got := redact("etcd://u:s3cr3t@h:2379/p"); got != "etcd://xxxxx@h:2379/p" {
+	if got := redact("etcd://u:s3cr3t@h:2379/p"); got != "etcd://u:xxxxx@h:2379/p" {
 		t.Errorf("redact: %q", got)
 	}
 }
