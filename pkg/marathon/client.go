@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/meltwater/proxymatic/pkg/services"
 )
 
 // replica is one configured Marathon. Its credentials are kept apart from
@@ -83,7 +85,7 @@ func origin(u *url.URL) string {
 			port = "80"
 		}
 	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	return u.Scheme + "://" + net.JoinHostPort(services.ASCIILower(u.Hostname()), port)
 }
 
 // redirectPolicy follows a non-leader's redirect to the leader, sending
