@@ -224,6 +224,7 @@ supervise() {
 	child=""
 	term=""
 	trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM
+	trap '[ -z "$child" ] || kill -HUP "$child" 2>/dev/null' HUP
 	"$@" &
 	child=$!
 	[ -z "$term" ] || kill -TERM "$child" 2>/dev/null
@@ -259,7 +260,11 @@ on_signal() {
 }
 trap 'on_signal TERM' TERM
 trap 'on_signal INT' INT
-trap 'on_signal HUP' HUP
+sync_w=""
+reload_w=""
+# SIGHUP is passed on as SIGHUP: sync reads every source again, reload
+# applies the services file again; neither stops.
+trap 'log "received SIGHUP, passing it on"; kill -HUP "$sync_w" "$reload_w" 2>/dev/null' HUP
 trap ':' USR1
 trap 'rm -rf "$state"' EXIT
 

@@ -519,6 +519,44 @@ func TestEntrypointCombinedServesFollowsAndStops(t *testing.T) {
 			t.Errorf("no %s below the entrypoint: %v", want, procs)
 		}
 	}
+	// SIGHUP is passed on: sync reads every source again, reload applies
+	// the file again; nothing stops, nothing restarts: the binaries and
+	// the proxies' masters are the same processes after it (workers and the
+	// entrypoint's ticks come and go).
+	masters := map[int]string{}
+	parent := map[int]int{}
+	for _, p := range testbin.Procs() {
+		parent[p.PID] = p.PPID
+	}
+	for pid, name := range procs {
+		if name != procs[parent[pid]] {
+			masters[pid] = name
+		}
+	}
+	st.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "SIGHUP handled by both binaries", func() bool {
+		out := st.out.String()
+		return strings.Contains(out, "refresh requested (SIGHUP)") && strings.Contains(out, "SIGHUP: reading the services file")
+	})
+	after := descendants(t, st.cmd.Process.Pid)
+	for _, name := range []string{"proxymatic-sync", "proxymatic-relo", "haproxy", "nginx"} {
+		found := false
+		for pid, n := range masters {
+			if n == name {
+				found = true
+				if after[pid] != name {
+					t.Errorf("%s (pid %d) is gone after SIGHUP: %v", name, pid, after)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s below the entrypoint before SIGHUP: %v", name, procs)
+		}
+	}
+	if !reaches(st.svcPort, "", "backend-1") || !reaches(st.vhostPort, "web.test.local", "backend-2") {
+		t.Error("not serving after SIGHUP")
+	}
+
 	// Sync's status endpoint is off in combined mode: one port, as before.
 	if strings.Contains(st.out.String(), "9091") {
 		t.Errorf("sync's status endpoint is on:\n%s", st.out.String())

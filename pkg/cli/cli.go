@@ -107,6 +107,18 @@ func (c Command) Build(env Env) *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
+		// Neither signal may end the process. SIGPIPE: by Go's default, a
+		// write to a closed pipe on stdout or stderr kills the program, so a
+		// lost log reader would take the agent, and with it every proxy,
+		// down at its next log line; handled, the write fails with EPIPE
+		// and only log lines are lost. (Notify rather than Ignore: an
+		// ignored signal stays ignored in the proxies exec'd from here.)
+		// SIGHUP: the daemons register their own handler (sync refreshes
+		// every source, reload applies the file again); this one covers the
+		// moments before they do and the runs that have none (--once).
+		shield := make(chan os.Signal, 1)
+		signal.Notify(shield, syscall.SIGPIPE, syscall.SIGHUP)
+		defer signal.Stop(shield)
 		return c.Run(ctx, logger, env.Stdout)
 	}
 	return cmd

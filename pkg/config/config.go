@@ -31,7 +31,22 @@ type Sync struct {
 	StatusEndpoint   string
 	Verbose          bool
 	InitialWait      time.Duration
+	// MarathonMaxBody caps one decompressed Marathon answer, in bytes.
+	MarathonMaxBody int64
+	// MarathonTimeout bounds one Marathon request from connect to the
+	// last byte of its body.
+	MarathonTimeout time.Duration
+	// AllowLinkLocal admits link-local backend addresses (see
+	// services.AllowLinkLocal).
+	AllowLinkLocal bool
 }
+
+// Defaults of the Marathon request limits. 256 MiB is about six times a
+// cluster of 10,000 apps with 4 tasks each (44 MB, docs/performance.md).
+const (
+	DefaultMarathonMaxBody = 256 << 20
+	DefaultMarathonTimeout = 30 * time.Second
+)
 
 // BindSync registers proxymatic-sync's flags.
 func BindSync(fs *pflag.FlagSet, c *Sync) {
@@ -48,6 +63,9 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b.str(&c.StatusEndpoint, "status-endpoint", "", "SYNC_STATUS_ENDPOINT", "0.0.0.0:9091", "address for /status and /metrics; empty disables")
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
 	b.duration(&c.InitialWait, "initial-wait", "INITIAL_WAIT", 10*time.Second, "with no previous services.yaml, how long start-up waits for every source before publishing those that answered (the others are added when they answer)")
+	b.size(&c.MarathonMaxBody, "marathon-max-body", "MARATHON_MAX_BODY", DefaultMarathonMaxBody, 64<<10, 16<<30, "largest Marathon answer read, decompressed (bytes, or 64KiB, 256MiB, 1GiB...); a larger one fails that replica")
+	b.durationOrSeconds(&c.MarathonTimeout, "marathon-timeout", "MARATHON_TIMEOUT", DefaultMarathonTimeout, "longest one Marathon request may take, from connect to the last byte of the answer (a duration such as 30s, or whole seconds); then the next replica is asked")
+	b.boolean(&c.AllowLinkLocal, "allow-link-local", "", "ALLOW_LINK_LOCAL", false, "accept link-local backend addresses (169.254.0.0/16, fe80::/10), refused by default")
 }
 
 // Validate checks the settings together, after flags and variables are read.
@@ -120,6 +138,7 @@ type Reload struct {
 	Verbose        bool
 	ShutdownDelay  time.Duration
 	StopTimeout    time.Duration
+	AllowLinkLocal bool // see services.AllowLinkLocal
 }
 
 // BindReload registers proxymatic-reload's flags.
@@ -142,6 +161,7 @@ func BindReload(fs *pflag.FlagSet, c *Reload) {
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
 	b.duration(&c.ShutdownDelay, "shutdown-delay", "SHUTDOWN_DELAY", 2*time.Second, "after SIGTERM, how long /status reports TERMINATING before the proxies stop")
 	b.duration(&c.StopTimeout, "stop-timeout", "STOP_TIMEOUT", 10*time.Second, "how long the proxies get to stop gracefully before they are killed")
+	b.boolean(&c.AllowLinkLocal, "allow-link-local", "", "ALLOW_LINK_LOCAL", false, "serve link-local backend addresses (169.254.0.0/16, fe80::/10), refused by default")
 }
 
 // Validate checks the settings together, after flags and variables are read.
@@ -150,7 +170,7 @@ func (c *Reload) Validate() error {
 		return usagef("invalid SERVICES_FILE (--services): empty")
 	}
 	if c.VHostDomain != "" {
-		c.VHostDomain = strings.TrimSuffix(strings.ToLower(c.VHostDomain), ".")
+		c.VHostDomain = strings.TrimSuffix(services.ASCIILower(c.VHostDomain), ".")
 		if !services.ValidName(c.VHostDomain) {
 			return usagef("invalid VHOST_DOMAIN (--vhost-domain) %q: want a DNS name of [a-z0-9.-]", clipValue(c.VHostDomain))
 		}
@@ -237,10 +257,27 @@ func checkEndpoint(addr string) error {
 	return nil
 }
 
-// redact hides a URL's password for messages and logs.
+// redact hides a URL's user info for messages and logs, whether or not it
+// parses and whether or not it has a scheme: "alice:pass@host:8080" parses
+// as scheme "alice" with an opaque part, which url.URL.Redacted would print
+// whole. The password (everything between the first ':' and the last '@'
+// of the authority) goes, the user name stays, as url.URL.Redacted has it;
+// a path that holds an '@' is over-redacted, never under.
 func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
+	rest, scheme := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		scheme, rest = raw[:i+3], raw[i+3:]
 	}
-	return "<unparseable URL>"
+	end := strings.IndexAny(rest, "?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		user, _, hasPass := strings.Cut(rest[:at], ":")
+		if !hasPass {
+			return raw // a user name alone holds no secret
+		}
+		return scheme + user + ":xxxxx@" + rest[at+1:]
+	}
+	return raw
 }

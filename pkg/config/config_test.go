@@ -201,3 +201,75 @@ func TestSyncMarathonFile(t *testing.T) {
 		}
 	}
 }
+
+func TestMarathonLimits(t *testing.T) {
+	c, err := parseSync(t, []string{"-m", "http://m:8080"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MarathonMaxBody != DefaultMarathonMaxBody || c.MarathonTimeout != DefaultMarathonTimeout || c.AllowLinkLocal {
+		t.Errorf("defaults: %d %s %v", c.MarathonMaxBody, c.MarathonTimeout, c.AllowLinkLocal)
+	}
+	for in, want := range map[string]int64{
+		"1048576": 1 << 20, "64KiB": 64 << 10, "256MiB": 256 << 20, "256mib": 256 << 20, "1G": 1 << 30,
+		"100MB": 100e6, " 2 GiB ": 2 << 30, "512K": 512 << 10, "70000B": 70000,
+	} {
+		c, err := parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"MARATHON_MAX_BODY": in})
+		if err != nil || c.MarathonMaxBody != want {
+			t.Errorf("MARATHON_MAX_BODY=%q: %v, %d; want %d", in, err, c.MarathonMaxBody, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1KB", "10", "1.5GiB", "17GiB", "256 furlongs", "99999999999999999999"} {
+		if bad == "" {
+			continue
+		}
+		_, err := parseSync(t, []string{"-m", "http://m:8080", "--marathon-max-body", bad}, nil)
+		if err == nil || !strings.Contains(err.Error(), "marathon-max-body") && !strings.Contains(err.Error(), "want a size") {
+			t.Errorf("--marathon-max-body %q: %v", bad, err)
+		}
+	}
+	for in, want := range map[string]time.Duration{"45": 45 * time.Second, "1500ms": 1500 * time.Millisecond, "2m": 2 * time.Minute} {
+		c, err := parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"MARATHON_TIMEOUT": in})
+		if err != nil || c.MarathonTimeout != want {
+			t.Errorf("MARATHON_TIMEOUT=%q: %v %s", in, err, c.MarathonTimeout)
+		}
+	}
+	for _, bad := range []string{"0", "-5s", "soon", "0s"} {
+		if _, err := parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"MARATHON_TIMEOUT": bad}); err == nil || !strings.Contains(err.Error(), "MARATHON_TIMEOUT") {
+			t.Errorf("MARATHON_TIMEOUT=%q: %v", bad, err)
+		}
+	}
+	c, err = parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"ALLOW_LINK_LOCAL": "true"})
+	if err != nil || !c.AllowLinkLocal {
+		t.Errorf("ALLOW_LINK_LOCAL: %v %v", err, c.AllowLinkLocal)
+	}
+	r, err := parseReload(t, []string{"--allow-link-local"}, nil)
+	if err != nil || !r.AllowLinkLocal {
+		t.Errorf("reload --allow-link-local: %v %v", err, r.AllowLinkLocal)
+	}
+}
+
+// A Marathon URL without a scheme must not print its password.
+func TestSchemelessURLRedacted(t *testing.T) {
+	for _, raw := range []string{"alice:s3cr3t@host:8080", "alice:s3cr3t@host", "http://alice:s3cr3t/x@host:8080", "alice:s3cr3t@host:8080/v2?x#y"} {
+		_, err := parseSync(t, []string{"-m", raw}, nil)
+		if err == nil {
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%q: error shows the password: %v", raw, err)
+		}
+	}
+	if got := redact("alice:s3cr3t@host:8080"); got != "alice:xxxxx@host:8080" {
+		t.Errorf("redact: %q", got)
+	}
+	if got := redact("etcd://u:s3cr3t@h:2379/p"); got != "etcd://u:xxxxx@h:2379/p" {
+		t.Errorf("redact: %q", got)
+	}
+}
+
+func TestVHostDomainLoweredAsASCII(t *testing.T) {
+	if _, err := parseReload(t, []string{"--vhost-domain", "\u212Aube.example"}, nil); err == nil {
+		t.Error("a Kelvin sign in --vhost-domain was accepted (lowered into a 'k')")
+	}
+}

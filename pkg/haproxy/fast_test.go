@@ -26,8 +26,8 @@ func TestWriteDefaultMatchesTemplate(t *testing.T) {
 			HealthCheck: &services.HealthCheck{Path: "/health/check/path"},
 			Timeouts:    &services.Timeouts{Client: 90 * time.Minute, Server: 1500 * time.Millisecond},
 			Servers: []services.Server{
-				{IP: ip("255.255.255.255"), Port: 65535, Weight: 1000, MaxConn: 1000000, Host: "agent-255.a.long.domain.example.com"},
-				{IP: ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, Weight: 999, MaxConn: 1000000, Host: "v6.example"},
+				{IP: ip("255.255.255.254"), Port: 65535, Weight: 1000, MaxConn: 1000000, Host: "agent-255.a.long.domain.example.com"},
+				{IP: ip("fdff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, Weight: 999, MaxConn: 1000000, Host: "v6.example"},
 			}},
 	}
 	for n := 0; n <= len(all); n++ {
@@ -63,8 +63,12 @@ func TestWriteDefaultMatchesTemplate(t *testing.T) {
 // size must bound every server line, the longest shapes included: with many
 // servers per service the per-service slack cannot hide a short estimate.
 func TestSizeBoundsLongestServerLines(t *testing.T) {
-	long := "agent-" + string(bytes.Repeat([]byte("x"), 240))
-	for _, ipText := range []string{"255.255.255.255", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "1.2.3.4"} {
+	// The longest valid host: 253 bytes in labels of at most 63.
+	label := string(bytes.Repeat([]byte("x"), 63))
+	long := "agent-" + label[6:] + "." + label + "." + label + "." + label[:61]
+	// The longest addresses a server may have (broadcast and multicast are
+	// never one).
+	for _, ipText := range []string{"255.255.255.254", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "1.2.3.4"} {
 		s := services.Service{Name: "svc", Port: 65535, Protocol: services.TCP, Mode: services.ModeHTTP,
 			HealthCheck: &services.HealthCheck{Path: "/"}}
 		base := netip.MustParseAddr(ipText)

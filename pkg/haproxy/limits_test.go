@@ -167,7 +167,7 @@ var longName = strings.Repeat(strings.Repeat("a", 62)+"b.", 3) + strings.Repeat(
 // only Validate can catch it.)
 func TestLimitsAcceptedByProxy(t *testing.T) {
 	bin := testbin.Require(t, "haproxy")
-	edge := services.Server{Host: longName, IP: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535,
+	edge := services.Server{Host: longName, IP: netip.MustParseAddr("fdff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535,
 		Weight: services.MaxWeight, MaxConn: services.MaxServerConns}
 	svcs := []services.Service{
 		{Name: longName, Port: 65535, Protocol: services.TCP, Mode: services.ModeHTTP,

@@ -207,11 +207,15 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 		addr     netip.Addr
 		name     string // "" when the host is not a valid name
 		resolved bool
+		never    string // why addr is never a service (services.NeverService), "" when it can be
 	}
 	hosts := make([]hostInfo, len(cm.hosts))
 	for i, h := range cm.hosts {
 		hosts[i].addr, hosts[i].resolved = c.addrs[h]
-		if name := strings.ToLower(h); services.ValidName(name) {
+		if hosts[i].resolved {
+			hosts[i].never = services.NeverService(hosts[i].addr)
+		}
+		if name := services.ASCIILower(h); services.ValidName(name) {
 			hosts[i].name = name
 		}
 	}
@@ -227,11 +231,19 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 		g.servers, all = all[:0:g.max], all[g.max:]
 	}
 	for _, r := range cm.apps {
+		warned := int32(-1)
 		for _, ps := range r.servers {
 			h := &hosts[ps.host]
 			if !h.resolved {
 				// The resolver already warned about the host.
 				c.log.Debug("task host unresolved, server dropped", "app", r.id, "host", cm.hosts[ps.host])
+				continue
+			}
+			if h.never != "" {
+				if warned != ps.host {
+					c.log.Warn("task address is never a service, its servers dropped", "app", clip(r.id), "host", clip(cm.hosts[ps.host]), "ip", h.addr.String(), "reason", h.never)
+					warned = ps.host
+				}
 				continue
 			}
 			ps.g.add(services.Server{Host: h.name, IP: h.addr, Port: int(ps.port), Weight: int(ps.weight), MaxConn: int(ps.maxConn)})
@@ -381,7 +393,7 @@ func (c *compiler) serves(a *app, t *task, log *appLogger) bool {
 // serviceName reverses and dots the app id: /product/system/service gives
 // service.system.product.
 func serviceName(id string) (string, bool) {
-	parts := strings.FieldsFunc(strings.ToLower(id), func(r rune) bool { return r == '/' })
+	parts := strings.FieldsFunc(services.ASCIILower(id), func(r rune) bool { return r == '/' })
 	slices.Reverse(parts)
 	name := strings.Join(parts, ".")
 	return name, services.ValidName(name)
@@ -419,7 +431,7 @@ var (
 )
 
 func protocols(p string, log *appLogger) []services.Protocol {
-	switch strings.ToLower(p) {
+	switch services.ASCIILower(p) {
 	case "", "tcp":
 		return tcpOnly
 	case "udp":
@@ -439,7 +451,7 @@ func httpHealthPaths(a *app, n int, log *appLogger) []string {
 	}
 	paths := map[int]string{}
 	for _, hc := range a.HealthChecks {
-		switch strings.ToUpper(hc.Protocol) {
+		switch services.ASCIIUpper(hc.Protocol) {
 		case "HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS":
 		default:
 			continue

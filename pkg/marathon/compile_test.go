@@ -416,3 +416,47 @@ func TestCompileIgnoresAppOrder(t *testing.T) {
 		t.Fatalf("owners are not the expected apps:\n%s", s)
 	}
 }
+
+// Addresses that are never a service (0.0.0.0, link-local such as a cloud
+// metadata endpoint, broadcast, multicast) are dropped with a warning that
+// names the app; the app's other servers are kept.
+func TestNeverServiceAddressesDropped(t *testing.T) {
+	apps := []*mt{
+		marathontest.BridgeApp("/shop/web", 10001).
+			WithTask("agent-1", 31001).
+			WithTask("169.254.169.254", 31002).
+			WithTask("0.0.0.0", 31003).
+			WithTask("224.0.0.1", 31004).
+			WithTask("255.255.255.255", 31005),
+	}
+	got, logs := compileJSON(t, compileOpts{}, marathontest.AppsJSON(apps))
+	want := []string{"web.shop 10001/tcp tcp: agent-1@10.1.0.1:31001/500/0"}
+	if !slices.Equal(summary(got), want) {
+		t.Errorf("got %q, want %q", summary(got), want)
+	}
+	for _, ip := range []string{"169.254.169.254", "0.0.0.0", "224.0.0.1", "255.255.255.255"} {
+		if !strings.Contains(logs, "never a service") || !strings.Contains(logs, "app=/shop/web host="+ip) {
+			t.Errorf("no warning naming the app for %s:\n%s", ip, logs)
+		}
+	}
+	// With link-local allowed, the metadata address is kept, the others not.
+	services.AllowLinkLocal(true)
+	defer services.AllowLinkLocal(false)
+	got, _ = compileJSON(t, compileOpts{}, marathontest.AppsJSON(apps))
+	if s := summary(got); len(s) != 1 || !strings.Contains(s[0], "169.254.169.254:31002") || strings.Contains(s[0], "0.0.0.0") {
+		t.Errorf("with link-local allowed: %q", s)
+	}
+}
+
+// Ids and hosts are lowered as ASCII only: a Kelvin sign never becomes 'k'.
+func TestASCIIOnlyLowering(t *testing.T) {
+	apps := []*mt{
+		marathontest.BridgeApp("/\u212Aube", 10001).WithTask("agent-1", 31001),
+		marathontest.BridgeApp("/Shop/Web", 10002).WithTask("agent-1", 31001),
+	}
+	got, logs := compileJSON(t, compileOpts{}, marathontest.AppsJSON(apps))
+	want := []string{"web.shop 10002/tcp tcp: agent-1@10.1.0.1:31001/500/0"}
+	if !slices.Equal(summary(got), want) {
+		t.Errorf("got %q, want %q\n%s", summary(got), want, logs)
+	}
+}

@@ -72,10 +72,11 @@ func newFileSource(opts Options, log *slog.Logger) (*Source, error) {
 		return nil, fmt.Errorf("marathon %s: %s is not a regular file", redact(raw), path)
 	}
 	rep := replica{base: &url.URL{Scheme: "file"}, name: redact(raw)}
-	hc := &http.Client{Transport: fileTransport{path: path}, CheckRedirect: keepAuthOnRedirect}
+	// The file transport never redirects.
+	hc := &http.Client{Transport: fileTransport{path: path}}
 	return &Source{
 		opts:   opts,
-		client: &client{replicas: []replica{rep}, http: hc, log: log},
+		client: &client{replicas: []replica{rep}, http: hc, log: log, maxBody: max(opts.MaxBody, 0), idle: opts.ReadTimeout},
 		dns:    newDNSCache(resolverOf(opts), opts.DNSTTL, log),
 		log:    log,
 	}, nil

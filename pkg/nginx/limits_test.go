@@ -15,7 +15,7 @@ func TestLimitsAcceptedByProxy(t *testing.T) {
 	long := strings.Repeat(strings.Repeat("a", 62)+"b.", 3) + strings.Repeat("c", services.MaxNameLen-3*64)
 	vhosts := []nginx.VHost{{Host: long, Service: services.Key{Port: 65535, Protocol: services.TCP},
 		Servers: []services.Server{
-			{IP: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, Weight: services.MaxWeight, MaxConn: services.MaxServerConns},
+			{IP: netip.MustParseAddr("fdff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, Weight: services.MaxWeight, MaxConn: services.MaxServerConns},
 			{IP: netip.MustParseAddr("10.0.0.1"), Port: 1, Weight: 1, MaxConn: 1},
 			{IP: netip.MustParseAddr("10.0.0.2"), Port: 1, Weight: 0},
 		}}}

@@ -14,6 +14,11 @@ import (
 	"github.com/meltwater/proxymatic/pkg/supervise"
 )
 
+// AgentPidFile is where the agent records nginx's master pid and start time
+// (supervise.WritePidFile), beside nginx's own pid file (PidFile), which
+// holds the pid alone: a later agent could not tell it from a reused pid.
+func AgentPidFile(runDir string) string { return runDir + "/nginx-agent.pid" }
+
 // ConfigFile is the live nginx.conf under nginx's prefix.
 func ConfigFile(prefix string) string { return prefix + "/nginx.conf" }
 
@@ -39,6 +44,7 @@ func NewServer(bin, prefix string, backoff supervise.Backoff, logger *slog.Logge
 		Dir:        prefix,
 		StopSignal: syscall.SIGQUIT, // graceful: finish the requests in flight
 		LogLevel:   logLevel,
+		PidFile:    AgentPidFile(prefix),
 	}
 	return &Server{bin: bin, prefix: prefix, log: logger, proc: supervise.New(spec, backoff, logger)}
 }
@@ -46,7 +52,7 @@ func NewServer(bin, prefix string, backoff supervise.Backoff, logger *slog.Logge
 // Start starts nginx, first stopping one an earlier agent left running on
 // the same prefix, and waits until its workers are up.
 func (s *Server) Start(ctx context.Context) error {
-	_ = supervise.StopStale(ctx, PidFile(s.prefix), s.bin, s.log)
+	_ = supervise.StopStale(ctx, AgentPidFile(s.prefix), s.bin, ConfigFile(s.prefix), s.log)
 	if err := s.proc.Start(ctx); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}

@@ -114,9 +114,10 @@ func TestRenderSettings(t *testing.T) {
 // server_names hash (the default sizes fail well before this).
 func TestRenderManyLongHosts(t *testing.T) {
 	var vhosts []nginx.VHost
-	long := strings.Repeat("a", 200)
+	// Names up to 200 bytes and more, in DNS labels of at most 50 + digits.
+	long := strings.TrimSuffix(strings.Repeat(strings.Repeat("a", 49)+".", 5), ".")
 	for i := 0; i < 3000; i++ {
-		vhosts = append(vhosts, nginx.VHost{Host: fmt.Sprintf("%s%d.example.com", long[:i%200+1], i),
+		vhosts = append(vhosts, nginx.VHost{Host: fmt.Sprintf("%s%d.example.com", strings.TrimSuffix(long[:i%200+1], "."), i),
 			Servers: []services.Server{srv("10.0.0.1", 1000+i, 500)}})
 	}
 	checkWithNginx(t, nginx.Params{Port: 80, MaxConnections: 100}, vhosts)

@@ -42,7 +42,7 @@ func ParseKey(rel, value string) (Registration, error) {
 	// "MyService" happens; the contract is lowercase, as Marathon app ids
 	// are lowercased. Only ASCII is folded: strings.ToLower would turn a
 	// Kelvin sign into "k".
-	name = asciiLower(name)
+	name = services.ASCIILower(name)
 	if !services.ValidName(name) {
 		return r, fmt.Errorf("service name %q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit", clip(name))
 	}
@@ -70,7 +70,7 @@ func ParseKey(rel, value string) (Registration, error) {
 	}
 	// The hostname is informational: one that is not a valid name is
 	// dropped rather than the whole registration.
-	if h := strings.ToLower(parts[0]); services.ValidName(h) {
+	if h := services.ASCIILower(parts[0]); services.ValidName(h) {
 		r.Host = h
 	}
 
@@ -79,8 +79,11 @@ func ParseKey(rel, value string) (Registration, error) {
 		return r, fmt.Errorf("value %q is not ip:port (IPv6 bracketed)", clip(value))
 	}
 	ip := ap.Addr().Unmap()
-	if ip.Zone() != "" || !ip.IsValid() || ip.IsUnspecified() {
+	if ip.Zone() != "" || !ip.IsValid() {
 		return r, fmt.Errorf("value %q: want a routable IPv4 or IPv6 address without zone", clip(value))
+	}
+	if why := services.NeverService(ip); why != "" {
+		return r, fmt.Errorf("value %q: %s is %s, never a service", clip(value), ip, why)
 	}
 	if ap.Port() == 0 {
 		return r, fmt.Errorf("value %q: port 0 is not a port to forward to", clip(value))
@@ -113,19 +116,4 @@ func relKey(prefix, key string) (string, bool) {
 		return "", false
 	}
 	return key[len(p):], true
-}
-
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if b[j] >= 'A' && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }

@@ -57,7 +57,14 @@ func TestParseKeyRejects(t *testing.T) {
 		{"web/h:c:80", "10.0.0.1", "not ip:port"},
 		{"web/h:c:80", "2001:db8::1:80", "not ip:port"},
 		{"web/h:c:80", "[fe80::1%eth0]:80", "without zone"},
-		{"web/h:c:80", "0.0.0.0:80", "routable"},
+		{"web/h:c:80", "0.0.0.0:80", "unspecified"},
+		{"web/h:c:80", "169.254.169.254:80", "link-local"},
+		{"web/h:c:80", "[fe80::1]:80", "link-local"},
+		{"web/h:c:80", "255.255.255.255:80", "broadcast"},
+		{"web/h:c:80", "224.0.0.1:80", "multicast"},
+		{"web/h:c:80", "[ff02::1]:80", "multicast"},
+		{"api./h:c:80", "10.0.0.1:1", "not a valid name"},
+		{"a..b/h:c:80", "10.0.0.1:1", "not a valid name"},
 		{"web/h:c:80", "10.0.0.1:0", "port 0"},
 		{"web/h:c:80", "10.0.0.1:80\nserver x", "not ip:port"},
 	}
@@ -115,5 +122,13 @@ func TestParseKeyLowercasesServiceNames(t *testing.T) {
 	}
 	if r.Name != "myservice" {
 		t.Errorf("name %q, want myservice", r.Name)
+	}
+	// The host is lowered as ASCII only: a Kelvin sign is not a 'k'.
+	r, err = ParseKey("web/\u212Aube:c:80", "10.0.0.1:31000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Host != "" {
+		t.Errorf("host %q from a Kelvin sign, want it dropped", r.Host)
 	}
 }

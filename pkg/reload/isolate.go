@@ -40,8 +40,13 @@ func (s *single) checkIsolating(ctx context.Context, files *render.Files, want [
 			return tmp, files, refused, nil
 		}
 		s.file.discard(tmp)
+		if ctx.Err() != nil {
+			// The check was killed (SIGTERM): nothing was decided about
+			// the config.
+			return "", nil, nil, fmt.Errorf("%s: config check cancelled: %w", s.proxyName, ctx.Err())
+		}
 		rejected := fmt.Errorf("%s: %w: %w", s.proxyName, errRejected, err)
-		if !s.isolate || round >= maxIsolationRounds || ctx.Err() != nil {
+		if !s.isolate || round >= maxIsolationRounds {
 			return "", nil, nil, rejected
 		}
 		blamed, all := files.Blame(s.proxyName, want, tmp, err.Error())

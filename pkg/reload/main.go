@@ -19,8 +19,10 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +32,8 @@ import (
 	"github.com/meltwater/proxymatic/pkg/nginx"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/render"
+	"github.com/meltwater/proxymatic/pkg/rundir"
+	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
 	"github.com/meltwater/proxymatic/pkg/supervise"
 )
@@ -37,6 +41,7 @@ import (
 // Main runs proxymatic-reload with a validated configuration until ctx is
 // done; with --dry-run it renders, checks and returns.
 func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout io.Writer) error {
+	services.AllowLinkLocal(cfg.AllowLinkLocal)
 	opts := options(cfg)
 	if cfg.DryRun {
 		return render.DryRun(ctx, opts, cfg.Services, cfg.OutputDir, cfg.Check, stdout)
@@ -60,6 +65,10 @@ func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout i
 		st.Handle("/haproxy", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
 		st.Handle("/haproxy/", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
 	}
+	hangup := make(chan struct{}, 1)
+	a.hangup = hangup
+	stopHangups := onHangup(hangup)
+	defer stopHangups()
 	return serve(ctx, a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, logger)
 }
 
@@ -171,12 +180,25 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
-		return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
+	// Created when missing, never re-moded; as root, refused when another
+	// user could write it (see pkg/rundir).
+	if err := rundir.Prepare(cfg.RunDir); err != nil {
+		return nil, err
 	}
-	// Proxies that drop privileges read their configs here.
-	if err := os.Chmod(cfg.RunDir, 0o755); err != nil {
-		return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
+	// pen and nginx's workers drop to this user: a run dir it cannot
+	// reach would make pen fail forever (fork/exec: permission denied).
+	if opts.NginxUser != "" {
+		cred, err := pen.Credential(opts.NginxUser)
+		if err != nil {
+			return nil, err
+		}
+		who := "pen"
+		if cfg.VHostDomain != "" {
+			who = "pen and nginx's workers"
+		}
+		if err := rundir.CheckReachable(cfg.RunDir, opts.NginxUser, cred.Uid, cred.Gid, who); err != nil {
+			return nil, err
+		}
 	}
 	templates, err := render.LoadTemplates(cfg.TemplateDir)
 	if err != nil {
@@ -188,11 +210,16 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 		logger.Warn("pen slots unreadable; starting empty (servers may change slots once)", "path", slotsPath, "err", err)
 		slots = pen.NewSlots(cfg.PenServers)
 	}
+	vhostsPath := render.VHostClaimsFile(cfg.RunDir)
+	vhosts, err := render.LoadVHostClaims(vhostsPath)
+	if err != nil {
+		logger.Warn("virtual host holders unreadable; starting empty (a name two services claim may change hands once)", "path", vhostsPath, "err", err)
+	}
 	procCtx, stopProcs := context.WithCancel(context.Background())
 	env := proxyEnv{runDir: cfg.RunDir, backoff: supervise.DefaultBackoff, log: logger, procCtx: procCtx,
 		haproxy: render.HAProxyParams(opts, templates)}
 	a := &agent{
-		opts: opts, templates: templates, slots: slots, slotsPath: slotsPath,
+		opts: opts, templates: templates, slots: slots, slotsPath: slotsPath, vhosts: vhosts, vhostsPath: vhostsPath,
 		status: st, log: logger, stopProcs: stopProcs,
 		watcher: &filewatch.Watcher{Path: cfg.Services, Logger: logger},
 	}
@@ -202,7 +229,7 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 			stopProcs()
 			return nil, err
 		}
-		stopStale(haproxy.PidFile(cfg.RunDir), bin, cfg.StopTimeout, logger)
+		stopStale(haproxy.PidFile(cfg.RunDir), bin, haproxy.ConfigFile(cfg.RunDir), cfg.StopTimeout, logger)
 		a.proxies = append(a.proxies, newHAProxy(bin, env))
 	}
 	if cfg.VHostDomain != "" {
@@ -215,7 +242,7 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 			stopProcs()
 			return nil, err
 		}
-		stopStale(nginx.PidFile(cfg.RunDir), bin, cfg.StopTimeout, logger)
+		stopStale(nginx.AgentPidFile(cfg.RunDir), bin, nginx.ConfigFile(cfg.RunDir), cfg.StopTimeout, logger)
 		a.proxies = append(a.proxies, newNginx(bin, env))
 	}
 	// pen serves UDP always and TCP without --haproxy.
@@ -224,14 +251,14 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 		stopProcs()
 		return nil, err
 	}
-	if err := os.MkdirAll(pen.Dir(cfg.RunDir), 0o755); err != nil {
+	if err := rundir.Mkdir(pen.Dir(cfg.RunDir), rundir.DirMode, -1, -1); err != nil {
 		stopProcs()
 		return nil, fmt.Errorf("pen dir: %w", err)
 	}
 	// pens an earlier agent left behind, whatever services they served.
 	stale, _ := filepath.Glob(filepath.Join(pen.Dir(cfg.RunDir), "*.pid"))
 	for _, pidFile := range stale {
-		stopStale(pidFile, bin, cfg.StopTimeout, logger)
+		stopStale(pidFile, bin, strings.TrimSuffix(pidFile, ".pid")+".cfg", cfg.StopTimeout, logger)
 	}
 	a.proxies = append(a.proxies, newPenSet(bin, env, cfg.MaxConnections, cfg.PenClients, opts.NginxUser))
 	// After the leftovers are gone, so that their ports do not read as
@@ -249,10 +276,10 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 
 // stopStale ends a proxy an earlier agent left behind, before the first
 // file is applied: its ports must be free by then.
-func stopStale(pidFile, bin string, timeout time.Duration, logger *slog.Logger) {
+func stopStale(pidFile, bin, config string, timeout time.Duration, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := supervise.StopStale(ctx, pidFile, bin, logger); err != nil {
+	if err := supervise.StopStale(ctx, pidFile, bin, config, logger); err != nil {
 		logger.Warn("proxy left by an earlier agent", "pid_file", pidFile, "err", err)
 	}
 }
@@ -274,4 +301,30 @@ func haproxyStats(socket string) http.Handler {
 		http.Error(w, "HAProxy stats unavailable: "+err.Error(), http.StatusBadGateway)
 	}
 	return rp
+}
+
+// onHangup forwards every SIGHUP to ch (a burst collapses into one) until
+// the returned stop is called. Without it, SIGHUP would end the agent and
+// take the proxies down with it.
+func onHangup(ch chan<- struct{}) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }

@@ -50,6 +50,10 @@ var (
 		Name: "proxymatic_reload_port_conflicts",
 		Help: "Services left out of the last apply because another process holds their port; retried every few seconds.",
 	})
+	vhostConflicts = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_reload_vhost_conflicts",
+		Help: "Services of the last file that got no virtual host because another service holds their name (the holder keeps it; a newcomer never takes it).",
+	})
 	lastGoodTime = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "proxymatic_reload_last_good_timestamp_seconds",
 		Help: "When a services file was last applied to every proxy without error.",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"time"
 
@@ -290,6 +291,7 @@ type penSet struct {
 	clients int
 	maxConn int
 	user    string
+	gid     int // the group pen's configs get so pen (as user) reads them; 0: none
 
 	procs   map[services.Key]*pen.Process
 	current map[services.Key][]byte
@@ -298,8 +300,14 @@ type penSet struct {
 }
 
 func newPenSet(bin string, env proxyEnv, maxConn, clients int, user string) *penSet {
-	return &penSet{bin: bin, env: env, maxConn: maxConn, clients: clients, user: user,
+	p := &penSet{bin: bin, env: env, maxConn: maxConn, clients: clients, user: user,
 		procs: map[services.Key]*pen.Process{}, current: map[services.Key][]byte{}}
+	if user != "" && os.Geteuid() == 0 {
+		if cred, err := pen.Credential(user); err == nil {
+			p.gid = int(cred.Gid)
+		}
+	}
+	return p
 }
 
 func (p *penSet) name() string { return "pen" }
@@ -353,7 +361,7 @@ func (p *penSet) applyOne(ctx context.Context, k services.Key, want []byte) erro
 	if err := pen.Parse(want); err != nil {
 		return fmt.Errorf("pen %s: %w: %w", k, errRejected, err)
 	}
-	file := configFile{path: pen.ConfigFile(p.env.runDir, k)}
+	file := configFile{path: pen.ConfigFile(p.env.runDir, k), gid: p.gid}
 	if err := file.write(want); err != nil {
 		return fmt.Errorf("pen %s: %w", k, err)
 	}

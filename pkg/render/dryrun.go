@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
@@ -47,6 +48,11 @@ type CheckError struct {
 
 func (e *CheckError) Error() string { return fmt.Sprintf("%s rejects %s: %v", e.Proxy, e.Path, e.Err) }
 func (e *CheckError) Unwrap() error { return e.Err }
+
+// RenderedMode is the mode of every file --dry-run writes into
+// --output-dir: the configs name backends and sockets, nothing the world
+// needs to read.
+const RenderedMode = 0o640
 
 // file names inside the output directory.
 const (
@@ -86,9 +92,13 @@ func dryRun(ctx context.Context, o Options, servicesPath, outputDir string, vali
 		}
 	}
 
-	f, err := os.Open(servicesPath)
+	f, err := os.OpenFile(servicesPath, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("services file: %w", err)
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("services file %s: not a regular file", servicesPath)
 	}
 	decoded, err := services.ReadFile(f)
 	f.Close()
@@ -197,7 +207,7 @@ func lookPath(name string) (string, error) {
 func writeFiles(out string, files *Files) ([]string, error) {
 	var written []string
 	put := func(rel string, data []byte) error {
-		if _, err := atomicfile.New(filepath.Join(out, rel), 0o644).Write(data); err != nil {
+		if _, err := atomicfile.New(filepath.Join(out, rel), RenderedMode).Write(data); err != nil {
 			return err
 		}
 		written = append(written, rel)

@@ -79,6 +79,12 @@ func TestDryRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "pen", "53-udp.cfg")); err != nil {
 		t.Error(err)
 	}
+	// Every rendered file is 0640 or stricter.
+	for _, rel := range []string{"haproxy.cfg", "nginx.conf", "pen/53-udp.cfg"} {
+		if st, err := os.Stat(filepath.Join(dir, rel)); err != nil || st.Mode().Perm()&^0o640 != 0 {
+			t.Errorf("%s: mode %v (%v), want 0640 or stricter", rel, st.Mode(), err)
+		}
+	}
 
 	// Run again without --haproxy: pen takes the TCP services and the
 	// haproxy.cfg of the previous run is gone.

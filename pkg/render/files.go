@@ -76,7 +76,7 @@ func renderFiles(o Options, t *Templates, p Plan, slots *pen.Slots) (*Files, err
 func nginxParams(o Options, t *Templates) nginx.Params {
 	p := nginx.Params{
 		RunDir: o.RunDir, Port: o.VHostPort, ProxyProtocol: o.ProxyProtocol,
-		MaxConnections: o.MaxConnections, User: o.NginxUser, Group: o.NginxGroup,
+		MaxConnections: o.MaxConnections, FDLimit: o.FDLimit, User: o.NginxUser, Group: o.NginxGroup,
 	}
 	if t != nil {
 		p.Template = t.Nginx

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"text/template"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
 	"github.com/meltwater/proxymatic/pkg/nginx"
 	"github.com/meltwater/proxymatic/pkg/pen"
@@ -37,8 +38,10 @@ type Options struct {
 	NginxUser string
 	// NginxGroup goes with NginxUser (Debian's nobody needs nogroup).
 	NginxGroup string
-	// FDLimit caps HAProxy's maxconn to what fits under the file-descriptor
-	// limit it will run with (see haproxy.Params.FDLimit); 0 means no cap.
+	// FDLimit caps HAProxy's maxconn and nginx's worker_rlimit_nofile and
+	// worker_connections to what fits under the file-descriptor limit they
+	// will run with (see haproxy.Params.FDLimit, nginx.Params.FDLimit); 0
+	// means no cap.
 	FDLimit int
 	// HAProxyUser and HAProxyGroup are what HAProxy's workers drop to; set
 	// them only when HAProxy runs as root. Empty omits them.
@@ -64,13 +67,27 @@ type Skip struct {
 	Service services.Key
 	Name    string
 	Reason  string
+	// Code is the explanation's reason code (explain.VHostConflict...).
+	Code explain.Reason
+	// Holder is, for a virtual host conflict, the service that kept the
+	// name.
+	Holder services.Key
 }
 
 func (s Skip) String() string { return fmt.Sprintf("service %q (%s): %s", s.Name, s.Service, s.Reason) }
 
 // NewPlan splits valid services between the proxies following the rules in
-// README.md. It does not validate: Render refuses anything invalid.
-func NewPlan(o Options, svcs []services.Service) Plan { return newPlan(o, svcs) }
+// README.md. It does not validate: Render refuses anything invalid. A
+// virtual host name claimed by two services goes to the lowest port.
+func NewPlan(o Options, svcs []services.Service) Plan { return newPlan(o, svcs, nil) }
+
+// NewPlanHeld is NewPlan for a running agent: a virtual host name claimed
+// by two services stays with the one held records for it, and held is
+// then updated to this plan's holders (the agent saves it in the run dir,
+// so a restart keeps them too).
+func NewPlanHeld(o Options, svcs []services.Service, held *VHostClaims) Plan {
+	return newPlan(o, svcs, held)
+}
 
 // Templates are the parsed templates, embedded or from --template-dir.
 type Templates struct {

@@ -56,24 +56,73 @@ type Rejected struct {
 	Problems []Problem
 }
 
+// MaxLabelLen is the longest DNS label: one dot-separated part of a name.
+const MaxLabelLen = 63
+
 // ValidName reports whether s may be used as a service name or server host:
-// lowercase [a-z0-9._-], starting with a letter or digit, at most 253 bytes.
-// Nothing else may reach a proxy config, so a newline, space, ';', '{' or
-// quote can never get through.
+// lowercase [a-z0-9._-], starting with a letter or digit, and a DNS name by
+// the label rules: no empty label (so no leading, trailing or doubled dot),
+// at most 63 bytes a label and 253 in all. A name becomes a virtual host
+// (<name>.<domain>) that nginx must accept, and nothing else may reach a
+// proxy config, so a newline, space, ';', '{' or quote can never get
+// through.
 func ValidName(s string) bool {
 	if s == "" || len(s) > MaxNameLen {
 		return false
 	}
+	label := 0 // length of the current label
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '.' || c == '_' || c == '-') && i > 0:
+		case (c == '_' || c == '-') && i > 0:
+		case c == '.' && label > 0:
+			label = 0
+			continue
 		default:
 			return false
 		}
+		if label++; label > MaxLabelLen {
+			return false
+		}
 	}
-	return true
+	return label > 0
+}
+
+// ASCIILower lower-cases the ASCII letters of s and nothing else. Every id,
+// host and name proxymatic lowers goes through it: strings.ToLower is
+// Unicode, and would turn a Kelvin sign (U+212A) into 'k' and so make a
+// name that was never given pass as valid.
+func ASCIILower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// ASCIIUpper is ASCIILower's counterpart (strings.ToUpper turns a long s,
+// U+017F, into 'S').
+func ASCIIUpper(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'a' && c <= 'z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'a' && b[j] <= 'z' {
+					b[j] -= 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // ValidPath reports whether p may be used as an HTTP health-check path: it
@@ -111,7 +160,7 @@ func (s *Service) check(i int, out []Problem) []Problem {
 		out = append(out, Problem{Service: label(s, i), Line: s.Line, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if !ValidName(s.Name) {
-		add("name", "%q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit, at most %d characters", clip(s.Name), MaxNameLen)
+		add("name", "%q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit, dot-separated labels of 1 to %d characters, at most %d in all", clip(s.Name), MaxLabelLen, MaxNameLen)
 	}
 	if s.Port < 1 || s.Port > 65535 {
 		add("port", "%d is out of range 1..65535", s.Port)
@@ -154,10 +203,12 @@ func (s *Service) check(i int, out []Problem) []Problem {
 	for j, srv := range s.Servers {
 		f := func(name string) string { return fmt.Sprintf("servers[%d].%s", j, name) }
 		if srv.Host != "" && !ValidName(srv.Host) {
-			add(f("host"), "%q is not a valid host: want lowercase [a-z0-9._-], starting with a letter or digit", clip(srv.Host))
+			add(f("host"), "%q is not a valid host: want lowercase [a-z0-9._-], starting with a letter or digit, dot-separated labels of 1 to %d characters", clip(srv.Host), MaxLabelLen)
 		}
 		if !srv.IP.IsValid() || srv.IP.Zone() != "" {
 			add(f("ip"), "want an IPv4 or IPv6 address without zone")
+		} else if why := NeverService(srv.IP); why != "" {
+			add(f("ip"), "%s is %s", srv.IP, why)
 		}
 		if srv.Port < 1 || srv.Port > 65535 {
 			add(f("port"), "%d is out of range 1..65535", srv.Port)

@@ -46,6 +46,7 @@ func (s *Server) Sources() []Source {
 // statusDoc is the JSON answer of /status.
 type statusDoc struct {
 	Status  string   `json:"status"`
+	Reasons []string `json:"reasons,omitempty"` // why DEGRADED
 	Sources []Source `json:"sources,omitempty"`
 }
 
@@ -78,8 +79,8 @@ func notRead(src []Source) string {
 	return strings.Join(names, ",")
 }
 
-func writeJSON(w http.ResponseWriter, st State, code int, src []Source) {
-	body, _ := json.Marshal(statusDoc{Status: st.String(), Sources: src})
+func writeJSON(w http.ResponseWriter, st State, code int, reasons []string, src []Source) {
+	body, _ := json.Marshal(statusDoc{Status: st.String(), Reasons: reasons, Sources: src})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(append(body, '\n'))

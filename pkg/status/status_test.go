@@ -132,3 +132,54 @@ func TestStatusNamesSources(t *testing.T) {
 		t.Errorf("terminating JSON: %d %v", rec.Code, doc)
 	}
 }
+
+func TestDegraded(t *testing.T) {
+	s := New(prometheus.NewRegistry())
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	jsonState := func() (int, string, []string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/status", nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct {
+			State   string   `json:"status"`
+			Reasons []string `json:"reasons"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, v.State, v.Reasons
+	}
+	s.Degrade("nginx", "runs a config older than the services file: rejected")
+	// Not OK yet: INITIALIZING wins, 503.
+	if code, body := get(t, "GET", srv.URL+"/status"); code != 503 || body != "INITIALIZING\n" {
+		t.Errorf("initializing: %d %q", code, body)
+	}
+	s.Set(OK)
+	code, body := get(t, "GET", srv.URL+"/status")
+	if code != 200 || body != "DEGRADED\nnginx: runs a config older than the services file: rejected\n" {
+		t.Errorf("degraded: %d %q", code, body)
+	}
+	if code, st, reasons := jsonState(); code != 200 || st != "DEGRADED" || len(reasons) != 1 || !strings.HasPrefix(reasons[0], "nginx: runs a config older") {
+		t.Errorf("degraded JSON: %d %s %q", code, st, reasons)
+	}
+	if code, body := get(t, "GET", srv.URL+"/status?format=json"); code != 200 || !strings.Contains(body, `"status":"DEGRADED"`) {
+		t.Errorf("?format=json: %d %q", code, body)
+	}
+	s.Degrade("nginx", "")
+	if code, body := get(t, "GET", srv.URL+"/status"); code != 200 || body != "OK\n" {
+		t.Errorf("recovered: %d %q", code, body)
+	}
+	if code, st, reasons := jsonState(); code != 200 || st != "OK" || len(reasons) != 0 {
+		t.Errorf("recovered JSON: %d %s %q", code, st, reasons)
+	}
+	s.Degrade("haproxy", "x")
+	s.Set(Terminating)
+	if code, body := get(t, "GET", srv.URL+"/status"); code != 503 || body != "TERMINATING\n" {
+		t.Errorf("terminating: %d %q", code, body)
+	}
+}

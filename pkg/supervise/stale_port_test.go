@@ -3,11 +3,11 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +38,7 @@ func TestStopStaleFreesThePort(t *testing.T) {
 		}
 		go cmd.Wait() // reaped, as its own parent would
 		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+		if err := WritePidFile(pidFile, cmd.Process.Pid); err != nil {
 			t.Fatal(err)
 		}
 		// Up when a worker listens.
@@ -50,7 +50,7 @@ func TestStopStaleFreesThePort(t *testing.T) {
 			return err == nil && len(children(cmd.Process.Pid, mustExe(cmd.Process.Pid))) > 0
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err := StopStale(ctx, pidFile, bin, nil)
+		err := StopStale(ctx, pidFile, bin, filepath.Join(dir, "h.cfg"), slog.New(slog.DiscardHandler))
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -34,7 +33,7 @@ type Spec struct {
 	Path       string   // the binary
 	Args       []string // without argv[0]
 	Dir        string
-	PidFile    string         // when set, written with the child's pid after each start
+	PidFile    string         // when set, written with the child's pid and start time after each start (WritePidFile)
 	StopSignal syscall.Signal // graceful stop; SIGTERM when zero
 	// DeathSignal reaches the child when the agent dies without stopping it;
 	// SIGTERM when zero (a master that is killed outright can leave its
@@ -218,7 +217,7 @@ func (p *Process) startOnce() (*exec.Cmd, error) {
 	running.WithLabelValues(p.spec.Name).Set(1)
 	pid := cmd.Process.Pid
 	if p.spec.PidFile != "" {
-		if err := writePidFile(p.spec.PidFile, pid); err != nil {
+		if err := WritePidFile(p.spec.PidFile, pid); err != nil {
 			p.log.Warn("pid file", "err", err)
 		}
 	}
@@ -366,17 +365,6 @@ func describeExit(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-func writePidFile(path string, pid int) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write pid file %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write pid file %s: %w", path, err)
-	}
-	return nil
 }
 
 // lineLogger turns a child's output into one log record per line.

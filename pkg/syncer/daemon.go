@@ -100,6 +100,12 @@ type Daemon struct {
 	// (default DefaultStopTimeout).
 	StopTimeout time.Duration
 
+	// Refresh, when set, makes Run read every source once more whenever a
+	// value arrives (SIGHUP): each source's Fetch runs beside its Watch and
+	// its result is merged like any update. Asked for while one runs, one
+	// more follows it (the running one may have read a source already).
+	Refresh <-chan struct{}
+
 	// onUpdate, when set by a test, runs after each batch of source
 	// updates has been handled; onInitialWait after the initial wait
 	// ran out and was handled.
@@ -228,6 +234,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	var runErr error
+	var refreshing sync.WaitGroup
+	refreshDone := make(chan struct{}, 1)
+	busy, pending := false, false
+	refresh := func() {
+		d.refreshAll(ctx, box)
+		refreshDone <- struct{}{}
+	}
 loop:
 	for {
 		select {
@@ -235,6 +248,22 @@ loop:
 			break loop
 		case runErr = <-failed:
 			break loop
+		case <-d.Refresh:
+			if busy {
+				// It may have read a source already: one more follows.
+				pending = true
+				d.Logger.Info("refresh requested (SIGHUP) while one is running; another follows it")
+				continue
+			}
+			busy = true
+			d.Logger.Info("refresh requested (SIGHUP): reading every source now", "sources", strings.Join(d.names(), ","))
+			refreshing.Go(refresh)
+		case <-refreshDone:
+			busy = false
+			if pending {
+				pending, busy = false, true
+				refreshing.Go(refresh)
+			}
 		case <-initialWait:
 			waitOver = true
 			if !ready {
@@ -288,6 +317,7 @@ loop:
 	stopped := make(chan struct{})
 	go func() {
 		wg.Wait()
+		refreshing.Wait()
 		close(stopped)
 	}()
 	timer := time.NewTimer(stopTimeout)
@@ -317,6 +347,31 @@ func (d *Daemon) reportSources(m *merger) {
 	if r, ok := d.Status.(SourceReporter); ok {
 		r.SetSources(src)
 	}
+}
+
+// refreshAll fetches every source at once and hands each good state to the
+// mailbox, as Watch would; a source that fails keeps its last state.
+func (d *Daemon) refreshAll(ctx context.Context, box *mailbox) {
+	timeout := d.FetchTimeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, src := range d.Sources {
+		wg.Go(func() {
+			svcs, err := src.Fetch(ctx)
+			if err != nil {
+				if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					d.Logger.Warn("refresh (SIGHUP) failed; the source keeps its last good state", "source", src.Name(), "err", err)
+				}
+				return
+			}
+			box.put(i, svcs)
+		})
+	}
+	wg.Wait()
 }
 
 // publish writes the merged state. A failed write

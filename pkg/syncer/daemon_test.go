@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -609,4 +610,66 @@ func TestDiffWalksSortedLists(t *testing.T) {
 		t.Fatalf("diff = %q, want %q", got, want)
 	}
 	diff(next, next, func(c change, s, _ *services.Service) { t.Errorf("no change expected, got %s %s", c, s.Name) })
+}
+
+// A refresh (SIGHUP) reads every source with Fetch beside its Watch and
+// publishes what it read; one asked for while another runs follows it,
+// so a change made after the running one read its source is not lost. A
+// source whose refresh fails keeps its last state.
+func TestRefreshReadsEverySource(t *testing.T) {
+	m, r := newFake("marathon"), newFake("registrator")
+	var mu sync.Mutex
+	mState := []services.Service{svc("web", 1000, services.SourceMarathon, "10.0.0.1:80")}
+	gate, fetched := make(chan struct{}, 10), make(chan struct{}, 10)
+	// Fetch reads the state, then is held: a change made while it is held
+	// is only seen by a later refresh.
+	m.fetch = func(context.Context) ([]services.Service, error) {
+		mu.Lock()
+		read := slices.Clone(mState)
+		mu.Unlock()
+		fetched <- struct{}{}
+		<-gate
+		return read, nil
+	}
+	r.fetch = func(context.Context) ([]services.Service, error) { return nil, errors.New("etcd down") }
+	h := newHarness(t, m, r)
+	refresh := make(chan struct{}, 1)
+	h.d.Refresh = refresh
+	h.start()
+	h.push(m, svc("web", 1000, services.SourceMarathon, "10.0.0.1:80"))
+	h.push(r, svc("db", 2000, services.SourceRegistrator, "10.0.1.1:5432"))
+
+	refresh <- struct{}{}
+	waitLog := func(sub string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for h.logs.count(sub) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q (x%d) in:\n%s", sub, n, h.logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitLog("reading every source now", 1)
+	// Asked again while the first is held inside Fetch (it read the old
+	// state), then the state changes: only the refresh that follows sees it.
+	<-fetched
+	refresh <- struct{}{}
+	waitLog("another follows it", 1)
+	mu.Lock()
+	mState = []services.Service{svc("web", 1000, services.SourceMarathon, "10.0.0.2:80")}
+	mu.Unlock()
+	gate <- struct{}{}
+	gate <- struct{}{}
+	deadline := time.Now().Add(30 * time.Second)
+	for !bytes.Contains(h.file(), []byte("10.0.0.2")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refreshed state was not published:\n%s\n%s", h.file(), h.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !bytes.Contains(h.file(), []byte("10.0.1.1")) {
+		t.Errorf("a source whose refresh failed lost its state:\n%s", h.file())
+	}
+	waitLog("refresh (SIGHUP) failed; the source keeps its last good state", 1)
 }

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/config"
@@ -24,6 +26,7 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 	if cfg.MarathonCallback != "" {
 		logger.Warn("--marathon-callback (MARATHON_CALLBACK_URL) is deprecated and ignored: Marathon events are read from its /v2/events stream")
 	}
+	services.AllowLinkLocal(cfg.AllowLinkLocal)
 	sources, err := newSources(cfg, logger, os.Getenv)
 	if err != nil {
 		return err
@@ -72,6 +75,10 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 		}()
 		logger.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
+	refresh := make(chan struct{}, 1)
+	d.Refresh = refresh
+	stopHangups := onHangup(refresh)
+	defer stopHangups()
 	logger.Info("following sources", "sources", len(sources), "output", cfg.Output, "refresh_interval", cfg.RefreshInterval)
 	return d.Run(ctx)
 }
@@ -82,7 +89,9 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 // service is logged as Added, and a source down at start-up is waited for
 // (Daemon.InitialWait).
 func readPrevious(path string, logger *slog.Logger) (svcs []services.Service, found bool) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a named pipe at the output path must not hang start-up
+	// (the writer refuses it later, with an error that names it).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			logger.Warn("previous services.yaml not read; sources down at start-up are waited for", "path", path, "err", err)
@@ -90,6 +99,10 @@ func readPrevious(path string, logger *slog.Logger) (svcs []services.Service, fo
 		return nil, false
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		logger.Warn("the output path is not a regular file; it will not be replaced", "path", path)
+		return nil, false
+	}
 	d, err := services.ReadFile(f)
 	if err != nil {
 		logger.Warn("previous services.yaml not parsed; sources down at start-up are waited for", "path", path, "err", err)
@@ -114,4 +127,29 @@ func (p printer) Write(data []byte) (bool, error) {
 		return false, fmt.Errorf("write to stdout: %w", err)
 	}
 	return true, nil
+}
+
+// onHangup forwards every SIGHUP to ch (a burst collapses into one) until
+// the returned stop is called.
+func onHangup(ch chan<- struct{}) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }

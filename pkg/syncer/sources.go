@@ -23,6 +23,8 @@ func newSources(cfg *config.Sync, logger *slog.Logger, getenv func(string) strin
 			GroupSize:       cfg.GroupSize,
 			RefreshInterval: cfg.RefreshInterval,
 			CACertFile:      getenv("MARATHON_CA_CERT"),
+			MaxBody:         cfg.MarathonMaxBody,
+			RequestTimeout:  cfg.MarathonTimeout,
 			Logger:          logger,
 		})
 		if err != nil {
