@@ -124,6 +124,7 @@ func options(cfg *config.Reload) render.Options {
 		RunDir:         cfg.RunDir,
 		TemplateDir:    cfg.TemplateDir,
 		FDLimit:        raiseFDLimit(),
+		HardStopAfter:  cfg.HardStopAfter,
 	}
 	// As root, nginx's workers and pen drop to nobody (pen refuses its
 	// control socket as root otherwise).

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"text/template"
+	"time"
 
 	"github.com/meltwater/proxymatic/pkg/haproxy"
 	"github.com/meltwater/proxymatic/pkg/nginx"
@@ -42,6 +43,9 @@ type Options struct {
 	// HAProxyUser and HAProxyGroup are what HAProxy's workers drop to; set
 	// them only when HAProxy runs as root. Empty omits them.
 	HAProxyUser, HAProxyGroup string
+	// HardStopAfter is HAProxy's hard-stop-after (--hard-stop-after); 0
+	// omits it.
+	HardStopAfter time.Duration
 }
 
 // Validate checks the options on their own (the command line validates the
@@ -101,6 +105,7 @@ func HAProxyParams(o Options, t *Templates) haproxy.Params {
 	p := haproxy.Params{
 		RunDir: o.RunDir, MaxConnections: o.MaxConnections, StatsSocket: o.StatusSocket,
 		FDLimit: o.FDLimit, User: o.HAProxyUser, Group: o.HAProxyGroup,
+		HardStopAfter: o.HardStopAfter, VHostDomain: o.VHostDomain,
 	}
 	if t != nil {
 		p.Template = t.HAProxy
