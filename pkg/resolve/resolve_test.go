@@ -58,7 +58,7 @@ func newTable() *table {
 func TestResolve(t *testing.T) {
 	tb := newTable()
 	tb.set("a.example", "10.0.0.9", "2001:db8::1", "10.0.0.2") // lowest IPv4 wins
-	tb.set("b.example", "2001:db8::9", "2001:db8::3")           // else the lowest IPv6
+	tb.set("b.example", "2001:db8::9", "2001:db8::3")          // else the lowest IPv6
 	var logs bytes.Buffer
 	c := New(Options{Resolver: tb, Name: "test", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	clock := time.Unix(1000, 0)
