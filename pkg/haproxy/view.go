@@ -323,8 +323,14 @@ func checkOf(s *services.Service) *serverCheck {
 		return nil
 	}
 	hc := s.HealthCheck
+	if hc.Interval == 0 && hc.Failures == 0 {
+		return &defaultCheck // shared: most checks carry no settings of their own
+	}
 	return &serverCheck{inter: millis(hc.Interval), fall: hc.Failures}
 }
+
+// defaultCheck is a bare " check" with HAProxy's interval and fall.
+var defaultCheck serverCheck
 
 // checkHost is the Host header of s's health checks: its virtual host name
 // under domain, as nginx serves it, or its name without a domain (or when
