@@ -138,8 +138,13 @@ type Reload struct {
 	Verbose        bool
 	ShutdownDelay  time.Duration
 	StopTimeout    time.Duration
-	AllowLinkLocal bool // see services.AllowLinkLocal
+	AllowLinkLocal bool          // see services.AllowLinkLocal
+	HardStopAfter  time.Duration // 0: no limit
 }
+
+// MaxHardStopAfter is the longest --hard-stop-after HAProxy takes (its
+// timers hold 2^31-1 ms).
+const MaxHardStopAfter = (1<<31 - 1) * time.Millisecond
 
 // BindReload registers proxymatic-reload's flags.
 func BindReload(fs *pflag.FlagSet, c *Reload) {
@@ -162,6 +167,7 @@ func BindReload(fs *pflag.FlagSet, c *Reload) {
 	b.duration(&c.ShutdownDelay, "shutdown-delay", "SHUTDOWN_DELAY", 2*time.Second, "after SIGTERM, how long /status reports TERMINATING before the proxies stop")
 	b.duration(&c.StopTimeout, "stop-timeout", "STOP_TIMEOUT", 10*time.Second, "how long the proxies get to stop gracefully before they are killed")
 	b.boolean(&c.AllowLinkLocal, "allow-link-local", "", "ALLOW_LINK_LOCAL", false, "serve link-local backend addresses (169.254.0.0/16, fe80::/10), refused by default")
+	b.duration(&c.HardStopAfter, "hard-stop-after", "HARD_STOP_AFTER", 30*time.Minute, "after a reload, how long HAProxy's old workers may finish their connections before they are cut; 0 disables the limit")
 }
 
 // Validate checks the settings together, after flags and variables are read.
@@ -190,6 +196,9 @@ func (c *Reload) Validate() error {
 		}
 	} else if c.OutputDir != "" {
 		return usagef("--output-dir goes with --dry-run")
+	}
+	if c.HardStopAfter > MaxHardStopAfter {
+		return usagef("invalid HARD_STOP_AFTER (--hard-stop-after) %s: want 0 (no limit) up to %s", c.HardStopAfter, MaxHardStopAfter)
 	}
 	if c.RunDir == "" {
 		return usagef("invalid RUN_DIR (--run-dir): empty")

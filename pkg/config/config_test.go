@@ -44,7 +44,8 @@ func TestReloadDefaults(t *testing.T) {
 	}
 	if c.Services != DefaultServicesFile || c.HAProxy || c.VHostPort != 80 || c.MaxConnections != 8192 ||
 		c.PenServers != 32 || c.PenClients != 8192 || c.StatusEndpoint != "0.0.0.0:9090" ||
-		c.RunDir != "/var/run/proxymatic" || !c.Check || c.ShutdownDelay != 2*time.Second || c.StopTimeout != 10*time.Second {
+		c.RunDir != "/var/run/proxymatic" || !c.Check || c.ShutdownDelay != 2*time.Second || c.StopTimeout != 10*time.Second ||
+		c.HardStopAfter != 30*time.Minute {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -82,6 +83,9 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		{map[string]string{"VHOST_DOMAIN": "x;}evil"}, nil, "invalid VHOST_DOMAIN"},
 		{map[string]string{"STATUS_ENDPOINT": "nope"}, nil, "invalid STATUS_ENDPOINT"},
 		{map[string]string{"SHUTDOWN_DELAY": "soon"}, nil, "invalid SHUTDOWN_DELAY"},
+		{map[string]string{"HARD_STOP_AFTER": "30"}, nil, "invalid HARD_STOP_AFTER"},
+		{map[string]string{"HARD_STOP_AFTER": "-1m"}, nil, "invalid HARD_STOP_AFTER"},
+		{map[string]string{"HARD_STOP_AFTER": "597h"}, nil, "invalid HARD_STOP_AFTER"},
 		{nil, []string{"--dry-run"}, "--dry-run needs --output-dir"},
 		{nil, []string{"--output-dir", "x"}, "--output-dir goes with --dry-run"},
 		{nil, []string{"--run-dir", "/" + strings.Repeat("r", 100)}, "invalid RUN_DIR"},
@@ -95,6 +99,24 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		var ue *UsageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: got %v, want a UsageError containing %q", c.env, c.args, err, c.want)
+		}
+	}
+}
+
+func TestHardStopAfter(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want time.Duration
+	}{
+		{"0", nil, 0}, // no limit, as the original had
+		{"1h", nil, time.Hour},
+		{"596h31m23s647ms", nil, MaxHardStopAfter},
+		{"0", []string{"--hard-stop-after=45s"}, 45 * time.Second},
+	} {
+		c, err := parseReload(t, tc.args, map[string]string{"HARD_STOP_AFTER": tc.env})
+		if err != nil || c.HardStopAfter != tc.want {
+			t.Errorf("HARD_STOP_AFTER=%s %v: %v, %v; want %s", tc.env, tc.args, c, err, tc.want)
 		}
 	}
 }

@@ -29,12 +29,22 @@ func TestWriteDefaultMatchesTemplate(t *testing.T) {
 				{IP: ip("255.255.255.254"), Port: 65535, Weight: 1000, MaxConn: 1000000, Host: "agent-255.a.long.domain.example.com"},
 				{IP: ip("fdff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, Weight: 999, MaxConn: 1000000, Host: "v6.example"},
 			}},
+		{Name: "f", Port: 6, Protocol: services.TCP, Mode: services.ModeHTTP,
+			HealthCheck: &services.HealthCheck{Path: "/h", Interval: 24 * time.Hour, Timeout: time.Nanosecond, Failures: 1000},
+			Servers:     []services.Server{{IP: ip("10.0.0.6"), Port: 80, Weight: 500}}},
+		{Name: "g", Port: 7, Protocol: services.TCP, Mode: services.ModeHTTP,
+			HealthCheck: &services.HealthCheck{Path: "/h", Failures: 2},
+			Servers:     []services.Server{{IP: ip("10.0.0.7"), Port: 80, Weight: 500}}},
+		{Name: "h." + string(bytes.Repeat([]byte(string(bytes.Repeat([]byte("x"), 60))+"."), 3)) + string(bytes.Repeat([]byte("x"), 47)), Port: 8, Protocol: services.TCP, Mode: services.ModeHTTP,
+			HealthCheck: &services.HealthCheck{Path: "/h", Interval: 1500 * time.Millisecond},
+			Servers:     []services.Server{{IP: ip("10.0.0.8"), Port: 80, Weight: 500}}},
 	}
 	for n := 0; n <= len(all); n++ {
 		for _, p := range []Params{
 			{RunDir: "/run", MaxConnections: 1},
-			{RunDir: "/var/run/x", MaxConnections: 9999, StatsSocket: "/s.sock", User: "haproxy"},
-			{RunDir: "/var/run/x", MaxConnections: 9999, FDLimit: 1000, User: "haproxy", Group: "haproxy"},
+			{RunDir: "/var/run/x", MaxConnections: 9999, StatsSocket: "/s.sock", User: "haproxy", HardStopAfter: 30 * time.Minute},
+			{RunDir: "/var/run/x", MaxConnections: 9999, FDLimit: 1000, User: "haproxy", Group: "haproxy", HardStopAfter: 1500 * time.Millisecond, VHostDomain: "apps.example.com"},
+			{RunDir: "/run", MaxConnections: 5, HardStopAfter: MaxHardStopAfter, VHostDomain: "a"},
 		} {
 			v, err := newView(p, all[:n])
 			if err != nil {

@@ -135,13 +135,24 @@ func reloaded(before, now []int) bool {
 	return fresh
 }
 
-// logLevel maps nginx's error log levels to log levels.
+// logLevel maps nginx's error log levels to log levels. Only the tag where
+// nginx puts it counts ("2024/05/01 10:00:00 [error] ..." in the error log,
+// "nginx: [emerg] ..." before it is open): access log lines share the
+// output, and a request for /[error] is not an error.
 func logLevel(line string) slog.Level {
+	rest, ok := strings.CutPrefix(line, "nginx: ")
+	if !ok {
+		// "YYYY/MM/DD HH:MM:SS " is 20 bytes.
+		if len(line) < 21 || line[4] != '/' || line[7] != '/' || line[10] != ' ' || line[13] != ':' || line[19] != ' ' {
+			return slog.LevelInfo
+		}
+		rest = line[20:]
+	}
 	for _, l := range []struct {
 		tag   string
 		level slog.Level
 	}{{"[emerg]", slog.LevelError}, {"[alert]", slog.LevelError}, {"[crit]", slog.LevelError}, {"[error]", slog.LevelError}, {"[warn]", slog.LevelWarn}} {
-		if strings.Contains(line, l.tag) {
+		if strings.HasPrefix(rest, l.tag) {
 			return l.level
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/meltwater/proxymatic/pkg/resolve"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -15,15 +16,18 @@ type Registration struct {
 	Port     int               // the port the proxy listens on
 	Protocol services.Protocol // tcp, or udp for a ":udp" key
 	Host     string            // the key's hostname when valid as a services host, else ""
-	Addr     netip.AddrPort    // where the proxy forwards to
+	Addr     netip.AddrPort    // where the proxy forwards to; only the port when Target is set
+	// Target is the host name the value gave instead of an IP address
+	// (lowercased, resolve.ValidHost); the state resolves it.
+	Target string
 }
 
 // ParseKey parses one registration: rel is the key below the prefix,
 // "<service-name>/<hostname>:<container-name>:<port>[:udp]", and value is
-// "ip:port" (IPv6 bracketed). "<service-name>@<port>" overrides the
-// listening port. It is a pure function: anything it accepts is valid by the
-// services contract (name, host, ports, address), and anything else is an
-// error saying why.
+// "ip:port" (IPv6 bracketed) or "hostname:port". "<service-name>@<port>"
+// overrides the listening port. It is a pure function: anything it accepts
+// is valid by the services contract (name, host, ports, address, once a
+// Target is resolved), and anything else is an error saying why.
 func ParseKey(rel, value string) (Registration, error) {
 	var r Registration
 	name, id, ok := strings.Cut(rel, "/")
@@ -76,7 +80,15 @@ func ParseKey(rel, value string) (Registration, error) {
 
 	ap, err := netip.ParseAddrPort(strings.TrimSpace(value))
 	if err != nil {
-		return r, fmt.Errorf("value %q is not ip:port (IPv6 bracketed)", clip(value))
+		// A host name, as the original resolved: "node-1.example.com:31001".
+		h, p, ok := strings.Cut(strings.TrimSpace(value), ":")
+		h = strings.TrimSuffix(services.ASCIILower(h), ".")
+		port, okPort := parsePort(p)
+		if !ok || !okPort || !resolve.ValidHost(h) {
+			return r, fmt.Errorf("value %q is not ip:port (IPv6 bracketed) or hostname:port", clip(value))
+		}
+		r.Target, r.Addr = h, netip.AddrPortFrom(netip.Addr{}, uint16(port))
+		return r, nil
 	}
 	ip := ap.Addr().Unmap()
 	if ip.Zone() != "" || !ip.IsValid() {

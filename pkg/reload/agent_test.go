@@ -159,7 +159,7 @@ func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	go func() { h.done <- serve(ctx, a, h.st, ln, h.cfg.ShutdownDelay, h.cfg.StopTimeout, logger) }()
+	go func() { h.done <- serve(ctx, a, h.st, ln, h.cfg.ShutdownDelay, h.cfg.StopTimeout, nil, logger) }()
 	t.Cleanup(func() { h.stop() })
 	return h
 }

@@ -69,13 +69,24 @@ func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout i
 	a.hangup = hangup
 	stopHangups := onHangup(hangup)
 	defer stopHangups()
-	return serve(ctx, a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, logger)
+	return serve(ctx, a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, secondSignal, logger)
+}
+
+// secondSignal listens for a SIGTERM or SIGINT after the first one has
+// ended the run: it cuts the shutdown delay short. The combined image runs
+// with a delay long enough to keep serving until the container is killed
+// (see deploy/README.md); outside a container this is how to stop it now.
+func secondSignal() (<-chan os.Signal, func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	return c, func() { signal.Stop(c) }
 }
 
 // serve runs the agent and the status endpoint until ctx is done, then shuts
-// down: /status turns 503 at once, the proxies stop after delay, bounded by
-// stopTimeout.
-func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, delay, stopTimeout time.Duration, logger *slog.Logger) error {
+// down: /status turns 503 at once, the proxies stop after delay (or at a
+// signal from again, when set), bounded by stopTimeout.
+func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, delay, stopTimeout time.Duration,
+	again func() (<-chan os.Signal, func()), logger *slog.Logger) error {
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStatus()
 	statusDone := make(chan error, 1)
@@ -85,14 +96,37 @@ func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, de
 		statusDone <- nil
 	}
 
-	runErr := a.run(ctx)
-	st.Set(status.Terminating)
-	logger.Info("terminating: /status reports TERMINATING; proxies stop after the shutdown delay", "delay", delay)
+	// The agent outlives ctx by the shutdown delay: while /status says
+	// TERMINATING the proxies keep serving and keep following the file, as
+	// the original's did until it was killed.
+	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAgent()
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.run(agentCtx) }()
 	select {
-	case <-time.After(delay):
+	case <-ctx.Done():
+	case err := <-runDone:
+		runDone <- err
+	}
+	st.Set(status.Terminating)
+	var sig <-chan os.Signal
+	if again != nil {
+		c, stop := again()
+		defer stop()
+		sig = c
+	}
+	logger.Info("terminating: /status reports TERMINATING; the proxies serve until the shutdown delay ends (or a second SIGTERM/SIGINT)", "delay", delay)
+	delayed := time.NewTimer(delay)
+	defer delayed.Stop()
+	select {
+	case <-delayed.C:
+	case s := <-sig:
+		logger.Info("second signal: the shutdown delay ends now", "signal", s.String())
 	case err := <-statusDone:
 		statusDone <- err
 	}
+	stopAgent()
+	runErr := <-runDone
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	a.shutdown(stopCtx)
 	cancel()
@@ -133,6 +167,7 @@ func options(cfg *config.Reload) render.Options {
 		RunDir:         cfg.RunDir,
 		TemplateDir:    cfg.TemplateDir,
 		FDLimit:        raiseFDLimit(),
+		HardStopAfter:  cfg.HardStopAfter,
 	}
 	// As root, nginx's workers and pen drop to nobody (pen refuses its
 	// control socket as root otherwise).

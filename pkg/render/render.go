@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"text/template"
+	"time"
 
 	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
@@ -46,6 +47,9 @@ type Options struct {
 	// HAProxyUser and HAProxyGroup are what HAProxy's workers drop to; set
 	// them only when HAProxy runs as root. Empty omits them.
 	HAProxyUser, HAProxyGroup string
+	// HardStopAfter is HAProxy's hard-stop-after (--hard-stop-after); 0
+	// omits it.
+	HardStopAfter time.Duration
 }
 
 // Validate checks the options on their own (the command line validates the
@@ -139,6 +143,7 @@ func HAProxyParams(o Options, t *Templates) haproxy.Params {
 	p := haproxy.Params{
 		RunDir: o.RunDir, MaxConnections: o.MaxConnections, StatsSocket: o.StatusSocket,
 		FDLimit: o.FDLimit, User: o.HAProxyUser, Group: o.HAProxyGroup,
+		HardStopAfter: o.HardStopAfter, VHostDomain: o.VHostDomain,
 	}
 	if t != nil {
 		p.Template = t.HAProxy

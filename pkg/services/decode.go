@@ -290,7 +290,18 @@ func decodeService(n *yaml.Node, index int, unknown *unknownFields) (Service, []
 		"healthCheck": func(v *yaml.Node) {
 			hc := &HealthCheck{}
 			d.mapping(v, "healthCheck.", map[string]func(*yaml.Node){
-				"path": func(v *yaml.Node) { hc.Path = d.str(v, "healthCheck.path") },
+				"path":     func(v *yaml.Node) { hc.Path = d.str(v, "healthCheck.path") },
+				"interval": func(v *yaml.Node) { hc.Interval = d.duration(v, "healthCheck.interval") },
+				"timeout":  func(v *yaml.Node) { hc.Timeout = d.duration(v, "healthCheck.timeout") },
+				"failures": func(v *yaml.Node) {
+					if n, ok := d.int(v, "healthCheck.failures"); ok {
+						if n < 1 {
+							// 0 would read as "absent": say so rather than drop it.
+							d.problem(v, "healthCheck.failures", "%d is out of range 1..%d", n, MaxFailures)
+						}
+						hc.Failures = n
+					}
+				},
 			})
 			if hc.Path == "" {
 				d.problem(v, "healthCheck.path", "is missing")

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxNameLen is the longest service name or host accepted (a DNS name's limit).
@@ -13,6 +14,15 @@ const MaxNameLen = 253
 
 // MaxPathLen bounds a health-check path.
 const MaxPathLen = 1024
+
+// MaxCheckDuration bounds healthCheck.interval and .timeout: a day, far
+// below the 2,147,483,647 ms HAProxy's timers hold; longer is a typo, not
+// an intent.
+const MaxCheckDuration = 24 * time.Hour
+
+// MaxFailures bounds healthCheck.failures: a server marked down only after
+// more than a thousand failed checks is never marked down in practice.
+const MaxFailures = 1000
 
 // Problem is one thing wrong with one field of one service.
 type Problem struct {
@@ -184,8 +194,20 @@ func (s *Service) check(i int, out []Problem) []Problem {
 	default:
 		add("source", "%q is not marathon or registrator", clip(string(s.Source)))
 	}
-	if s.HealthCheck != nil && !ValidPath(s.HealthCheck.Path) {
-		add("healthCheck.path", "%q is not a valid path: want '/' then URL characters, no spaces, quotes, ';' or '#'", clip(s.HealthCheck.Path))
+	if hc := s.HealthCheck; hc != nil {
+		if !ValidPath(hc.Path) {
+			add("healthCheck.path", "%q is not a valid path: want '/' then URL characters, no spaces, quotes, ';' or '#'", clip(hc.Path))
+		}
+		// Zero is "absent" in memory; a written 0 is refused by the decoder.
+		if hc.Interval < 0 || hc.Interval > MaxCheckDuration {
+			add("healthCheck.interval", "%s is out of range: want a positive duration up to %s", hc.Interval, MaxCheckDuration)
+		}
+		if hc.Timeout < 0 || hc.Timeout > MaxCheckDuration {
+			add("healthCheck.timeout", "%s is out of range: want a positive duration up to %s", hc.Timeout, MaxCheckDuration)
+		}
+		if hc.Failures < 0 || hc.Failures > MaxFailures {
+			add("healthCheck.failures", "%d is out of range 1..%d", hc.Failures, MaxFailures)
+		}
 	}
 	if s.Timeouts != nil {
 		if s.Timeouts.Client < 0 {
