@@ -14,8 +14,9 @@
 # environment variables reach both (each reads its own), and when either
 # exits the other is stopped and the script exits non-zero. SIGTERM keeps the
 # proxies serving with /status TERMINATING until the container is killed,
-# unless SHUTDOWN_DELAY (or --shutdown-delay) is set; SIGINT, SIGHUP and a
-# second SIGTERM stop both. See deploy/README.md.
+# unless SHUTDOWN_DELAY (or --shutdown-delay) is set; SIGINT and a
+# second SIGTERM stop both; SIGHUP is passed on (a refresh, not a stop). See
+# deploy/README.md.
 set -u
 
 prog=docker-entrypoint
