@@ -167,6 +167,7 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 		kv, err := s.fetchFrom(ctx, ep)
 		if err == nil {
 			st := newState(s.cfg.Prefix, s.log)
+			st.why = newExplainer(s.opts.Explain)
 			st.replace(kv)
 			return st.services(), nil
 		}
@@ -220,6 +221,7 @@ func (s *Source) Watch(ctx context.Context, publish func([]services.Service)) er
 	defer cancel()
 
 	st := newState(s.cfg.Prefix, s.log)
+	st.why = newExplainer(s.opts.Explain)
 	var (
 		last      []services.Service
 		published bool
@@ -325,6 +327,8 @@ func (s *Source) session(ctx context.Context, ep string, out chan<- update) (lis
 		s.afterList()
 	}
 
+	watchUp.Set(1)
+	defer watchUp.Set(0)
 	wctx, stop := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)

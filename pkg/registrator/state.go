@@ -24,6 +24,7 @@ type state struct {
 	log    *slog.Logger
 	raw    map[string]string
 	valid  map[string]Registration
+	why    *explainer // nil without Options.Explain
 }
 
 func newState(prefix string, log *slog.Logger) *state {
@@ -78,6 +79,7 @@ func (s *state) apply(cs []change) bool {
 func (s *state) remove(k string) {
 	delete(s.raw, k)
 	delete(s.valid, k)
+	s.why.parsed(k)
 }
 
 // put records one key. A key is parsed (and a bad one logged) only when it
@@ -96,8 +98,10 @@ func (s *state) put(k, v string) bool {
 	if err != nil {
 		skipped.Inc()
 		s.log.Warn("registrator: skipping key", "key", clip(k), "error", err)
+		s.why.rejected(k, rel, r, err)
 		return true
 	}
+	s.why.parsed(k)
 	s.valid[k] = r
 	return true
 }
@@ -111,6 +115,8 @@ func (s *state) services() []services.Service {
 		names map[string][]string // name -> keys, for the log
 		regs  map[string][]Registration
 	}
+	s.why.compiling()
+	defer s.why.record()
 	keys := slices.Sorted(maps.Keys(s.valid))
 	groups := map[services.Key]*group{}
 	for _, k := range keys {
@@ -131,6 +137,7 @@ func (s *state) services() []services.Service {
 		for _, loser := range names[1:] {
 			s.log.Warn("registrator: two services claim one port; the lowest name wins",
 				"port", gk.String(), "service", winner, "ignored", loser, "ignored_keys", len(g.names[loser]))
+			s.why.portLost(s.prefix, g.names[loser], g.regs[loser][0], winner)
 		}
 		svc := services.Service{
 			Name:     winner,
