@@ -30,6 +30,8 @@ type Sync struct {
 	DryRun           bool
 	StatusEndpoint   string
 	Verbose          bool
+	Explain          bool   // --explain: with --once, reasons to stderr
+	ReloadStatusURL  string // link from the status page to reload's
 }
 
 // BindSync registers proxymatic-sync's flags.
@@ -46,6 +48,8 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b.boolean(&c.DryRun, "dry-run", "", "", false, "print services.yaml to stdout and write nothing; implies --once")
 	b.str(&c.StatusEndpoint, "status-endpoint", "", "SYNC_STATUS_ENDPOINT", "0.0.0.0:9091", "address for /status and /metrics; empty disables")
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
+	b.boolean(&c.Explain, "explain", "", "", false, "with --once or --dry-run: print why each app, task, port or key left out is not served to stderr, as a table")
+	b.str(&c.ReloadStatusURL, "reload-status-url", "", "RELOAD_STATUS_URL", "", `proxymatic-reload's status endpoint, for a link from the status page: "http://host:9090" or ":9090" (this host)`)
 }
 
 // Validate checks the settings together, after flags and variables are read.
@@ -79,6 +83,12 @@ func (c *Sync) Validate() error {
 	if err := checkEndpoint(c.StatusEndpoint); err != nil {
 		return usagef("invalid SYNC_STATUS_ENDPOINT (--status-endpoint) %q: %v", c.StatusEndpoint, err)
 	}
+	if c.Explain && !c.Once && !c.DryRun {
+		return usagef("--explain goes with --once or --dry-run (a running proxymatic-sync serves its reasons on /status/explain)")
+	}
+	if err := checkStatusURL(c.ReloadStatusURL); err != nil {
+		return usagef("invalid RELOAD_STATUS_URL (--reload-status-url) %q: %v", clipValue(c.ReloadStatusURL), err)
+	}
 	return nil
 }
 
@@ -101,6 +111,7 @@ type Reload struct {
 	Verbose        bool
 	ShutdownDelay  time.Duration
 	StopTimeout    time.Duration
+	SyncStatusURL  string // link from the status page to sync's
 }
 
 // BindReload registers proxymatic-reload's flags.
@@ -123,6 +134,7 @@ func BindReload(fs *pflag.FlagSet, c *Reload) {
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
 	b.duration(&c.ShutdownDelay, "shutdown-delay", "SHUTDOWN_DELAY", 2*time.Second, "after SIGTERM, how long /status reports TERMINATING before the proxies stop")
 	b.duration(&c.StopTimeout, "stop-timeout", "STOP_TIMEOUT", 10*time.Second, "how long the proxies get to stop gracefully before they are killed")
+	b.str(&c.SyncStatusURL, "sync-status-url", "", "SYNC_STATUS_URL", "", `proxymatic-sync's status endpoint, for a link from the status page: "http://host:9091" or ":9091" (this host)`)
 }
 
 // Validate checks the settings together, after flags and variables are read.
@@ -152,6 +164,9 @@ func (c *Reload) Validate() error {
 	} else if c.OutputDir != "" {
 		return usagef("--output-dir goes with --dry-run")
 	}
+	if err := checkStatusURL(c.SyncStatusURL); err != nil {
+		return usagef("invalid SYNC_STATUS_URL (--sync-status-url) %q: %v", clipValue(c.SyncStatusURL), err)
+	}
 	if c.RunDir == "" {
 		return usagef("invalid RUN_DIR (--run-dir): empty")
 	}
@@ -179,6 +194,25 @@ func checkHTTPURL(raw string) error {
 	}
 	if u.Host == "" {
 		return fmt.Errorf("no host")
+	}
+	return nil
+}
+
+// checkStatusURL accepts "" (no link), an http(s) URL of the other
+// binary's status endpoint, or ":PORT" for the same host as the page.
+func checkStatusURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if port, ok := strings.CutPrefix(raw, ":"); ok {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("want :PORT with a port from 1 to 65535, or an http:// URL")
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("want an http:// or https:// URL such as http://host:9091, or :PORT")
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/filewatch"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/render"
@@ -31,6 +32,9 @@ type agent struct {
 	stopProcs context.CancelFunc // ends the proxies' process context, after shutdown
 
 	ports *portGuard
+
+	report   *report         // for the status page and /status/explain; nil: none
+	rejected []explain.Entry // services the file being applied held that were invalid
 
 	lastHash string // hex SHA-256 of the last file applied without error
 	// applied is called after each file has been applied (tests measure
@@ -95,12 +99,14 @@ func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) erro
 	if snap.Err != nil {
 		fileErrors.Inc()
 		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", snap.Err)
+		a.report.fileUnusable(a.watcher.Path, snap.Err)
 		return snap.Err
 	}
 	d, err := services.Parse(snap.Data)
 	if err != nil {
 		fileErrors.Inc()
 		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", err)
+		a.report.fileUnusable(a.watcher.Path, err)
 		return err
 	}
 	for _, w := range d.Warnings {
@@ -113,16 +119,24 @@ func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) erro
 	}
 	droppedServices.Set(float64(len(d.Rejected)))
 	droppedServicesTotal.Add(float64(len(d.Rejected)))
+	a.rejected = rejectedEntries(d.Rejected)
 	return a.apply(ctx, d.File.Services, snap.Hash)
 }
 
 // apply renders the services and hands every proxy its files.
-func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256.Size]byte) error {
+func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256.Size]byte) (err error) {
 	start := time.Now()
+	out := outcome{opts: a.opts, svcs: svcs, rejected: a.rejected, proxies: a.proxies, hash: hex.EncodeToString(hash[:])}
+	a.rejected = nil
+	defer func() {
+		out.took, out.err = time.Since(start), err
+		a.report.applied(out)
+	}()
 	var errBusy error
 	if a.ports != nil {
 		var busy []portBusy
 		svcs, busy = a.ports.filter(svcs)
+		out.busy = busy
 		for _, b := range busy {
 			a.log.Error("service left out: its port is held by another process; retrying", "service", b.Service.Name,
 				"key", b.Service.Key().String(), "err", b.Err)
@@ -134,6 +148,7 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 		}
 	}
 	plan := render.NewPlan(a.opts, svcs)
+	out.plan = plan
 	for _, sk := range plan.Skipped {
 		a.log.Warn("service not served by every proxy", "service", sk.Name, "key", sk.Service.String(), "reason", sk.Reason)
 	}
@@ -145,6 +160,7 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 		a.log.Error("render failed; the running config stays", "err", err)
 		return fmt.Errorf("render: %w", err)
 	}
+	out.files = files
 	for k, n := range files.PenDropped {
 		a.log.Warn("pen service has more servers than slots; some are left out", "service", k.String(), "left_out", n)
 	}
@@ -163,6 +179,11 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 		}()
 	}
 	wg.Wait()
+	out.results = results
+	out.actions = make([]string, len(a.proxies))
+	for i, p := range a.proxies {
+		out.actions[i] = p.action()
+	}
 	var errs []error
 	if errBusy != nil {
 		errs = append(errs, errBusy)
