@@ -131,7 +131,7 @@ func (r *report) applied(o outcome) {
 		for k, n := range o.files.PenDropped {
 			add(portKey(k), explain.Entry{Source: "reload", Service: serviceName(o.svcs, k), Port: k.Port, Protocol: string(k.Protocol),
 				Proxy: "pen", Reason: explain.PenSlotsFull,
-				Detail: fmt.Sprintf("%d servers left out: more than --pen-servers=%d slots", n, o.opts.PenServers)})
+				Detail: fmt.Sprintf("%s left out: more servers than --pen-servers=%d slots", plural(n, "server"), o.opts.PenServers)})
 		}
 	}
 	for i, err := range o.results {
@@ -139,15 +139,20 @@ func (r *report) applied(o outcome) {
 			continue
 		}
 		name := o.proxies[i].name()
-		for _, one := range flatten(err) {
+		// pen reports one error per service (serviceErr): each is
+		// explained under its port; any other error is the proxy's.
+		parts := serviceErrs(err)
+		if len(parts) == 0 {
+			parts = []error{err}
+		}
+		for _, one := range parts {
 			e := explain.Entry{Source: "reload", Proxy: name, Reason: explain.ProxyFailed,
 				Detail: clip(one.Error()) + "; the running config stays"}
 			if errors.Is(one, errRejected) {
 				e.Reason = explain.ProxyRejected
 			}
 			key := proxyKey(name)
-			var se *serviceErr
-			if errors.As(one, &se) {
+			if se, ok := one.(*serviceErr); ok {
 				e.Port, e.Protocol, e.Service = se.key.Port, string(se.key.Protocol), serviceName(o.svcs, se.key)
 				key = portKey(se.key)
 			}
@@ -195,6 +200,13 @@ func listenerProxy(o render.Options, s services.Service) string {
 	return "pen"
 }
 
+func plural(n int, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %ss", n, one)
+}
+
 func serviceName(svcs []services.Service, k services.Key) string {
 	for i := range svcs {
 		if svcs[i].Key() == k {
@@ -204,17 +216,23 @@ func serviceName(svcs []services.Service, k services.Key) string {
 	return ""
 }
 
-// flatten lists the errors errors.Join put together (pen reports one per
-// service).
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
+// serviceErrs finds the per-service errors in err (pen joins them).
+func serviceErrs(err error) []error {
+	if se, ok := err.(*serviceErr); ok {
+		return []error{se}
 	}
-	return []error{err}
+	var out []error
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			out = append(out, serviceErrs(e)...)
+		}
+	case interface{ Unwrap() error }:
+		if e := u.Unwrap(); e != nil {
+			out = serviceErrs(e)
+		}
+	}
+	return out
 }
 
 func clip(s string) string {

@@ -294,7 +294,7 @@ func TestReloadPageInBrowser(t *testing.T) {
 	if r := reasons["port-in-use"]; r["Service"] != "taken" || r["Port"] != fmt.Sprintf("%d/tcp", busy) || r["Proxy"] != "haproxy" {
 		t.Errorf("port-in-use %q", r)
 	}
-	if r := reasons["pen-slots-full"]; r["Service"] != "dns" || r["Proxy"] != "pen" || !strings.Contains(r["Detail"], "1 servers left out") {
+	if r := reasons["pen-slots-full"]; r["Service"] != "dns" || r["Proxy"] != "pen" || !strings.Contains(r["Detail"], "1 server left out: more servers than --pen-servers") {
 		t.Errorf("pen-slots-full %q", r)
 	}
 	if r := reasons["dropped-from-file"]; r["Service"] != hostileName || r["Port"] != fmt.Sprintf("%d/tcp", bad) {

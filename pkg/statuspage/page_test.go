@@ -3,8 +3,11 @@ package statuspage
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +143,38 @@ func TestOtherPage(t *testing.T) {
 	if got := OtherPage(":9091", "/proxymatic", r6); got != "https://[2001:db8::1]:9091/proxymatic" {
 		t.Errorf("IPv6 host: %q", got)
 	}
+}
+
+// BenchmarkPage10k renders the page of a 10,000-service cluster with a
+// reason for every service: what one browser request costs the binary.
+func BenchmarkPage10k(b *testing.B) {
+	var all []Service
+	var reasons []explain.Entry
+	for i := range 10000 {
+		s := services.Service{Name: fmt.Sprintf("app-%d.product", i), Port: 10000 + i, Protocol: services.TCP, Mode: services.ModeTCP}
+		for j := range 3 {
+			s.Servers = append(s.Servers, services.Server{IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 31000 + j, Weight: services.DefaultWeight})
+		}
+		all = append(all, ServiceRow(s))
+		reasons = append(reasons, explain.Entry{Source: "marathon", App: "/product/app-" + fmt.Sprint(i), Task: "task", Port: 10000 + i,
+			Protocol: "tcp", Reason: explain.HealthFailing, Detail: "a health check result says not alive"})
+	}
+	ring := logging.NewRing(logging.DefaultRingSize)
+	l := slog.New(logging.NewRingHandler(slog.DiscardHandler, ring))
+	for i := range 50 {
+		l.Warn("refresh failed, keeping the last good state", "source", "marathon", "i", i)
+	}
+	recs, total := ring.Records()
+	h := Handler(func(*http.Request, explain.Filter) View {
+		return View{Program: "proxymatic-sync", State: "OK", Services: all, Explain: reasons, Errors: recs, ErrorsTotal: total,
+			Sources: []Source{{Name: "marathon", State: "ok", OK: true}}}
+	})
+	var size int
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+		size = w.Body.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/page")
 }

@@ -106,7 +106,7 @@ services:
 	if e := got[explain.PortInUse]; e.Service != "taken" || e.Port != busy || e.Protocol != "tcp" || e.Proxy != "pen" {
 		t.Errorf("port-in-use %+v", e)
 	}
-	if e := got[explain.PenSlotsFull]; e.Service != "dns" || e.Port != udp || e.Protocol != "udp" || !strings.Contains(e.Detail, "1 servers left out") {
+	if e := got[explain.PenSlotsFull]; e.Service != "dns" || e.Port != udp || e.Protocol != "udp" || !strings.Contains(e.Detail, "1 server left out: more servers than --pen-servers") {
 		t.Errorf("pen-slots-full %+v", e)
 	}
 	if e := got[explain.NotInFile]; e.Service != "Bad" || e.Port != 10003 || !strings.Contains(e.Detail, "(line 13)") {
