@@ -45,18 +45,13 @@ func ExplainHandler(book *explain.Book) http.Handler {
 
 // ParseFilter reads ?app= and ?port= (each at most once). An app id
 // without its leading slash gets one: Marathon ids and registrator's etcd
-// keys both start with "/". A port is a number in 1..65535.
+// keys both start with "/". A port is a number in 1..65535. Other
+// parameters are ignored (the page has its own, ?refresh=).
 func ParseFilter(q url.Values) (explain.Filter, error) {
 	var f explain.Filter
-	for k, vs := range q {
-		switch k {
-		case "app", "port":
-			if len(vs) != 1 {
-				return f, fmt.Errorf("%s: give it once", k)
-			}
-		case "refresh": // the page's own parameter
-		default:
-			return f, fmt.Errorf("unknown parameter %q: filter with app=/app/id or port=N", clip(k, 40))
+	for _, k := range []string{"app", "port"} {
+		if len(q[k]) > 1 {
+			return f, fmt.Errorf("%s: give it once", k)
 		}
 	}
 	if vs, ok := q["app"]; ok {

@@ -60,11 +60,15 @@ func TestExplainHandlerFilters(t *testing.T) {
 	if d := decode(serve(h, "/status/explain?app=/product/web&port=10001")); len(d.Entries) != 1 {
 		t.Errorf("app and port: %+v", d)
 	}
+	// Other parameters are not filters, and change nothing.
+	if d := decode(serve(h, "/status/explain?pretty=1")); len(d.Entries) != 3 {
+		t.Errorf("?pretty=1: %+v", d)
+	}
 	// Nothing matches: an empty list, not null.
 	if w := serve(h, "/status/explain?port=1"); !strings.Contains(w.Body.String(), `"entries": []`) || strings.Contains(w.Body.String(), "omitted") {
 		t.Errorf("no match: %s", w.Body)
 	}
-	for _, q := range []string{"?port=abc", "?port=0", "?port=65536", "?port=1&port=2", "?app=", "?apps=/x", "?port=-1"} {
+	for _, q := range []string{"?port=abc", "?port=0", "?port=65536", "?port=1&port=2", "?app=", "?app=/a&app=/b", "?port=-1"} {
 		if w := serve(h, "/status/explain"+q); w.Code != 400 {
 			t.Errorf("%s: %d, want 400", q, w.Code)
 		}

@@ -116,7 +116,7 @@ services:
 	if code != 200 || strings.Count(body, `"reason"`) != 1 || !strings.Contains(body, `"port-in-use"`) {
 		t.Errorf("?port=%d: %d %s", busy, code, body)
 	}
-	for _, q := range []string{"?port=x", "?port=70000", "?what=1"} {
+	for _, q := range []string{"?port=x", "?port=70000", "?port=1&port=2"} {
 		if code, _ := getBody(base + "/status/explain" + q); code != 400 {
 			t.Errorf("%s: %d, want 400", q, code)
 		}
