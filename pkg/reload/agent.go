@@ -119,7 +119,7 @@ func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) erro
 	}
 	droppedServices.Set(float64(len(d.Rejected)))
 	droppedServicesTotal.Add(float64(len(d.Rejected)))
-	a.rejected = rejectedEntries(d.Rejected)
+	a.rejected = rejectedEntries(a.opts, d.Rejected)
 	return a.apply(ctx, d.File.Services, snap.Hash)
 }
 

@@ -54,7 +54,11 @@ func (r *report) fileUnusable(path string, err error) {
 	if r == nil {
 		return
 	}
-	r.book.Set(keyUnusable, []explain.Entry{{Source: "reload", Reason: explain.NotInFile,
+	var names []string
+	for _, p := range r.proxies {
+		names = append(names, p.Name)
+	}
+	r.book.Set(keyUnusable, []explain.Entry{{Source: "reload", Proxy: strings.Join(names, ","), Reason: explain.NotInFile,
 		Detail: fmt.Sprintf("%s is unusable, so no change in it is applied; the running configs stay: %v", path, err)}})
 	r.mu.Lock()
 	r.fileErr = err.Error()
@@ -62,8 +66,9 @@ func (r *report) fileUnusable(path string, err error) {
 }
 
 // rejectedEntries are the services the file held that the contract
-// refused: left out, the rest of the file applied.
-func rejectedEntries(rejected []services.Rejected) []explain.Entry {
+// refused: left out, the rest of the file applied. Proxy is the one that
+// would have listened for it.
+func rejectedEntries(o render.Options, rejected []services.Rejected) []explain.Entry {
 	var out []explain.Entry
 	for _, rj := range rejected {
 		var why []string
@@ -71,7 +76,7 @@ func rejectedEntries(rejected []services.Rejected) []explain.Entry {
 			why = append(why, p.Error())
 		}
 		e := explain.Entry{Source: "reload", Service: rj.Service.Name, Port: rj.Service.Port, Reason: explain.NotInFile,
-			Detail: "left out of the services file: " + strings.Join(why, "; ")}
+			Proxy: listenerProxy(o, rj.Service), Detail: "left out of the services file: " + strings.Join(why, "; ")}
 		if e.Port != 0 {
 			e.Protocol = string(rj.Service.Protocol)
 		}
@@ -119,9 +124,12 @@ func (r *report) applied(o outcome) {
 	}
 	for _, sk := range o.plan.Skipped {
 		e := explain.Entry{Source: "reload", Service: sk.Name, Port: sk.Service.Port, Protocol: string(sk.Service.Protocol), Detail: sk.Reason}
-		if strings.HasPrefix(sk.Reason, "no virtual host") {
+		switch {
+		case strings.Contains(sk.Reason, "longer than DNS allows"):
+			e.Proxy, e.Reason = "nginx", explain.InvalidName
+		case strings.HasPrefix(sk.Reason, "no virtual host"):
 			e.Proxy, e.Reason = "nginx", explain.VHostConflict
-		} else {
+		default:
 			// Not listened on: the port is nginx's virtual host port.
 			e.Proxy, e.Reason = listenerProxy(o.opts, services.Service{Protocol: sk.Service.Protocol}), explain.PortTaken
 		}

@@ -6,11 +6,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/meltwater/proxymatic/pkg/explain"
+	"github.com/meltwater/proxymatic/pkg/render"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
 	"github.com/meltwater/proxymatic/pkg/statuspage"
@@ -166,5 +168,46 @@ func TestReportExplainsProxyErrors(t *testing.T) {
 	v := (&page{report: r, status: status.New(nil)}).view(httptest.NewRequest("GET", "/proxymatic", nil), explain.Filter{Port: 53})
 	if len(v.Explain) != 1 || v.Explain[0].Service != "dns" || v.Proxies[0].InSync || v.Proxies[1].Last != "start 1" {
 		t.Errorf("page view for port 53: %+v / %+v", v.Explain, v.Proxies)
+	}
+}
+
+// The plan's skips are explained per port; an unusable file adds its own
+// reason, keeps the last apply's, and the next apply clears it.
+func TestReportExplainsSkipsAndAnUnusableFile(t *testing.T) {
+	opts := render.Options{HAProxy: true, VHostDomain: "apps.example.com", VHostPort: 8080, RunDir: "/run/p",
+		MaxConnections: 10, PenServers: 4, PenClients: 10}
+	svcs := []services.Service{
+		{Name: "web", Port: 10001, Protocol: services.TCP},
+		{Name: "web", Port: 10002, Protocol: services.TCP}, // same virtual host: the lower port keeps it
+		{Name: "edge", Port: 8080, Protocol: services.TCP}, // nginx's own port
+	}
+	book := explain.NewBook(0, 0)
+	r := newReport(book, nil)
+	r.applied(outcome{opts: opts, svcs: svcs, plan: render.NewPlan(opts, svcs)})
+	got, _ := book.Entries(explain.Filter{})
+	byPort := map[int]explain.Entry{}
+	for _, e := range got {
+		byPort[e.Port] = e
+	}
+	if e := byPort[10002]; e.Reason != explain.VHostConflict || e.Proxy != "nginx" || !strings.Contains(e.Detail, "served by port 10001") {
+		t.Errorf("vhost conflict: %+v", e)
+	}
+	if e := byPort[8080]; e.Reason != explain.PortTaken || e.Proxy != "haproxy" || e.Service != "edge" {
+		t.Errorf("service on the vhost port: %+v", e)
+	}
+	if len(got) != 2 {
+		t.Errorf("%d entries, want 2: %+v", len(got), got)
+	}
+
+	r.fileUnusable("/run/p/services.yaml", errors.New("yaml: line 3: did not find expected key"))
+	got, _ = book.Entries(explain.Filter{})
+	if len(got) != 3 || !slices.ContainsFunc(got, func(e explain.Entry) bool {
+		return e.Reason == explain.NotInFile && strings.Contains(e.Detail, "did not find expected key")
+	}) {
+		t.Errorf("after an unusable file: %+v", got)
+	}
+	r.applied(outcome{opts: opts, svcs: svcs[:1], plan: render.NewPlan(opts, svcs[:1])})
+	if got, _ := book.Entries(explain.Filter{}); len(got) != 0 {
+		t.Errorf("a clean apply left %+v", got)
 	}
 }

@@ -297,7 +297,7 @@ func TestReloadPageInBrowser(t *testing.T) {
 	if r := reasons["pen-slots-full"]; r["Service"] != "dns" || r["Proxy"] != "pen" || !strings.Contains(r["Detail"], "1 server left out: more servers than --pen-servers") {
 		t.Errorf("pen-slots-full %q", r)
 	}
-	if r := reasons["dropped-from-file"]; r["Service"] != hostileName || r["Port"] != fmt.Sprintf("%d/tcp", bad) {
+	if r := reasons["dropped-from-file"]; r["Service"] != hostileName || r["Port"] != fmt.Sprintf("%d/tcp", bad) || r["Proxy"] != "haproxy" {
 		t.Errorf("dropped-from-file %q: the hostile name must show as text", r)
 	}
 	links := map[string]string{}

@@ -109,7 +109,7 @@ services:
 	if e := got[explain.PenSlotsFull]; e.Service != "dns" || e.Port != udp || e.Protocol != "udp" || !strings.Contains(e.Detail, "1 server left out: more servers than --pen-servers") {
 		t.Errorf("pen-slots-full %+v", e)
 	}
-	if e := got[explain.NotInFile]; e.Service != "Bad" || e.Port != 10003 || !strings.Contains(e.Detail, "(line 13)") {
+	if e := got[explain.NotInFile]; e.Service != "Bad" || e.Port != 10003 || e.Proxy != "pen" || !strings.Contains(e.Detail, "(line 13)") {
 		t.Errorf("dropped-from-file %+v", e)
 	}
 	code, body := getBody(fmt.Sprintf("%s/status/explain?port=%d", base, busy))
