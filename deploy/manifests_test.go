@@ -195,7 +195,8 @@ func TestCIExamplesRunBothDryRuns(t *testing.T) {
 	for _, f := range []string{"ci/github-actions.yml", "ci/gitlab-ci.yml"} {
 		yamlDocs(t, f)
 		b, _ := os.ReadFile(f)
-		for _, want := range []string{"proxymatic-sync --once --dry-run", "proxymatic-reload --dry-run", "--output-dir", "artifact"} {
+		for _, want := range []string{"proxymatic-sync --once --dry-run", "proxymatic-reload --dry-run", "--output-dir", "artifact",
+			"proxymatic-sync --once --dry-run --marathon \"file://"} {
 			if !bytes.Contains(b, []byte(want)) {
 				t.Errorf("%s does not contain %q", f, want)
 			}

@@ -30,6 +30,7 @@ type Sync struct {
 	DryRun           bool
 	StatusEndpoint   string
 	Verbose          bool
+	InitialWait      time.Duration
 	Explain          bool   // --explain: with --once, reasons to stderr
 	ReloadStatusURL  string // link from the status page to reload's
 }
@@ -37,7 +38,7 @@ type Sync struct {
 // BindSync registers proxymatic-sync's flags.
 func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b := binder{fs}
-	b.str(&c.marathonRaw, "marathon", "m", "MARATHON_URL", "", `comma-separated Marathon replicas, e.g. "http://marathon-01:8080/,http://marathon-02:8080/"`)
+	b.str(&c.marathonRaw, "marathon", "m", "MARATHON_URL", "", `comma-separated Marathon replicas, e.g. "http://marathon-01:8080/,http://marathon-02:8080/"; or, with --once/--dry-run, "file:///path/apps.json", a saved answer of GET /v2/apps?embed=apps.tasks`)
 	b.str(&c.MarathonCallback, "marathon-callback", "c", "MARATHON_CALLBACK_URL", "", "deprecated: accepted and ignored; events come from Marathon's /v2/events stream")
 	b.str(&c.Registrator, "registrator", "r", "REGISTRATOR_URL", "", `where registrator publishes services: "etcd://host:port[,host:port]/prefix" (etcd v2 keys API) or "etcd3://..." (etcd v3 API)`)
 	b.seconds(&c.RefreshInterval, "refresh-interval", "i", "REFRESH_INTERVAL", 60, "seconds between polls of sources that are not event driven, and the safety-net poll of those that are")
@@ -48,6 +49,7 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b.boolean(&c.DryRun, "dry-run", "", "", false, "print services.yaml to stdout and write nothing; implies --once")
 	b.str(&c.StatusEndpoint, "status-endpoint", "", "SYNC_STATUS_ENDPOINT", "0.0.0.0:9091", "address for /status and /metrics; empty disables")
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
+	b.duration(&c.InitialWait, "initial-wait", "INITIAL_WAIT", 10*time.Second, "with no previous services.yaml, how long start-up waits for every source before publishing those that answered (the others are added when they answer)")
 	b.boolean(&c.Explain, "explain", "", "", false, "with --once or --dry-run: print why each app, task, port or key left out is not served to stderr, as a table")
 	b.str(&c.ReloadStatusURL, "reload-status-url", "", "RELOAD_STATUS_URL", "", `proxymatic-reload's status endpoint, for a link from the status page: "http://host:9090" or ":9090" (this host)`)
 }
@@ -55,15 +57,32 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 // Validate checks the settings together, after flags and variables are read.
 func (c *Sync) Validate() error {
 	c.Marathon = nil
+	savedAnswer := false
 	for _, raw := range strings.Split(c.marathonRaw, ",") {
 		raw = strings.TrimSpace(raw)
 		if raw == "" {
 			continue
 		}
-		if err := checkHTTPURL(raw); err != nil {
+		if strings.HasPrefix(strings.ToLower(raw), "file:") {
+			if err := checkFileURL(raw); err != nil {
+				return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact(raw), err)
+			}
+			savedAnswer = true
+		} else if err := checkHTTPURL(raw); err != nil {
 			return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact(raw), err)
 		}
 		c.Marathon = append(c.Marathon, raw)
+	}
+	if savedAnswer {
+		// A saved answer of /v2/apps is read once: there is no event
+		// stream to follow, and a daemon serving a frozen file would look
+		// live while it is not.
+		if len(c.Marathon) > 1 {
+			return usagef("invalid MARATHON_URL (--marathon): a file:// answer cannot be combined with other replicas")
+		}
+		if !c.Once && !c.DryRun {
+			return usagef("--marathon file:// (MARATHON_URL) reads a saved answer once: it goes with --once or --dry-run")
+		}
 	}
 	if c.Registrator != "" {
 		u, err := url.Parse(c.Registrator)
@@ -194,6 +213,25 @@ func checkHTTPURL(raw string) error {
 	}
 	if u.Host == "" {
 		return fmt.Errorf("no host")
+	}
+	return nil
+}
+
+// checkFileURL accepts what pkg/marathon reads as a saved answer:
+// file:///abs/path, file://localhost/abs/path or file:relative/path.
+func checkFileURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if u.Opaque != "" {
+		return nil
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return fmt.Errorf("want file:///path/to/apps.json (three slashes) or file:relative/path")
+	}
+	if u.Path == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("want file:///path/to/apps.json")
 	}
 	return nil
 }

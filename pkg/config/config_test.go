@@ -148,3 +148,56 @@ func TestPasswordNotInErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestSyncInitialWait(t *testing.T) {
+	c, err := parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m"})
+	if err != nil || c.InitialWait != 10*time.Second {
+		t.Fatalf("default initial wait: %v %v, want 10s", err, c)
+	}
+	c, err = parseSync(t, []string{"--initial-wait", "1m30s"}, map[string]string{"MARATHON_URL": "http://m", "INITIAL_WAIT": "2s"})
+	if err != nil || c.InitialWait != 90*time.Second {
+		t.Fatalf("flag over variable: %v %v", err, c)
+	}
+	c, err = parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m", "INITIAL_WAIT": "500ms"})
+	if err != nil || c.InitialWait != 500*time.Millisecond {
+		t.Fatalf("INITIAL_WAIT=500ms: %v %v", err, c)
+	}
+	// Like --shutdown-delay, a Go duration: a bare number has no unit.
+	for _, bad := range []string{"10", "soon", "-1s"} {
+		_, err := parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m", "INITIAL_WAIT": bad})
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), `invalid INITIAL_WAIT "`+bad+`": want a duration`) {
+			t.Errorf("INITIAL_WAIT=%s: got %v", bad, err)
+		}
+	}
+}
+
+func TestSyncMarathonFile(t *testing.T) {
+	for _, args := range [][]string{
+		{"--once", "-m", "file:///ci/apps.json"},
+		{"--dry-run", "-m", "file://localhost/ci/apps.json"},
+		{"--dry-run", "-m", "file:apps.json"},
+	} {
+		c, err := parseSync(t, args, nil)
+		if err != nil || len(c.Marathon) != 1 {
+			t.Errorf("%v: %v %+v", args, err, c)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-m", "file:///ci/apps.json"}, nil, "--marathon file:// (MARATHON_URL) reads a saved answer once: it goes with --once or --dry-run"},
+		{nil, map[string]string{"MARATHON_URL": "file:///ci/apps.json"}, "goes with --once or --dry-run"},
+		{[]string{"--once", "-m", "http://m:8080,file:///ci/apps.json"}, nil, "cannot be combined with other replicas"},
+		{[]string{"--once", "-m", "file://apps.json"}, nil, `invalid MARATHON_URL (--marathon) entry "file://apps.json": want file:///path/to/apps.json`},
+		{[]string{"--once", "-m", "file://"}, nil, "invalid MARATHON_URL (--marathon) entry"},
+	} {
+		_, err := parseSync(t, tc.args, tc.env)
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: got %v, want a UsageError containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}

@@ -342,10 +342,9 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 					continue // a service port listed twice in one app counts once
 				}
 				done[g] = true
-				if hostPort == g.key.Port && !c.exposeHost {
-					log.Debug("net=host task skipped: host port equals service port", "task", t.id(), "port", g.key.Port)
-					continue
-				}
+				// A server on the service's own port (net=host) is kept:
+				// the syncer drops the whole service (unless
+				// --expose-host), for every source alike.
 				g.max++
 				ps := pendingServer{g: g, host: host, port: int32(hostPort), weight: services.DefaultWeight}
 				if w := opts[i].weight; w >= 0 {

@@ -228,20 +228,14 @@ func TestCompileRules(t *testing.T) {
 			},
 		},
 		{
-			name: "net=host: host port equal to service port skipped",
+			// The syncer drops the whole service (pkg/syncer merge.go): the
+			// compiler keeps the server so that the syncer sees it.
+			name: "net=host: host port equal to service port kept for the syncer",
 			apps: func() []*mt {
 				a := marathontest.HostApp("/h", 10001).WithTask("10.0.0.1", 10001).WithTask("10.0.0.2", 31001)
 				return []*mt{a}
 			},
-			want: []string{"h 10001/tcp tcp: 10.0.0.2@10.0.0.2:31001/500/0"},
-		},
-		{
-			name: "net=host kept with ExposeHost",
-			opts: compileOpts{exposeHost: true},
-			apps: func() []*mt {
-				return []*mt{marathontest.HostApp("/h", 10001).WithTask("10.0.0.1", 10001)}
-			},
-			want: []string{"h 10001/tcp tcp: 10.0.0.1@10.0.0.1:10001/500/0"},
+			want: []string{"h 10001/tcp tcp: 10.0.0.1@10.0.0.1:10001/500/0 10.0.0.2@10.0.0.2:31001/500/0"},
 		},
 		{
 			name: "hosts resolved and lowercased; IPv4 preferred; IPv6 literal gets no host; unresolvable dropped",

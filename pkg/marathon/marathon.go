@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,10 +46,12 @@ type Resolver interface {
 // Options configure a Source. Zero values take the defaults above.
 type Options struct {
 	// URLs are the Marathon replicas, e.g. "http://user:pass@marathon-01:8080".
-	// A path is kept as a prefix (Marathon behind a reverse proxy).
+	// A path is kept as a prefix (Marathon behind a reverse proxy). One
+	// file:///path/apps.json instead reads a saved answer (file.go).
 	URLs []string
-	// ExposeHost keeps servers of net=host tasks whose host port equals
-	// the service port (the proxy would collide with them on that host).
+	// ExposeHost is no longer applied here: servers on their service's own
+	// port (net=host) are compiled like any other, and the syncer drops
+	// the whole service unless --expose-host, for every source alike.
 	ExposeHost bool
 	// GroupSize is the number of proxymatic instances sharing the
 	// backends; a maxconn label is divided by it.
@@ -119,6 +122,9 @@ func New(opts Options) (*Source, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("source", "marathon")
+	if slices.ContainsFunc(opts.URLs, isFileURL) {
+		return newFileSource(opts, log) // a saved answer: file.go
+	}
 	replicas := make([]replica, 0, len(opts.URLs))
 	for _, raw := range opts.URLs {
 		r, err := parseReplica(raw)

@@ -1,7 +1,9 @@
 // Package status serves the health and metrics endpoint both binaries expose:
 // GET /status answers 200 OK when the process is serving, 503 INITIALIZING
 // before its first good state and 503 TERMINATING once it is shutting down
-// (so an upstream load balancer drains the instance first); GET /metrics is
+// (so an upstream load balancer drains the instance first) — the one word,
+// or with "Accept: application/json" a JSON document that also names each
+// discovery source and whether it has been read (see Source); GET /metrics is
 // Prometheus text. Every other path is 404: the endpoint serves nothing else.
 package status
 
@@ -42,6 +44,7 @@ func (s State) String() string {
 // Server is the status endpoint. Its zero value is not usable: use New.
 type Server struct {
 	state    atomic.Int32
+	sources  atomic.Pointer[[]Source]
 	mux      *http.ServeMux
 	gatherer prometheus.Gatherer
 }
@@ -79,13 +82,23 @@ func (s *Server) State() State { return State(s.state.Load()) }
 // page); it must be called before Serve.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st := s.State()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	code := http.StatusOK
 	if st != OK {
-		w.WriteHeader(http.StatusServiceUnavailable)
+		code = http.StatusServiceUnavailable
 	}
+	src := s.Sources()
+	if wantsJSON(r) {
+		writeJSON(w, st, code, src)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if names := notRead(src); names != "" {
+		w.Header().Set(NotReadHeader, names)
+	}
+	w.WriteHeader(code)
 	fmt.Fprintln(w, st)
 }
 

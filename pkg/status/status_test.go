@@ -2,8 +2,10 @@ package status
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +83,52 @@ func TestListenBusyPort(t *testing.T) {
 	defer ln.Close()
 	if _, err := Listen(ln.Addr().String()); err == nil || !strings.Contains(err.Error(), "status endpoint") {
 		t.Fatalf("busy port: %v", err)
+	}
+}
+
+func TestStatusNamesSources(t *testing.T) {
+	s := New(prometheus.NewRegistry())
+	ask := func(accept string) (*httptest.ResponseRecorder, map[string]any) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/status", nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		s.Handler().ServeHTTP(rec, req)
+		var doc map[string]any
+		if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+			if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+				t.Fatalf("%q: %v: %s", accept, err, rec.Body)
+			}
+		}
+		return rec, doc
+	}
+
+	// No sources set (the reload agent): the plain word, or {"status":...}.
+	if rec, doc := ask("application/json"); rec.Code != 503 || doc["status"] != "INITIALIZING" || doc["sources"] != nil {
+		t.Errorf("JSON without sources: %d %v", rec.Code, doc)
+	}
+	s.SetSources([]Source{{Name: "marathon", State: SourceRead}, {Name: "registrator", State: SourceNotRead, PreviousFile: true}})
+	s.Set(OK)
+	for _, accept := range []string{"application/json", "text/html, application/json;q=0.9", "Application/JSON; charset=utf-8"} {
+		rec, _ := ask(accept)
+		want := `{"status":"OK","sources":[{"name":"marathon","state":"read"},{"name":"registrator","state":"not yet read","previous_file":true}]}` + "\n"
+		if rec.Code != 200 || rec.Body.String() != want || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("Accept %q: %d %s %q, want 200 %s", accept, rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
+		}
+	}
+	for _, accept := range []string{"", "*/*", "text/plain", "application/json;q=0"} {
+		rec, _ := ask(accept)
+		if rec.Code != 200 || rec.Body.String() != "OK\n" || rec.Header().Get(NotReadHeader) != "registrator" {
+			t.Errorf("Accept %q: %d %q %s=%q, want the plain word with registrator in the header", accept, rec.Code, rec.Body, NotReadHeader, rec.Header().Get(NotReadHeader))
+		}
+	}
+	s.SetSources([]Source{{Name: "marathon", State: SourceRead}, {Name: "registrator", State: SourceRead}})
+	if rec, _ := ask(""); rec.Header().Get(NotReadHeader) != "" {
+		t.Errorf("every source read, yet %s = %q", NotReadHeader, rec.Header().Get(NotReadHeader))
+	}
+	s.Set(Terminating)
+	if rec, doc := ask("application/json"); rec.Code != 503 || doc["status"] != "TERMINATING" {
+		t.Errorf("terminating JSON: %d %v", rec.Code, doc)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -112,6 +111,7 @@ func newHarness(t *testing.T, sources ...Source) *harness {
 		Sink:        atomicfile.New(h.path, FileMode),
 		Logger:      slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		StopTimeout: 10 * time.Second,
+		InitialWait: time.Hour, // tests of the initial wait set their own
 		onUpdate:    func() { h.updated <- struct{}{} },
 	}
 	return h
@@ -199,7 +199,7 @@ func TestNothingWrittenUntilEverySourceRead(t *testing.T) {
 		t.Fatalf("status %s before every source was read, want INITIALIZING", st.State())
 	}
 
-	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.2:5432"))
+	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.2:31432"))
 	if got, want := names(h.decoded()), "db:5432/tcp:registrator web:10001/tcp:marathon"; got != want {
 		t.Errorf("services = %q, want %q", got, want)
 	}
@@ -253,14 +253,14 @@ func TestOutageKeepsLastGoodState(t *testing.T) {
 	h := newHarness(t, mar, reg)
 	h.start()
 	h.push(mar, svc("web", 10001, services.SourceMarathon, "10.0.0.1:31000", "10.0.0.2:31000"))
-	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432"))
+	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432"))
 	before, inode := h.file(), h.inode()
 	writes := value(fileWrites)
 
 	// Marathon is down from here on: it publishes nothing. Registrator's
 	// polls go on with the same state: the file is not touched.
 	for range 3 {
-		h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432"))
+		h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432"))
 	}
 	if after := h.file(); !bytes.Equal(before, after) {
 		t.Fatalf("file changed during marathon's outage:\n%s\nwas:\n%s", after, before)
@@ -273,7 +273,7 @@ func TestOutageKeepsLastGoodState(t *testing.T) {
 	}
 
 	// A registrator change during the outage: marathon's last state stays.
-	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432", "10.0.0.4:5432"))
+	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432", "10.0.0.4:31432"))
 	f := h.decoded()
 	if got, want := names(f), "db:5432/tcp:registrator web:10001/tcp:marathon"; got != want {
 		t.Fatalf("services = %q, want %q", got, want)
@@ -438,7 +438,7 @@ func TestStatusTransitions(t *testing.T) {
 	if code, body := get(); code != 503 || body != "INITIALIZING" {
 		t.Errorf("before a read: %d %s, want 503 INITIALIZING", code, body)
 	}
-	h.push(src, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432"))
+	h.push(src, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432"))
 	if code, body := get(); code != 200 || body != "OK" {
 		t.Errorf("after a read: %d %s, want 200 OK", code, body)
 	}
@@ -502,7 +502,7 @@ func fetchOf(svcs []services.Service, err error) func(context.Context) ([]servic
 func TestOnceWritesMergedState(t *testing.T) {
 	mar, reg := newFake("marathon"), newFake("registrator")
 	mar.fetch = fetchOf([]services.Service{svc("web", 10001, services.SourceMarathon, "10.0.0.1:31000")}, nil)
-	reg.fetch = fetchOf([]services.Service{svc("other", 10001, services.SourceRegistrator, "10.0.0.9:1"), svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432")}, nil)
+	reg.fetch = fetchOf([]services.Service{svc("other", 10001, services.SourceRegistrator, "10.0.0.9:1"), svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432")}, nil)
 	h := newHarness(t, mar, reg)
 	if err := h.d.Once(context.Background()); err != nil {
 		t.Fatal(err)
@@ -562,26 +562,6 @@ func value(c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
-}
-
-func TestNetHostServersLeftOutUnlessExposeHost(t *testing.T) {
-	for _, expose := range []bool{false, true} {
-		t.Run(fmt.Sprintf("expose=%v", expose), func(t *testing.T) {
-			src := newFake("registrator")
-			h := newHarness(t, src)
-			h.d.ExposeHost = expose
-			h.start()
-			h.push(src, svc("web", 8080, services.SourceRegistrator, "10.0.0.1:8080", "10.0.0.2:31000"))
-			f := h.decoded()
-			want := 1
-			if expose {
-				want = 2
-			}
-			if n := len(f.Services[0].Servers); n != want {
-				t.Errorf("%d servers, want %d:\n%s", n, want, h.file())
-			}
-		})
-	}
 }
 
 func TestLargeChangeLogsASummary(t *testing.T) {

@@ -51,12 +51,16 @@ func MainTo(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout, 
 		WaitWarning:  cfg.RefreshInterval,
 		FetchTimeout: cfg.RefreshInterval,
 		StopTimeout:  DefaultStopTimeout,
+		InitialWait:  cfg.InitialWait,
+		// The daemon's own reasons (net=host, empty service, a port won
+		// by a higher-precedence source) go into the sources' book.
+		Explain: book,
 	}
 	for i, t := range tracked {
 		d.Sources[i] = t
 	}
 	if cfg.Output != "" {
-		d.Previous = readPrevious(cfg.Output, logger)
+		d.Previous, d.PreviousFound = readPrevious(cfg.Output, logger)
 	}
 	if cfg.DryRun {
 		// --dry-run implies --once: following the sources while writing
@@ -113,24 +117,26 @@ func explainAfter(cfg *config.Sync, book *explain.Book, stderr io.Writer, runErr
 	return runErr
 }
 
-// readPrevious reads the file a previous run left, only to log changes
-// against it; a missing or unreadable file simply means every service is
-// logged as Added.
-func readPrevious(path string, logger *slog.Logger) []services.Service {
+// readPrevious reads the file a previous run left: changes are logged
+// against it, and a source down at start-up keeps its services in it. A
+// missing or unreadable file counts as none (found is false): every
+// service is logged as Added, and a source down at start-up is waited for
+// (Daemon.InitialWait).
+func readPrevious(path string, logger *slog.Logger) (svcs []services.Service, found bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			logger.Debug("previous services.yaml not read", "path", path, "err", err)
+			logger.Warn("previous services.yaml not read; sources down at start-up are waited for", "path", path, "err", err)
 		}
-		return nil
+		return nil, false
 	}
 	defer f.Close()
 	d, err := services.ReadFile(f)
 	if err != nil {
-		logger.Debug("previous services.yaml not parsed", "path", path, "err", err)
-		return nil
+		logger.Warn("previous services.yaml not parsed; sources down at start-up are waited for", "path", path, "err", err)
+		return nil, false
 	}
-	return d.File.Services
+	return d.File.Services, true
 }
 
 // printer is the --dry-run Sink: every state is printed, streamed.

@@ -153,17 +153,24 @@ func TestStatusExplainAndMetricsOfTheDaemon(t *testing.T) {
 	bin := testbin.Build(t, "proxymatic-sync", "-X github.com/meltwater/proxymatic/pkg/version.version=v9.8.7-test",
 		"-X github.com/meltwater/proxymatic/pkg/version.commit=feedc0de")
 	m, e := brokenSources(t)
+	// registrator's service on Marathon's port: the daemon's own reason.
+	e.Put(t, "/services/clash/h1:clash_1:10001", "10.0.0.8:31801")
 	addr := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t, "tcp"))
 	testbin.StartProcess(t, bin, []string{"-m", m.URL, "-r", "etcd3://" + e.Endpoint + "/services",
 		"-o", filepath.Join(t.TempDir(), "services.yaml"), "--status-endpoint", addr})
 	base := "http://" + addr
 	var doc statuspage.ExplainDoc
-	testbin.WaitFor(t, "two reasons on /status/explain", func() bool {
+	testbin.WaitFor(t, "three reasons on /status/explain", func() bool {
 		doc = statuspage.ExplainDoc{}
-		return getJSON(t, base+"/status/explain", &doc) == 200 && len(doc.Entries) == 2
+		return getJSON(t, base+"/status/explain", &doc) == 200 && len(doc.Entries) == 3
 	})
 	if doc.Omitted != 0 {
 		t.Errorf("omitted %d", doc.Omitted)
+	}
+	var clash statuspage.ExplainDoc
+	if getJSON(t, base+"/status/explain?port=10001", &clash) != 200 || len(clash.Entries) != 1 ||
+		clash.Entries[0].Source != "sync" || clash.Entries[0].Reason != explain.PortTaken || clash.Entries[0].Service != "clash" {
+		t.Errorf("?port=10001: %+v, want the daemon's port-taken for registrator's clash", clash)
 	}
 	var byPort statuspage.ExplainDoc
 	if getJSON(t, base+"/status/explain?port=6379", &byPort) != 200 || len(byPort.Entries) != 1 ||
