@@ -18,6 +18,7 @@ import (
 
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/logging"
+	"github.com/meltwater/proxymatic/pkg/version"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -75,8 +76,9 @@ type Command struct {
 	// itself and keeps most of what it allocates to the end (reload
 	// --dry-run), so that the collector can wait; see batchGC.
 	Batch func() bool
-	// Run is the program; ctx ends on SIGTERM or SIGINT.
-	Run func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error
+	// Run is the program; ctx ends on SIGTERM or SIGINT. stderr is where
+	// the logger writes, for reports beside the logs (sync --explain).
+	Run func(ctx context.Context, logger *slog.Logger, stdout, stderr io.Writer) error
 }
 
 // Build returns the cobra command for c, reading flags from env.
@@ -88,7 +90,11 @@ func (c Command) Build(env Env) *cobra.Command {
 		Args:          noArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version: cobra answers it before any flag or variable is
+		// checked, so it works without a configuration.
+		Version: version.Get().String(),
 	}
+	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &config.UsageError{Msg: err.Error()}
 	})
@@ -119,7 +125,7 @@ func (c Command) Build(env Env) *cobra.Command {
 		shield := make(chan os.Signal, 1)
 		signal.Notify(shield, syscall.SIGPIPE, syscall.SIGHUP)
 		defer signal.Stop(shield)
-		return c.Run(ctx, logger, env.Stdout)
+		return c.Run(ctx, logger, env.Stdout, env.Stderr)
 	}
 	return cmd
 }

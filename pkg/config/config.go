@@ -38,7 +38,9 @@ type Sync struct {
 	MarathonTimeout time.Duration
 	// AllowLinkLocal admits link-local backend addresses (see
 	// services.AllowLinkLocal).
-	AllowLinkLocal bool
+	AllowLinkLocal  bool
+	Explain         bool   // --explain: with --once, reasons to stderr
+	ReloadStatusURL string // link from the status page to reload's
 }
 
 // Defaults of the Marathon request limits. 256 MiB is about six times a
@@ -66,6 +68,8 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b.size(&c.MarathonMaxBody, "marathon-max-body", "MARATHON_MAX_BODY", DefaultMarathonMaxBody, 64<<10, 16<<30, "largest Marathon answer read, decompressed (bytes, or 64KiB, 256MiB, 1GiB...); a larger one fails that replica")
 	b.durationOrSeconds(&c.MarathonTimeout, "marathon-timeout", "MARATHON_TIMEOUT", DefaultMarathonTimeout, "longest one Marathon request may take, from connect to the last byte of the answer (a duration such as 30s, or whole seconds); then the next replica is asked")
 	b.boolean(&c.AllowLinkLocal, "allow-link-local", "", "ALLOW_LINK_LOCAL", false, "accept link-local backend addresses (169.254.0.0/16, fe80::/10), refused by default")
+	b.boolean(&c.Explain, "explain", "", "", false, "with --once or --dry-run: print why each app, task, port or key left out is not served to stderr, as a table")
+	b.str(&c.ReloadStatusURL, "reload-status-url", "", "RELOAD_STATUS_URL", "", `proxymatic-reload's status endpoint, for a link from the status page: "http://host:9090" or ":9090" (this host)`)
 }
 
 // Validate checks the settings together, after flags and variables are read.
@@ -116,6 +120,12 @@ func (c *Sync) Validate() error {
 	if err := checkEndpoint(c.StatusEndpoint); err != nil {
 		return usagef("invalid SYNC_STATUS_ENDPOINT (--status-endpoint) %q: %v", c.StatusEndpoint, err)
 	}
+	if c.Explain && !c.Once && !c.DryRun {
+		return usagef("--explain goes with --once or --dry-run (a running proxymatic-sync serves its reasons on /status/explain)")
+	}
+	if err := checkStatusURL(c.ReloadStatusURL); err != nil {
+		return usagef("invalid RELOAD_STATUS_URL (--reload-status-url) %q: %v", clipValue(c.ReloadStatusURL), err)
+	}
 	return nil
 }
 
@@ -140,6 +150,7 @@ type Reload struct {
 	StopTimeout    time.Duration
 	AllowLinkLocal bool          // see services.AllowLinkLocal
 	HardStopAfter  time.Duration // 0: no limit
+	SyncStatusURL  string        // link from the status page to sync's
 }
 
 // MaxHardStopAfter is the longest --hard-stop-after HAProxy takes (its
@@ -168,6 +179,7 @@ func BindReload(fs *pflag.FlagSet, c *Reload) {
 	b.duration(&c.StopTimeout, "stop-timeout", "STOP_TIMEOUT", 10*time.Second, "how long the proxies get to stop gracefully before they are killed")
 	b.boolean(&c.AllowLinkLocal, "allow-link-local", "", "ALLOW_LINK_LOCAL", false, "serve link-local backend addresses (169.254.0.0/16, fe80::/10), refused by default")
 	b.duration(&c.HardStopAfter, "hard-stop-after", "HARD_STOP_AFTER", 30*time.Minute, "after a reload, how long HAProxy's old workers may finish their connections before they are cut; 0 disables the limit")
+	b.str(&c.SyncStatusURL, "sync-status-url", "", "SYNC_STATUS_URL", "", `proxymatic-sync's status endpoint, for a link from the status page: "http://host:9091" or ":9091" (this host)`)
 }
 
 // Validate checks the settings together, after flags and variables are read.
@@ -199,6 +211,9 @@ func (c *Reload) Validate() error {
 	}
 	if c.HardStopAfter > MaxHardStopAfter {
 		return usagef("invalid HARD_STOP_AFTER (--hard-stop-after) %s: want 0 (no limit) up to %s", c.HardStopAfter, MaxHardStopAfter)
+	}
+	if err := checkStatusURL(c.SyncStatusURL); err != nil {
+		return usagef("invalid SYNC_STATUS_URL (--sync-status-url) %q: %v", clipValue(c.SyncStatusURL), err)
 	}
 	if c.RunDir == "" {
 		return usagef("invalid RUN_DIR (--run-dir): empty")
@@ -246,6 +261,25 @@ func checkFileURL(raw string) error {
 	}
 	if u.Path == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("want file:///path/to/apps.json")
+	}
+	return nil
+}
+
+// checkStatusURL accepts "" (no link), an http(s) URL of the other
+// binary's status endpoint, or ":PORT" for the same host as the page.
+func checkStatusURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if port, ok := strings.CutPrefix(raw, ":"); ok {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("want :PORT with a port from 1 to 65535, or an http:// URL")
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("want an http:// or https:// URL such as http://host:9091, or :PORT")
 	}
 	return nil
 }

@@ -148,6 +148,8 @@ func (s *Source) streamEvents(ctx context.Context, trigger chan<- struct{}) (rec
 	}
 	defer resp.Body.Close()
 	streamConnects.WithLabelValues("ok").Inc()
+	streamUp.Set(1)
+	defer streamUp.Set(0)
 	s.log.Info("event stream attached", "replica", rep.name)
 	// Events may have been missed while no stream was open.
 	signal(trigger)

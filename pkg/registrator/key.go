@@ -1,11 +1,11 @@
 package registrator
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/resolve"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
@@ -27,18 +27,19 @@ type Registration struct {
 // "ip:port" (IPv6 bracketed) or "hostname:port". "<service-name>@<port>"
 // overrides the listening port. It is a pure function: anything it accepts
 // is valid by the services contract (name, host, ports, address, once a
-// Target is resolved), and anything else is an error saying why.
+// Target is resolved), and anything else is a *KeyError saying why. On an error, r holds
+// what was parsed before it.
 func ParseKey(rel, value string) (Registration, error) {
 	var r Registration
 	name, id, ok := strings.Cut(rel, "/")
 	if !ok || name == "" || id == "" || strings.Contains(id, "/") {
-		return r, errors.New("key is not <service-name>/<hostname>:<container-name>:<port>[:udp]")
+		return r, keyErr(explain.MalformedKey, "key is not <service-name>/<hostname>:<container-name>:<port>[:udp]")
 	}
 	override := 0
 	if base, p, ok := strings.Cut(name, "@"); ok {
 		n, ok := parsePort(p)
 		if !ok {
-			return r, fmt.Errorf("service name %q: port after '@' is not a number in 1..65535", clip(name))
+			return r, keyErr(explain.MalformedKey, "service name %q: port after '@' is not a number in 1..65535", clip(name))
 		}
 		name, override = base, n
 	}
@@ -48,7 +49,7 @@ func ParseKey(rel, value string) (Registration, error) {
 	// Kelvin sign into "k".
 	name = services.ASCIILower(name)
 	if !services.ValidName(name) {
-		return r, fmt.Errorf("service name %q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit", clip(name))
+		return r, keyErr(explain.InvalidName, "service name %q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit", clip(name))
 	}
 	r.Name = name
 
@@ -62,11 +63,11 @@ func ParseKey(rel, value string) (Registration, error) {
 		parts = parts[:len(parts)-1]
 	}
 	if len(parts) < 3 {
-		return r, fmt.Errorf("service id %q is not <hostname>:<container-name>:<port>[:udp]", clip(id))
+		return r, keyErr(explain.MalformedKey, "service id %q is not <hostname>:<container-name>:<port>[:udp]", clip(id))
 	}
 	port, ok := parsePort(parts[len(parts)-1])
 	if !ok {
-		return r, fmt.Errorf("service id %q: port %q is not a number in 1..65535", clip(id), clip(parts[len(parts)-1]))
+		return r, keyErr(explain.MalformedKey, "service id %q: port %q is not a number in 1..65535", clip(id), clip(parts[len(parts)-1]))
 	}
 	r.Port = port
 	if override != 0 {
@@ -85,23 +86,36 @@ func ParseKey(rel, value string) (Registration, error) {
 		h = strings.TrimSuffix(services.ASCIILower(h), ".")
 		port, okPort := parsePort(p)
 		if !ok || !okPort || !resolve.ValidHost(h) {
-			return r, fmt.Errorf("value %q is not ip:port (IPv6 bracketed) or hostname:port", clip(value))
+			return r, keyErr(explain.MalformedKey, "value %q is not ip:port (IPv6 bracketed) or hostname:port", clip(value))
 		}
 		r.Target, r.Addr = h, netip.AddrPortFrom(netip.Addr{}, uint16(port))
 		return r, nil
 	}
 	ip := ap.Addr().Unmap()
 	if ip.Zone() != "" || !ip.IsValid() {
-		return r, fmt.Errorf("value %q: want a routable IPv4 or IPv6 address without zone", clip(value))
+		return r, keyErr(explain.InvalidAddress, "value %q: want a routable IPv4 or IPv6 address without zone", clip(value))
 	}
 	if why := services.NeverService(ip); why != "" {
-		return r, fmt.Errorf("value %q: %s is %s, never a service", clip(value), ip, why)
+		return r, keyErr(explain.InvalidAddress, "value %q: %s is %s, never a service", clip(value), ip, why)
 	}
 	if ap.Port() == 0 {
-		return r, fmt.Errorf("value %q: port 0 is not a port to forward to", clip(value))
+		return r, keyErr(explain.InvalidAddress, "value %q: port 0 is not a port to forward to", clip(value))
 	}
 	r.Addr = netip.AddrPortFrom(ip, ap.Port())
 	return r, nil
+}
+
+// KeyError is why ParseKey refused a key; Reason is the explain code the
+// status endpoint reports it under.
+type KeyError struct {
+	Reason explain.Reason
+	msg    string
+}
+
+func (e *KeyError) Error() string { return e.msg }
+
+func keyErr(reason explain.Reason, format string, args ...any) error {
+	return &KeyError{Reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
 // parsePort accepts only plain decimal digits (no sign, no spaces) in 1..65535.

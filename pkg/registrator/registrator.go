@@ -173,6 +173,7 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 		kv, err := s.fetchFrom(ctx, ep)
 		if err == nil {
 			st := newState(s.cfg.Prefix, s.log, s.res)
+			st.why = newExplainer(s.opts.Explain)
 			st.replace(kv)
 			return st.services(ctx), nil
 		}
@@ -226,6 +227,7 @@ func (s *Source) Watch(ctx context.Context, publish func([]services.Service)) er
 	defer cancel()
 
 	st := newState(s.cfg.Prefix, s.log, s.res)
+	st.why = newExplainer(s.opts.Explain)
 	var (
 		last      []services.Service
 		published bool
@@ -331,6 +333,8 @@ func (s *Source) session(ctx context.Context, ep string, out chan<- update) (lis
 		s.afterList()
 	}
 
+	watchUp.Set(1)
+	defer watchUp.Set(0)
 	wctx, stop := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/resolve"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
@@ -28,6 +29,7 @@ type state struct {
 	res    *resolve.Cache // host names in values
 	raw    map[string]string
 	valid  map[string]Registration
+	why    *explainer // nil without Options.Explain
 }
 
 func newState(prefix string, log *slog.Logger, res *resolve.Cache) *state {
@@ -82,6 +84,7 @@ func (s *state) apply(cs []change) bool {
 func (s *state) remove(k string) {
 	delete(s.raw, k)
 	delete(s.valid, k)
+	s.why.parsed(k)
 }
 
 // put records one key. A key is parsed (and a bad one logged) only when it
@@ -100,8 +103,10 @@ func (s *state) put(k, v string) bool {
 	if err != nil {
 		skipped.Inc()
 		s.log.Warn("registrator: skipping key", "key", clip(k), "error", err)
+		s.why.rejected(k, rel, r, err)
 		return true
 	}
+	s.why.parsed(k)
 	s.valid[k] = r
 	return true
 }
@@ -118,6 +123,8 @@ func (s *state) services(ctx context.Context) []services.Service {
 		names map[string][]string // name -> keys, for the log
 		regs  []Registration      // every name's, in key order
 	}
+	s.why.compiling()
+	defer s.why.record()
 	keys := slices.Sorted(maps.Keys(s.valid))
 	var targets []string
 	for _, k := range keys {
@@ -136,6 +143,7 @@ func (s *state) services(ctx context.Context) []services.Service {
 			a, ok := addrs[r.Target]
 			if !ok {
 				s.log.Debug("registrator: value names a host that does not resolve; server left out", "key", clip(k), "host", r.Target)
+				s.why.leftOut(s.prefix, k, r, explain.UnresolvableHost, "host "+r.Target+" does not resolve; the server is left out")
 				continue
 			}
 			r.Addr = netip.AddrPortFrom(a, r.Addr.Port())

@@ -37,6 +37,9 @@ type agent struct {
 
 	ports *portGuard
 
+	report   *report         // for the status page and /status/explain; nil: none
+	rejected []explain.Entry // services the file being applied held that were invalid
+
 	lastHash string // hex SHA-256 of the last file applied without error
 	// hangup, when set, makes run read the file again and apply it
 	// (SIGHUP), whether or not it changed.
@@ -44,11 +47,6 @@ type agent struct {
 	// applied is called after each file has been applied (tests measure
 	// with it); nil in production.
 	applied func(hash [sha256.Size]byte, err error)
-	// recordRefused, when set, is given after each successful apply of a
-	// proxy the services that proxy refused, keyed "reload <proxy>" (an
-	// empty list: none). It has explain.Book.Set's signature, so an
-	// explain book is wired with a.recordRefused = book.Set.
-	recordRefused func(key string, entries []explain.Entry)
 }
 
 // retryDelay is how long after a failed start or reload the same file is
@@ -113,6 +111,7 @@ func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) erro
 		fileErrors.Inc()
 		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", snap.Err)
 		a.degrade("services file", "unusable, the proxies run the last good one: %v", snap.Err)
+		a.report.fileUnusable(a.watcher.Path, snap.Err)
 		return snap.Err
 	}
 	d, err := services.Parse(snap.Data)
@@ -120,6 +119,7 @@ func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) erro
 		fileErrors.Inc()
 		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", err)
 		a.degrade("services file", "unusable, the proxies run the last good one: %v", err)
+		a.report.fileUnusable(a.watcher.Path, err)
 		return err
 	}
 	a.degrade("services file", "")
@@ -133,16 +133,24 @@ func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) erro
 	}
 	droppedServices.Set(float64(len(d.Rejected)))
 	droppedServicesTotal.Add(float64(len(d.Rejected)))
+	a.rejected = rejectedEntries(a.opts, d.Rejected)
 	return a.apply(ctx, d.File.Services, snap.Hash)
 }
 
 // apply renders the services and hands every proxy its files.
-func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256.Size]byte) error {
+func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256.Size]byte) (err error) {
 	start := time.Now()
+	out := outcome{opts: a.opts, svcs: svcs, rejected: a.rejected, proxies: a.proxies, hash: hex.EncodeToString(hash[:])}
+	a.rejected = nil
+	defer func() {
+		out.took, out.err = time.Since(start), err
+		a.report.applied(out)
+	}()
 	var errBusy error
 	if a.ports != nil {
 		var busy []portBusy
 		svcs, busy = a.ports.filter(svcs)
+		out.busy = busy
 		for _, b := range busy {
 			a.log.Error("service left out: its port is held by another process; retrying", "service", b.Service.Name,
 				"key", b.Service.Key().String(), "err", b.Err)
@@ -161,6 +169,7 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 	}
 	plan := render.NewPlanHeld(a.opts, svcs, a.vhosts)
 	conflicts := 0
+	out.plan = plan
 	for _, sk := range plan.Skipped {
 		if sk.Code == explain.VHostConflict {
 			conflicts++
@@ -186,6 +195,7 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 		return fmt.Errorf("render: %w", err)
 	}
 	a.degrade("render", "")
+	out.files = files
 	for k, n := range files.PenDropped {
 		a.log.Warn("pen service has more servers than slots; some are left out", "service", k.String(), "left_out", n)
 	}
@@ -204,6 +214,11 @@ func (a *agent) apply(ctx context.Context, svcs []services.Service, hash [sha256
 		}()
 	}
 	wg.Wait()
+	out.results = results
+	out.actions = make([]string, len(a.proxies))
+	for i, p := range a.proxies {
+		out.actions[i] = p.action()
+	}
 	var errs []error
 	if errBusy != nil {
 		errs = append(errs, errBusy)

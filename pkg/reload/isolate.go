@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/render"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
@@ -68,9 +67,8 @@ func (s *single) checkIsolating(ctx context.Context, files *render.Files, want [
 	}
 }
 
-// reportRefusals logs, counts and records the services p's last apply left
-// out because the proxy refused them. An empty list clears what an earlier
-// apply recorded.
+// reportRefusals logs and counts the services p's last apply left out
+// because the proxy refused them (the report explains them: report.go).
 func (a *agent) reportRefusals(p proxy) {
 	refused := p.refusals()
 	for _, r := range refused {
@@ -79,15 +77,4 @@ func (a *agent) reportRefusals(p proxy) {
 	}
 	servicesRefused.WithLabelValues(p.name()).Set(float64(len(refused)))
 	servicesRefusedTotal.WithLabelValues(p.name()).Add(float64(len(refused)))
-	if a.recordRefused == nil {
-		return
-	}
-	entries := make([]explain.Entry, 0, len(refused))
-	for _, r := range refused {
-		entries = append(entries, explain.Entry{
-			Source: "reload", Service: r.Name, Port: r.Service.Port, Protocol: string(r.Service.Protocol),
-			Proxy: r.Proxy, Reason: explain.ProxyRejected, Detail: r.Message,
-		})
-	}
-	a.recordRefused("reload "+p.name(), entries)
 }

@@ -68,9 +68,9 @@ func TestRefusedServiceLeftOut(t *testing.T) {
 			`{{if eq (printf "%.5s" .Name) "late-"}}    default_backend nowhere` + "\n{{end}}", ""})
 	patchTemplate(t, "../nginx/templates/nginx.conf.tmpl", tmplDir, "nginx.conf.tmpl", [3]string{"        location / {\n",
 		`{{if eq (printf "%.6s" .Host) "nginx."}}            bogus_directive on;` + "\n{{end}}", "last"})
-	book := explain.NewBook(0, 0)
 	bs := newBackends(t, 2)
-	h := startAgentWith(t, withNginx, tmplDir, "", 0, nil, func(a *agent) { a.recordRefused = book.Set })
+	h := startAgentWith(t, withNginx, tmplDir, "", 0, nil)
+	book := h.a.report.book
 	web := service(h.port, bs[0])
 	h.write(web)
 	if err := h.waitApplied(); err != nil {
@@ -139,7 +139,7 @@ func TestRefusedServiceLeftOut(t *testing.T) {
 			t.Errorf("%s grew by %v, want %v", series, got, want)
 		}
 	}
-	entries, _ := book.Entries(explain.Filter{})
+	entries := rejectedBy(book)
 	got := map[string]string{}
 	for _, e := range entries {
 		if e.Reason != explain.ProxyRejected || e.Source != "reload" || e.Protocol != "tcp" {
@@ -170,7 +170,7 @@ func TestRefusedServiceLeftOut(t *testing.T) {
 		metricValue(t, m, `proxymatic_reload_services_rejected_by_proxy{proxy="nginx"}`) != 0 {
 		t.Errorf("refusals still counted:\n%s", grep(m, "rejected_by_proxy"))
 	}
-	if entries, _ := book.Entries(explain.Filter{}); len(entries) != 0 {
+	if entries := rejectedBy(book); len(entries) != 0 {
 		t.Errorf("book still holds %+v", entries)
 	}
 }
@@ -182,9 +182,9 @@ func TestRefusedPenServiceLeftOut(t *testing.T) {
 	tmplDir := t.TempDir()
 	patchTemplate(t, "../pen/templates/pen.cfg.tmpl", tmplDir, "pen.cfg.tmpl",
 		[3]string{"\n", `{{if eq .Name "bad"}}this is not a pen command` + "\n{{end}}", ""})
-	book := explain.NewBook(0, 0)
 	bs := newBackends(t, 2)
-	h := startAgentWith(t, withPen, tmplDir, "", 0, nil, func(a *agent) { a.recordRefused = book.Set })
+	h := startAgentWith(t, withPen, tmplDir, "", 0, nil)
+	book := h.a.report.book
 	other := service(freePort(t), bs[0])
 	other.Name = "other"
 	// The first file already holds a refused service: it keeps nothing
@@ -229,7 +229,7 @@ func TestRefusedPenServiceLeftOut(t *testing.T) {
 	if got := metricValue(t, m, `proxymatic_reload_services_rejected_by_proxy{proxy="pen"}`); got != 2 {
 		t.Errorf("pen refusals %v, want 2", got)
 	}
-	if entries, _ := book.Entries(explain.Filter{}); len(entries) != 2 || entries[0].Proxy != "pen" || entries[0].Service != "bad" {
+	if entries := rejectedBy(book); len(entries) != 2 || entries[0].Proxy != "pen" || entries[0].Service != "bad" {
 		t.Errorf("book: %+v", entries)
 	}
 }
@@ -238,4 +238,16 @@ func testGet(port int) (string, error) {
 	c := &client{url: fmt.Sprintf("http://127.0.0.1:%d/", port), c: &http.Client{
 		Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	return c.get()
+}
+
+// rejectedBy returns the book's proxy-rejected entries.
+func rejectedBy(book *explain.Book) []explain.Entry {
+	all, _ := book.Entries(explain.Filter{})
+	var out []explain.Entry
+	for _, e := range all {
+		if e.Reason == explain.ProxyRejected {
+			out = append(out, e)
+		}
+	}
+	return out
 }

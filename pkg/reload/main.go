@@ -27,14 +27,17 @@ import (
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/config"
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/filewatch"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
+	"github.com/meltwater/proxymatic/pkg/logging"
 	"github.com/meltwater/proxymatic/pkg/nginx"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/render"
 	"github.com/meltwater/proxymatic/pkg/rundir"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
+	"github.com/meltwater/proxymatic/pkg/statuspage"
 	"github.com/meltwater/proxymatic/pkg/supervise"
 )
 
@@ -69,6 +72,12 @@ func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout i
 	a.hangup = hangup
 	stopHangups := onHangup(hangup)
 	defer stopHangups()
+	explain.Export(a.report.book)
+	p := &page{report: a.report, status: st, ring: logging.RingOf(logger), path: cfg.Services,
+		syncURL: cfg.SyncStatusURL, haproxy: cfg.HAProxy, started: time.Now()}
+	st.Handle("GET "+statuspage.ExplainPath, statuspage.ExplainHandler(a.report.book))
+	st.Handle("GET /proxymatic", statuspage.Handler(p.view))
+	st.Handle("GET /{$}", rootRedirect(a.report))
 	return serve(ctx, a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, secondSignal, logger)
 }
 
@@ -306,6 +315,7 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 	for _, p := range a.proxies {
 		initProxyMetrics(p.name())
 	}
+	a.report = newReport(explain.NewBook(0, 0), a.proxies)
 	return a, nil
 }
 

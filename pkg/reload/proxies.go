@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/haproxy"
@@ -32,6 +33,9 @@ type proxy interface {
 	// because the proxy refused their part of the config (isolate.go).
 	refusals() []render.Refusal
 	stop(ctx context.Context)
+	// action says what the last apply did: "start", "reload", "runtime
+	// update", "stop", "unchanged" (or tried to, when it failed).
+	action() string
 }
 
 // How long a start or a reload may take before it counts as failed.
@@ -79,9 +83,12 @@ type single struct {
 	currentSvcs []services.Service // what current was rendered from (runtime only)
 	wanted      bool               // the last files gave this proxy something to serve
 	refused     []render.Refusal   // left out by the last apply
+	did         string             // see proxy.action
 }
 
 func (s *single) name() string { return s.proxyName }
+
+func (s *single) action() string { return s.did }
 
 func (s *single) serving() bool { return s.run != nil || !s.wanted }
 
@@ -91,9 +98,11 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 	s.refused = nil
 	want := s.pick(files)
 	s.wanted = want != nil
+	s.did = "unchanged"
 	if want == nil {
 		// Nothing to serve (HAProxy without TCP services): stop.
 		if s.run != nil {
+			s.did = "stop"
 			s.stop(ctx)
 		}
 		return nil
@@ -102,7 +111,12 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 		return nil
 	}
 	if s.run != nil && s.runtime != nil && s.current != nil && s.applyRuntime(ctx, files, want) {
+		s.did = "runtime update"
 		return nil
+	}
+	s.did = "reload"
+	if s.run == nil {
+		s.did = "start"
 	}
 	tmp, files, refused, err := s.checkIsolating(ctx, files, want)
 	if err != nil {
@@ -297,7 +311,18 @@ type penSet struct {
 	current map[services.Key][]byte
 	failed  bool
 	refused []render.Refusal // left out by the last apply
+	did     string           // see proxy.action
 }
+
+// serviceErr is one pen service's failure: the agent explains it under
+// that service's port.
+type serviceErr struct {
+	key services.Key
+	err error
+}
+
+func (e *serviceErr) Error() string { return e.err.Error() }
+func (e *serviceErr) Unwrap() error { return e.err }
 
 func newPenSet(bin string, env proxyEnv, maxConn, clients int, user string) *penSet {
 	p := &penSet{bin: bin, env: env, maxConn: maxConn, clients: clients, user: user,
@@ -311,6 +336,8 @@ func newPenSet(bin string, env proxyEnv, maxConn, clients int, user string) *pen
 }
 
 func (p *penSet) name() string { return "pen" }
+
+func (p *penSet) action() string { return p.did }
 
 func (p *penSet) serving() bool { return !p.failed }
 
@@ -327,13 +354,16 @@ func (p *penSet) apply(ctx context.Context, files *render.Files) error {
 	for _, r := range files.PenRefused {
 		keep[r.Service] = true
 	}
+	var did [3]int // started, reloaded, stopped
 	for _, k := range slices.SortedFunc(maps.Keys(p.procs), services.Key.Compare) {
 		if _, ok := files.Pen[k]; !ok && !keep[k] {
 			p.stopOne(ctx, k)
+			did[2]++
 		}
 	}
 	missing := false
 	for _, k := range slices.SortedFunc(maps.Keys(files.Pen), services.Key.Compare) {
+		running, same := p.procs[k] != nil, bytes.Equal(files.Pen[k], p.current[k])
 		err := p.applyOne(ctx, k, files.Pen[k])
 		if errors.Is(err, errRejected) {
 			// Refused, not failed: it does not keep /status from OK.
@@ -341,14 +371,35 @@ func (p *penSet) apply(ctx context.Context, files *render.Files) error {
 			continue
 		}
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &serviceErr{key: k, err: err})
+		}
+		switch {
+		case !running:
+			did[0]++
+		case !same:
+			did[1]++
 		}
 		if p.procs[k] == nil {
 			missing = true
 		}
 	}
 	p.failed = missing
+	p.did = penAction(did)
 	return errors.Join(errs...)
+}
+
+// penAction summarises one apply of the pen set: "start 2, reload 1".
+func penAction(did [3]int) string {
+	var parts []string
+	for i, verb := range []string{"start", "reload", "stop"} {
+		if did[i] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", verb, did[i]))
+		}
+	}
+	if len(parts) == 0 {
+		return "unchanged"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (p *penSet) applyOne(ctx context.Context, k services.Key, want []byte) error {

@@ -91,6 +91,8 @@ func TestReloadBadInput(t *testing.T) {
 		{map[string]string{"LOG_FORMAT": "xml"}, nil, cli.ExitUsage, "invalid LOG_FORMAT"},
 		{nil, []string{"--dry-run"}, cli.ExitUsage, "--dry-run needs --output-dir"},
 		{nil, []string{"extra"}, cli.ExitUsage, `unexpected argument "extra"`},
+		{map[string]string{"SYNC_STATUS_URL": "javascript:alert(1)"}, nil, cli.ExitUsage, `invalid SYNC_STATUS_URL (--sync-status-url) "javascript:alert(1)"`},
+		{nil, []string{"--sync-status-url", ":99999"}, cli.ExitUsage, "want :PORT with a port from 1 to 65535"},
 		{nil, []string{"--dry-run", "--services", filepath.Join(dir, "missing.yaml"), "--output-dir", dir}, cli.ExitError, "missing.yaml"},
 	}
 	for _, c := range cases {
@@ -105,6 +107,7 @@ func TestReloadHelpListsVariables(t *testing.T) {
 	_, stdout, _ := reloadRun(t, nil, "--help")
 	for _, v := range []string{"$SERVICES_FILE", "$HAPROXY", "$VHOST_DOMAIN", "$VHOST_PORT", "$PROXY_PROTOCOL",
 		"$MAX_CONNECTIONS", "$PEN_SERVERS", "$PEN_CLIENTS", "$STATUS_ENDPOINT", "$RUN_DIR", "$TEMPLATE_DIR", "$VERBOSE",
+		"$SYNC_STATUS_URL", "--version",
 		"--dry-run", "--output-dir", "--validate", "(default 8192)"} {
 		if !strings.Contains(stdout, v) {
 			t.Errorf("--help does not mention %s", v)

@@ -176,6 +176,9 @@ func TestSyncBadValuesExitTwo(t *testing.T) {
 		{"status endpoint", nil, []string{"--marathon", "http://m:8080", "--status-endpoint", "9091"}, `invalid SYNC_STATUS_ENDPOINT (--status-endpoint) "9091": want host:port`},
 		{"empty output", nil, []string{"--marathon", "http://m:8080", "--output", ""}, "invalid SERVICES_FILE (--output): empty"},
 		{"log format", map[string]string{"MARATHON_URL": "http://m:8080", "LOG_FORMAT": "xml"}, nil, `invalid LOG_FORMAT "xml": want text or json`},
+		{"reload status url", nil, []string{"--marathon", "http://m:8080", "--reload-status-url", "ftp://reload:9090"}, `invalid RELOAD_STATUS_URL (--reload-status-url) "ftp://reload:9090": want an http:// or https:// URL`},
+		{"reload status url variable", map[string]string{"MARATHON_URL": "http://m:8080", "RELOAD_STATUS_URL": ":0"}, nil, `invalid RELOAD_STATUS_URL (--reload-status-url) ":0"`},
+		{"explain while following", nil, []string{"--marathon", "http://m:8080", "--explain"}, "--explain goes with --once or --dry-run"},
 		{"unknown flag", nil, []string{"--marathon-url", "http://m:8080"}, "unknown flag: --marathon-url"},
 		{"argument", nil, []string{"--marathon", "http://m:8080", "extra"}, `unexpected argument "extra"`},
 	} {
@@ -202,7 +205,7 @@ func TestSyncHelpMentionsVariables(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"[$MARATHON_URL]", "[$REGISTRATOR_URL]", "[$REFRESH_INTERVAL]", "--once", "implies --once"} {
+	for _, want := range []string{"[$MARATHON_URL]", "[$REGISTRATOR_URL]", "[$REFRESH_INTERVAL]", "--once", "implies --once", "--explain", "[$RELOAD_STATUS_URL]", "--version"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("--help lacks %q", want)
 		}
