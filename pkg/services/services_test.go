@@ -276,3 +276,33 @@ func TestParseLargeFileInHalves(t *testing.T) {
 		}
 	}
 }
+
+// Issue 17's two cases: the fast path read `weight: -` as 0 and took an
+// unquoted IPv6 ending in "::", both of which YAML reads otherwise. Now it
+// declines both (the text is not what Encode writes) and Parse gives what
+// the YAML decoder gives: a rejected service, and a document error.
+func TestFastPathDeclinesWhatEncodeWouldNotWrite(t *testing.T) {
+	f := sample()
+	f.Normalize()
+	enc := string(f.Encode())
+	if _, ok := parseCanonical([]byte(enc)); !ok {
+		t.Fatal("the canonical encoding is not taken by the fast path")
+	}
+	for _, c := range []struct{ from, to string }{
+		{"weight: 500", "weight: -"},
+		{`ip: "2001:db8::1"`, "ip: fd00::"},
+	} {
+		doc := []byte(strings.Replace(enc, c.from, c.to, 1))
+		if _, ok := parseCanonical(doc); ok {
+			t.Errorf("%s: fast path accepted it", c.to)
+		}
+		got, err := Parse(doc)
+		want, werr := parseYAML(doc)
+		if (err == nil) != (werr == nil) || (err == nil && !sameDecoded(got, want)) {
+			t.Errorf("%s: Parse = %+v, %v; YAML decoder = %+v, %v", c.to, got, err, want, werr)
+		}
+		if err == nil && len(got.Rejected) == 0 {
+			t.Errorf("%s: accepted as %+v", c.to, got.File.Services)
+		}
+	}
+}
