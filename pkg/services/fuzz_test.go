@@ -177,17 +177,17 @@ func parseSeeds() [][]byte {
 		{"mode: http", "mode: HTTP"},
 		{"protocol: tcp", "protocol: \"tcp\""},
 		{"source: marathon", "source: \"marathon\""},
-		{"  port: 10001\n  protocol: tcp\n", "  protocol: tcp\n  port: 10001\n"},          // reordered keys
-		{"    port: 31001\n    weight: 250\n", "    weight: 250\n    port: 31001\n"},    // reordered server keys
-		{"  port: 10001\n", "  port: 10001\n  port: 10002\n"},                            // duplicate key
-		{"    weight: 250\n", "    weight: 250\n    weight: 0\n"},                        // duplicate server key
-		{"  protocol: tcp\n", "  protocol: tcp\n  extra: 1\n"},                           // unknown field
-		{"  protocol: tcp\n", "  protocol: tcp\n\n"},                                   // blank line
-		{"  protocol: tcp\n", "  protocol: tcp\n  # comment\n"},                        // comment line
-		{"  servers:\n  - host", "  servers:\n    - host"},                              // other indentation
-		{"  mode: http\n", "  mode: http\n  source: marathon\n"},                         // duplicate source
-		{"  servers: []\n", "  servers:\n"},                                             // null servers
-		{"  servers: []\n", ""},                                                         // no servers key
+		{"  port: 10001\n  protocol: tcp\n", "  protocol: tcp\n  port: 10001\n"},                 // reordered keys
+		{"    port: 31001\n    weight: 250\n", "    weight: 250\n    port: 31001\n"},             // reordered server keys
+		{"  port: 10001\n", "  port: 10001\n  port: 10002\n"},                                    // duplicate key
+		{"    weight: 250\n", "    weight: 250\n    weight: 0\n"},                                // duplicate server key
+		{"  protocol: tcp\n", "  protocol: tcp\n  extra: 1\n"},                                   // unknown field
+		{"  protocol: tcp\n", "  protocol: tcp\n\n"},                                             // blank line
+		{"  protocol: tcp\n", "  protocol: tcp\n  # comment\n"},                                  // comment line
+		{"  servers:\n  - host", "  servers:\n    - host"},                                       // other indentation
+		{"  mode: http\n", "  mode: http\n  source: marathon\n"},                                 // duplicate source
+		{"  servers: []\n", "  servers:\n"},                                                      // null servers
+		{"  servers: []\n", ""},                                                                  // no servers key
 		{"- name: dns\n  port: 53\n  protocol: tcp", "- name: dns\n  port: 53\n  protocol: udp"}, // duplicate key (port, protocol)
 		{"version: 1", "version: 2"},
 		{"version: 1", "version: \"1\""},
