@@ -56,20 +56,7 @@ func FuzzCompile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		addrs := map[string]netip.Addr{}
-		for _, h := range taskHosts(apps) {
-			if a, err := netip.ParseAddr(h); err == nil {
-				if a.Zone() == "" {
-					addrs[h] = a.Unmap()
-				}
-				continue
-			}
-			// Any name "resolves" to a stable address, so the fuzzer reaches the server rules.
-			sum := fnv.New32a()
-			sum.Write([]byte(h))
-			v := sum.Sum32()
-			addrs[h] = netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
-		}
+		addrs := fakeAddrs(taskHosts(apps))
 		c := compiler{exposeHost: exposeHost, groupSize: int(group), log: slog.New(slog.DiscardHandler), addrs: addrs}
 		out := c.compile(apps)
 		// The streaming path (batches of one app, so every decoded app
@@ -106,6 +93,25 @@ func FuzzCompile(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%s\n---\n%s", enc, again)
 		}
 	})
+}
+
+// fakeAddrs "resolves" hosts without DNS: an address literal is itself,
+// any other name a stable address, so the fuzzer reaches the server rules.
+func fakeAddrs(hosts []string) map[string]netip.Addr {
+	addrs := map[string]netip.Addr{}
+	for _, h := range hosts {
+		if a, err := netip.ParseAddr(h); err == nil {
+			if a.Zone() == "" {
+				addrs[h] = a.Unmap()
+			}
+			continue
+		}
+		sum := fnv.New32a()
+		sum.Write([]byte(h))
+		v := sum.Sum32()
+		addrs[h] = netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	return addrs
 }
 
 // plainRun's word-at-a-time scan must stop exactly where the byte table
