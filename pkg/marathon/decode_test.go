@@ -121,6 +121,7 @@ func anyMalformed(apps []app) bool {
 	}
 	return false
 }
+
 var decodeCases = []string{
 	`{"apps":[]}`,
 	` { "apps" : [ { "id" : "/a" } ] } `,
