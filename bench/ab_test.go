@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
+)
+
+// BenchmarkAB weighs one special path against its absence on the real
+// binaries, as docs/performance.md's "what each special path buys" table
+// was measured. AB_BINS names directories (comma-separated, the first is
+// the reference), each holding proxymatic-sync and proxymatic-reload built
+// from one variant of the tree as TestMain builds them (CGO_ENABLED=0
+// -trimpath -ldflags='-s -w'). Each iteration runs
+// `proxymatic-sync --once --dry-run > services.yaml` then
+// `proxymatic-reload --dry-run --validate=false --haproxy` once with every
+// variant in turn, so the VM's minute-to-minute drift and the other
+// engineers' load fall on all of them alike; medians of the wall times
+// are reported per variant (AB_APPS apps × 4 tasks, default 10,000).
+func BenchmarkAB(b *testing.B) {
+	dirs := strings.Split(os.Getenv("AB_BINS"), ",")
+	if dirs[0] == "" {
+		b.Skip("AB_BINS is not set: nothing to compare")
+	}
+	n := 10000
+	if v := os.Getenv("AB_APPS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	m := marathontest.New(b)
+	m.SetAppsJSON(cluster(n, 4))
+	debug.FreeOSMemory()
+	work := tempDir(b)
+	ctx := context.Background()
+	type walls struct{ sync, reload, both []time.Duration }
+	res := make([]walls, len(dirs))
+	for b.Loop() {
+		for i, dir := range dirs {
+			file := filepath.Join(work, "services.yaml")
+			out, err := os.Create(file)
+			if err != nil {
+				b.Fatal(err)
+			}
+			us, err := runIn(ctx, dir, out, "proxymatic-sync", "--once", "--dry-run", "--marathon", m.URL, "--status-endpoint", "")
+			out.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ur, err := runIn(ctx, dir, io.Discard, "proxymatic-reload", "--dry-run", "--validate=false", "--haproxy",
+				"--services", file, "--output-dir", filepath.Join(work, "out"), "--run-dir", filepath.Join(work, "run"), "--status-endpoint", "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			res[i].sync = append(res[i].sync, us.wall)
+			res[i].reload = append(res[i].reload, ur.wall)
+			res[i].both = append(res[i].both, us.wall+ur.wall)
+		}
+	}
+	median := func(d []time.Duration) float64 {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return float64(s[len(s)/2].Microseconds()) / 1000
+	}
+	for i, dir := range dirs {
+		name := filepath.Base(dir)
+		b.ReportMetric(median(res[i].sync), name+"-sync-ms")
+		b.ReportMetric(median(res[i].reload), name+"-reload-ms")
+		b.ReportMetric(median(res[i].both), name+"-both-ms")
+	}
+}
+
+// runIn is run with the binaries of dir.
+func runIn(ctx context.Context, dir string, stdout io.Writer, name string, args ...string) (usage, error) {
+	return run(ctx, stdout, filepath.Join(dir, name), args...)
+}
