@@ -25,7 +25,9 @@ import (
 // `proxymatic-reload --dry-run --validate=false --haproxy` once with every
 // variant in turn, so the VM's minute-to-minute drift and the other
 // engineers' load fall on all of them alike; medians of the wall times
-// are reported per variant (AB_APPS apps × 4 tasks, default 10,000).
+// are reported per variant, and for each variant after the first the
+// median of its per-iteration difference to the first, in per cent
+// (AB_APPS apps × 4 tasks, default 10,000).
 func BenchmarkAB(b *testing.B) {
 	dirs := strings.Split(os.Getenv("AB_BINS"), ",")
 	if dirs[0] == "" {
@@ -69,11 +71,27 @@ func BenchmarkAB(b *testing.B) {
 		slices.Sort(s)
 		return float64(s[len(s)/2].Microseconds()) / 1000
 	}
+	// Each variant against the reference run just before it, iteration by
+	// iteration: the median of those ratios is steadier than a ratio of
+	// medians when the machine's speed drifts.
+	ratio := func(v, ref []time.Duration) float64 {
+		r := make([]float64, len(v))
+		for k := range v {
+			r[k] = float64(v[k]) / float64(ref[k])
+		}
+		slices.Sort(r)
+		return 100 * (r[len(r)/2] - 1)
+	}
 	for i, dir := range dirs {
 		name := filepath.Base(dir)
 		b.ReportMetric(median(res[i].sync), name+"-sync-ms")
 		b.ReportMetric(median(res[i].reload), name+"-reload-ms")
 		b.ReportMetric(median(res[i].both), name+"-both-ms")
+		if i > 0 {
+			b.ReportMetric(ratio(res[i].sync, res[0].sync), name+"-sync-%")
+			b.ReportMetric(ratio(res[i].reload, res[0].reload), name+"-reload-%")
+			b.ReportMetric(ratio(res[i].both, res[0].both), name+"-both-%")
+		}
 	}
 }
 
