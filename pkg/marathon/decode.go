@@ -51,7 +51,7 @@ func (sc scope) String() string {
 // The decoder consumes it and goes on, so one bad app or task never fails
 // the whole body; only broken JSON does.
 type malformed struct {
-	path  string // where, e.g. "tasks[2].host", "labels.com.example.x"
+	path  string // where, e.g. `tasks[2].host`, `labels."com.example.x"`
 	msg   string // what, e.g. "want string, got number"
 	scope scope
 }
