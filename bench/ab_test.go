@@ -46,7 +46,7 @@ func BenchmarkAB(b *testing.B) {
 	// file the reference's sync wrote once), for more samples a minute
 	// when a variant changes only one of them.
 	only := os.Getenv("AB_ONLY")
-	type walls struct{ sync, reload, both []time.Duration }
+	type walls struct{ sync, reload, both, syncCPU, reloadCPU []time.Duration }
 	res := make([]walls, len(dirs))
 	syncOnce := func(dir string) usage {
 		out, err := os.Create(filepath.Join(work, "services.yaml"))
@@ -81,6 +81,8 @@ func BenchmarkAB(b *testing.B) {
 			res[i].sync = append(res[i].sync, max(us.wall, 1))
 			res[i].reload = append(res[i].reload, max(ur.wall, 1))
 			res[i].both = append(res[i].both, us.wall+ur.wall)
+			res[i].syncCPU = append(res[i].syncCPU, max(us.cpu, 1))
+			res[i].reloadCPU = append(res[i].reloadCPU, max(ur.cpu, 1))
 		}
 	}
 	median := func(d []time.Duration) float64 {
@@ -104,6 +106,8 @@ func BenchmarkAB(b *testing.B) {
 		b.ReportMetric(median(res[i].sync), name+"-sync-ms")
 		b.ReportMetric(median(res[i].reload), name+"-reload-ms")
 		b.ReportMetric(median(res[i].both), name+"-both-ms")
+		b.ReportMetric(median(res[i].syncCPU), name+"-sync-cpu-ms")
+		b.ReportMetric(median(res[i].reloadCPU), name+"-reload-cpu-ms")
 		if i > 0 {
 			b.ReportMetric(ratio(res[i].sync, res[0].sync), name+"-sync-%")
 			b.ReportMetric(ratio(res[i].reload, res[0].reload), name+"-reload-%")
