@@ -192,10 +192,8 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 		return nil, err
 	}
 	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log}
-	body := newReadAhead(resp.Body)
-	cm, err := c.stream(ctx, body, streamBatch)
-	resp.Body.Close() // releases a Read the read-ahead may be blocked in
-	body.Close()
+	cm, err := c.stream(ctx, resp.Body, streamBatch)
+	resp.Body.Close()
 	if err != nil {
 		err = fmt.Errorf("marathon %s: reading apps: %w", rep.name, readErr(resp.Body, err))
 		if ctx.Err() == nil {

@@ -68,18 +68,3 @@ func BenchmarkParse1k(b *testing.B) {
 		}
 	}
 }
-
-// BenchmarkParse10kWhole is BenchmarkParse10k read in one piece, to weigh
-// the two halves (docs/performance.md, "what stayed").
-func BenchmarkParse10kWhole(b *testing.B) {
-	f := large(10000, 4)
-	data := f.Encode()
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		res, ok := parseCanonicalSplit(data, 1<<62)
-		if !ok || len(res.File.Services) != 10000 {
-			b.Fatal("not parsed")
-		}
-	}
-}

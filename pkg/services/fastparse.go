@@ -3,8 +3,6 @@ package services
 import (
 	"bytes"
 	"net/netip"
-	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 )
@@ -27,17 +25,7 @@ import (
 // leaves the service unequal to its text, so it is read by the general
 // decoder until then.
 func parseCanonical(data []byte) (*Decoded, bool) {
-	return parseCanonicalSplit(data, parallelParseMin)
-}
-
-// canonStart is what Encode writes before the services.
-const canonStart = Header + "version: 1\n"
-
-// parseCanonicalSplit is parseCanonical splitting documents from splitMin
-// bytes on (the fuzz test splits every document, to hold the halves to the
-// whole).
-func parseCanonicalSplit(data []byte, splitMin int) (*Decoded, bool) {
-	p := canonParser{data: data, splitMin: splitMin}
+	p := canonParser{data: data}
 	f, ok := p.file()
 	if !ok {
 		return nil, false
@@ -50,6 +38,9 @@ func parseCanonicalSplit(data []byte, splitMin int) (*Decoded, bool) {
 	return &Decoded{File: f}, true
 }
 
+// canonStart is what Encode writes before the services.
+const canonStart = Header + "version: 1\n"
+
 type canonParser struct {
 	data []byte
 	line int    // number of the current line, 1-based
@@ -61,7 +52,6 @@ type canonParser struct {
 	off  int    // offset in base of the current line (len(base) at the end)
 	enc  []byte // a service encoded again, to compare with its text
 
-	splitMin int // size from which file() reads the services in two halves
 	// servers is one array for every service's servers, sized from the
 	// document: one allocation instead of a growing slice per service
 	// (at 40,000 servers the growth alone was 2 MB of extra fresh memory).
@@ -292,68 +282,23 @@ func (p *canonParser) file() (File, bool) {
 	}
 	p.line = 3 // the header, version and services lines
 	// rest starts with the first service.
-	mid := -1
-	if len(rest) >= p.splitMin {
-		if j := bytes.Index(rest[len(rest)/2:], []byte("\n- ")); j >= 0 {
-			mid = len(rest)/2 + j + 1
-		}
-	}
-	if mid < 0 {
-		_, n, servers := countItems(rest)
-		p.base, p.data = rest, rest
-		p.next()
-		f.Services = make([]Service, 0, n)
-		return f, p.items(&f.Services, servers)
-	}
-	// A large file is read in two halves at once, split where a service
-	// starts; each half fills its own part of one services array.
-	lines1, n1, servers1 := countItems(rest[:mid])
-	_, n2, servers2 := countItems(rest[mid:])
-	all := make([]Service, 0, n1+n2)
-	first, second := all[:0:n1], all[n1:n1:n1+n2]
-	tail := canonParser{base: rest[mid:], data: rest[mid:], line: p.line + lines1}
-	tail.next()
-	p.base, p.data = rest[:mid], rest[:mid]
+	n, servers := countItems(rest)
+	p.base, p.data = rest, rest
 	p.next()
-	var ok2 bool
-	var fault any
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// The document may be a mapped file (see ReadFile): a fault
-		// reading it here is handed to the calling goroutine, whose
-		// caller recovers it, instead of ending the process.
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-		defer func() { fault = recover() }()
-		ok2 = tail.items(&second, servers2)
-	}()
-	ok1 := p.items(&first, servers1)
-	<-done
-	if fault != nil {
-		panic(fault)
-	}
-	if !ok1 || !ok2 {
-		return f, false
-	}
-	if len(first) == n1 && (len(second) == 0 || &second[0] == &all[:n1+1][n1]) {
-		f.Services = all[:n1+len(second)]
-	} else { // the counts were off (not canonical after all): join by copying
-		f.Services = append(slices.Clip(first), second...)
-	}
-	return f, true
+	f.Services = make([]Service, 0, n)
+	return f, p.items(&f.Services, servers)
 }
 
-// countItems counts, in one pass, the lines of b (which starts a line) and
-// the services and servers that start on them, to size the arrays: three
+// countItems counts, in one pass, the services and servers that start on
+// the lines of b (which starts a line), to size the arrays: two
 // bytes.Count calls were a fifth of a parse.
-func countItems(b []byte) (lines, services, servers int) {
+func countItems(b []byte) (services, servers int) {
 	services, servers = 1, 1 // the first line, and room for one more server
 	for {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
-			return lines, services, servers
+			return services, servers
 		}
-		lines++
 		b = b[i+1:]
 		switch {
 		case len(b) >= 2 && b[0] == '-' && b[1] == ' ':
@@ -363,11 +308,6 @@ func countItems(b []byte) (lines, services, servers int) {
 		}
 	}
 }
-
-// parallelParseMin is the size from which a document is parsed in two
-// halves concurrently: at 10,000 services (4 MB) that halves the reload
-// agent's parse on two cores; a small file is not worth a goroutine.
-const parallelParseMin = 256 << 10
 
 // items reads services from the current line to the end of p.base,
 // appending them to *out. Each must be what Encode writes for it, byte for

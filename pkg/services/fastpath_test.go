@@ -11,7 +11,7 @@ import (
 // Whatever valid services sync writes, the reload side reads them through
 // the fast path (a file that silently fell back to yaml.v3 would cost a
 // reload ~20 times more at 10,000 services), and reads back what was
-// written, in one piece and in two halves.
+// written.
 func TestEncodedFilesTakeTheFastPath(t *testing.T) {
 	for seed, n := range map[uint64]int{1: 0, 2: 1, 3: 50, 4: 2000} {
 		f := services.File{Version: services.Version, Services: servicestest.Generate(seed, n)}
