@@ -388,18 +388,21 @@ func (c *compiler) reportMalformed(a *app) {
 			details = append(details, clip(m.path)+": "+m.msg)
 		}
 	}
-	msg := "malformed label values ignored"
+	msg, rest := "malformed label values ignored", scopeField
 	switch {
 	case a.skip:
-		msg = "malformed app skipped"
+		msg, rest = "malformed app skipped", scopeApp
 	case tasks > 0:
-		msg = "malformed tasks skipped"
+		msg, rest = "malformed tasks skipped", scopeTask
+	}
+	if a.dropped > 0 { // past maxMalformed: not described, counted by the app's outcome
+		malformedTotal.WithLabelValues(rest.String()).Add(float64(a.dropped))
 	}
 	name := clip(a.ID)
 	if _, ok := serviceName(a.ID); !ok {
 		name = "apps[" + strconv.Itoa(a.pos) + "] " + strconv.Quote(name)
 	}
-	c.log.Warn(msg, "app", name, "malformed", len(a.malformed), "details", strings.Join(details, "; "))
+	c.log.Warn(msg, "app", name, "malformed", len(a.malformed)+a.dropped, "details", strings.Join(details, "; "))
 }
 
 // serves applies the task state and health rules.

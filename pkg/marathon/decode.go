@@ -29,6 +29,7 @@ type app struct {
 	// Marathon gives them (see "Malformed apps" in README.md); skip is set
 	// when one of them takes the whole app out.
 	malformed []malformed
+	dropped   int // malformed values past maxMalformed: counted, not described
 	skip      bool
 	pos       int // index in the body's apps, to name an app without a usable id
 }
@@ -135,6 +136,11 @@ const maxValue = 1 << 20
 // maxIntern is the longest string the intern tables keep.
 const maxIntern = 256
 
+// maxMalformed bounds the malformed values described per app (a value can
+// be a few bytes of JSON, its description far more): the ones past it are
+// only counted (app.dropped), and still take out what they decide.
+const maxMalformed = 32
+
 // decodeApps reads the response {"apps": [...]} as a stream and decodes only
 // the fields in app, skipping (but validating) everything else, so the 30 MB
 // document of a large cluster is never held whole, neither as bytes nor as a
@@ -205,7 +211,29 @@ type scanner struct {
 	keyLong bool   // the last key read was longer than maxValue (not kept)
 	intern  map[string]string
 	states  map[string]*string // one *string per distinct task state
-	bad     []malformed        // of the app being read
+	bad     []malformed        // of the app being read, up to maxMalformed
+	nbad    int                // all of them, described or not
+	appSkip bool               // one of them, described or not, skips the app
+}
+
+// mark is where the malformed values of the app being read stood: readers
+// compare with it to see whether a value they read was malformed.
+type mark struct{ idx, n int }
+
+func (s *scanner) mark() mark { return mark{len(s.bad), s.nbad} }
+
+// since reports whether a malformed value was met after m.
+func (s *scanner) since(m mark) bool { return s.nbad > m.n }
+
+// lastIsApp makes the malformed value just met (after m) skip the app.
+func (s *scanner) lastIsApp(m mark) {
+	if !s.since(m) {
+		return
+	}
+	s.appSkip = true
+	if len(s.bad) > m.idx {
+		s.bad[len(s.bad)-1].scope = scopeApp
+	}
 }
 
 // syntaxError carries the input offset, as encoding/json's does.
@@ -725,13 +753,19 @@ func (s *scanner) wrong(want string, c byte) error {
 // malformed records a malformed value of the app being read; the readers
 // above it say where (within).
 func (s *scanner) malformed(msg string) {
-	s.bad = append(s.bad, malformed{msg: msg})
+	s.nbad++
+	if len(s.bad) < maxMalformed {
+		s.bad = append(s.bad, malformed{msg: msg})
+	}
 }
 
-// within places the malformed values recorded since mark under name (a
-// field name or "[i]"), and raises their scope to at least sc.
-func (s *scanner) within(mark int, name string, sc scope) {
-	for j := mark; j < len(s.bad); j++ {
+// within places the malformed values met since m under name (a field name
+// or "[i]"), and raises their scope to at least sc.
+func (s *scanner) within(m mark, name string, sc scope) {
+	if sc == scopeApp && s.since(m) {
+		s.appSkip = true
+	}
+	for j := m.idx; j < len(s.bad); j++ {
 		m := &s.bad[j]
 		switch {
 		case m.path == "":
@@ -1183,23 +1217,21 @@ var appFields = []string{"id", "labels", "ports", "portDefinitions", "container"
 var appFieldScope = []scope{scopeApp, scopeField, scopeApp, scopeApp, scopeApp, scopeApp, scopeField}
 
 func (s *scanner) app(a *app) error {
-	s.bad = s.bad[:0]
+	s.bad, s.nbad, s.appSkip = s.bad[:0], 0, false
 	var seen fields
 	err := s.object(func(key []byte) error {
 		i := match(key, appFields)
 		if i < 0 || s.keyLong {
 			return s.skip()
 		}
-		mark := len(s.bad)
+		m := s.mark()
 		defer func() {
-			if len(s.bad) > mark {
-				s.within(mark, appFields[i], appFieldScope[i])
+			if s.since(m) {
+				s.within(m, appFields[i], appFieldScope[i])
 			}
 		}()
 		if first, err := seen.first(s, i); !first {
-			if len(s.bad) > mark {
-				s.bad[len(s.bad)-1].scope = scopeApp
-			}
+			s.lastIsApp(m)
 			return err
 		}
 		var err error
@@ -1224,9 +1256,10 @@ func (s *scanner) app(a *app) error {
 		}
 		return nil
 	})
-	if err != nil || len(s.bad) == 0 {
+	if err != nil || s.nbad == 0 {
 		return err
 	}
+	a.skip = s.appSkip
 	for i := range s.bad {
 		if s.bad[i].path == "" { // the app itself is not an object
 			s.bad[i].scope = scopeApp
@@ -1234,6 +1267,7 @@ func (s *scanner) app(a *app) error {
 		a.skip = a.skip || s.bad[i].scope == scopeApp
 	}
 	a.malformed = append(a.malformed, s.bad...)
+	a.dropped = s.nbad - len(s.bad)
 	return nil
 }
 
@@ -1253,10 +1287,11 @@ func (s *scanner) labels(dst *map[string]string) error {
 		return s.literal("null")
 	case '{':
 	default:
+		mk := s.mark()
 		if err := s.wrong("object", c); err != nil {
 			return err
 		}
-		s.bad[len(s.bad)-1].scope = scopeApp
+		s.lastIsApp(mk)
 		return nil
 	}
 	m := *dst
@@ -1273,7 +1308,7 @@ func (s *scanner) labels(dst *map[string]string) error {
 			return nil
 		}
 		k := s.internBytes(key)
-		mark := len(s.bad)
+		mark := s.mark()
 		c, err := s.peek()
 		if err != nil {
 			return err
@@ -1304,7 +1339,7 @@ func (s *scanner) labels(dst *map[string]string) error {
 				return err
 			}
 		}
-		if len(s.bad) > mark {
+		if s.since(mark) {
 			s.within(mark, strconv.Quote(clip(k)), scopeField)
 		}
 		return nil
@@ -1400,11 +1435,11 @@ func sliceReuse[T any](s *scanner, dst *[]T, elem func(*T) error, reset func(*T)
 			var zero T
 			out = append(out, zero)
 		}
-		mark := len(s.bad)
+		mark := s.mark()
 		if err := elem(&out[len(out)-1]); err != nil {
 			return fmt.Errorf("[%d]: %w", len(out)-1, err)
 		}
-		if len(s.bad) > mark {
+		if s.since(mark) {
 			s.within(mark, "["+strconv.Itoa(len(out)-1)+"]", scopeField)
 		}
 		return nil
@@ -1420,12 +1455,12 @@ func (s *scanner) ints(dst *[]int) error {
 // member reads one used field of a nested object: a duplicate is consumed
 // and recorded, and whatever is malformed in it is placed under name.
 func (s *scanner) member(seen *fields, i int, name string, read func() error) error {
-	mark := len(s.bad)
+	mark := s.mark()
 	first, err := seen.first(s, i)
 	if first {
 		err = read()
 	}
-	if len(s.bad) > mark {
+	if s.since(mark) {
 		s.within(mark, name, scopeField)
 	}
 	return err
@@ -1531,8 +1566,8 @@ func (s *scanner) healthChecks(dst *[]healthCheck) error {
 					h.PortIndex = nil
 					return err
 				}
-				n, mark := 0, len(s.bad)
-				if err := s.integer(&n); err != nil || len(s.bad) > mark {
+				n, mark := 0, s.mark()
+				if err := s.integer(&n); err != nil || s.since(mark) {
 					return err
 				}
 				h.PortIndex = &n
@@ -1556,18 +1591,19 @@ func (s *scanner) tasks(dst *[]task) error {
 		return err
 	}
 	if c != '[' && c != 'n' {
+		mk := s.mark()
 		if err := s.wrong("array", c); err != nil {
 			return err
 		}
-		s.bad[len(s.bad)-1].scope = scopeApp
+		s.lastIsApp(mk)
 		return nil
 	}
 	return sliceReuse(s, dst, func(t *task) error {
-		mark := len(s.bad)
+		mark := s.mark()
 		defer func() {
-			if len(s.bad) > mark {
+			if s.since(mark) {
 				t.skip = true
-				for j := mark; j < len(s.bad); j++ {
+				for j := mark.idx; j < len(s.bad); j++ {
 					s.bad[j].scope = max(s.bad[j].scope, scopeTask)
 				}
 			}
@@ -1590,8 +1626,8 @@ func (s *scanner) tasks(dst *[]task) error {
 						return err
 					}
 					var st string
-					mark := len(s.bad)
-					if err := s.str(&st, true); err != nil || len(s.bad) > mark {
+					mark := s.mark()
+					if err := s.str(&st, true); err != nil || s.since(mark) {
 						return err
 					}
 					t.State = s.statePtr(st)

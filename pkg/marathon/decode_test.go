@@ -209,6 +209,12 @@ var decodeCases = []string{
 	`{"apps":[{"id":"/a","healthChecks":{}}]}`,
 	`{"apps":[{"id":"/a","healthChecks":[1]}]}`,
 	`{"apps":[{"id":"/a","ports":[80],"tasks":[{"host":"1.1.1.1","ports":[31000],"state":"TASK_RUNNING","state":"TASK_KILLING"}]}]}`,
+	// More malformed values than are described (maxMalformed): what they
+	// decide still holds, the labels' and the tasks' after the cap too.
+	`{"apps":[{"id":"/a","ports":[80],"labels":{` + strings.Repeat(`"x":true,`, 40) + `"y":1},"tasks":[` + strings.Repeat(`{"host":1},`, 5) + `{"host":"1.1.1.1","ports":[31000]},{"host":"1.1.1.2","ports":[31001],"state":5}]},{"id":"/b","ports":[81],"tasks":[{"host":"1.1.1.3","ports":[31002]}]}]}`,
+	`{"apps":[{"id":"/a","ports":[80],"labels":{` + strings.Repeat(`"x":true,`, 40) + `"y":1},"tasks":[{"host":"1.1.1.1","ports":[31000]}],"labels":{}},{"id":"/b","ports":[81]}]}`,
+	`{"apps":[{"id":"/a","ports":[80],"labels":{` + strings.Repeat(`"x":true,`, 40) + `"y":1},"tasks":{}},{"id":"/b","ports":[81]}]}`,
+	`{"apps":[{"id":"/a","labels":{` + strings.Repeat(`"x":[],`, 40) + `"y":1},"ports":[80,"x"]},{"id":"/b","ports":[81]}]}`,
 }
 
 func TestDecodeMatchesEncodingJSON(t *testing.T) {

@@ -317,6 +317,9 @@ func refApp(raw json.RawMessage) app {
 		a.skip = a.skip || m.scope == scopeApp
 	}
 	a.malformed = r.bad
+	if len(r.bad) > maxMalformed { // described up to maxMalformed, the rest counted
+		a.malformed, a.dropped = r.bad[:maxMalformed], len(r.bad)-maxMalformed
+	}
 	return a
 }
 
