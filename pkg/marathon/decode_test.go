@@ -32,7 +32,7 @@ func decodeAppsV1(r io.Reader) ([]app, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%v", err)
 		}
 		if key, _ := tok.(string); key != "apps" {
 			var skip json.RawMessage
@@ -77,7 +77,10 @@ func decodeAppsV1(r io.Reader) ([]app, error) {
 func expectDelimV1(dec *json.Decoder, want json.Delim) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return err
+		// Not an UnmarshalTypeError, even where Token made one (a number
+		// too large for float64 where a delimiter belongs): only a value of
+		// an app can be of the wrong type.
+		return fmt.Errorf("%v", err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != want {
 		return fmt.Errorf("want %q, got %v", want, tok)
