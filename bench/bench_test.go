@@ -68,7 +68,11 @@ type usage struct {
 // run runs one of the binaries to completion through bench/rusage, which
 // reports its wall time, CPU time and peak RSS.
 func run(ctx context.Context, stdout io.Writer, name string, args ...string) (usage, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(bins, "rusage"), append([]string{filepath.Join(bins, name)}, args...)...)
+	bin := name
+	if !filepath.IsAbs(bin) {
+		bin = filepath.Join(bins, name)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(bins, "rusage"), append([]string{bin}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	err := cmd.Run()

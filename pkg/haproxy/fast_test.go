@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/services/servicestest"
 )
 
 // The hand-written writer must render byte for byte what the embedded
@@ -153,4 +154,73 @@ func TestWriteDirectMatchesWriteDefault(t *testing.T) {
 			t.Errorf("%d services: buffer grew past size(): cap %d > %d", n, cap(got), v.size(svcs))
 		}
 	}
+}
+
+// The writers against the template on generated services (servicestest:
+// every shape the contract allows, seeded), below and above
+// parallelRenderMin so that the two-halves writer runs: render (the direct
+// writer), writeDefault (the view writer) and the embedded template must
+// agree byte for byte, and size() must bound what is written.
+func TestWritersMatchTemplateGenerated(t *testing.T) {
+	for seed, n := range map[uint64]int{1: 0, 2: 1, 3: 17, 4: 300, 5: parallelRenderMin - 1, 6: parallelRenderMin, 7: parallelRenderMin + 1, 8: 3001} {
+		matchTemplate(t, seed, n)
+	}
+}
+
+// FuzzWritersMatchTemplate is TestWritersMatchTemplateGenerated over any
+// seed and size (up to 2.5 times parallelRenderMin).
+func FuzzWritersMatchTemplate(f *testing.F) {
+	f.Add(uint64(1), uint16(5))
+	f.Add(uint64(99), uint16(parallelRenderMin+3))
+	f.Fuzz(func(t *testing.T, seed uint64, n uint16) {
+		matchTemplate(t, seed, int(n)%(parallelRenderMin*5/2))
+	})
+}
+
+func matchTemplate(t *testing.T, seed uint64, n int) {
+	t.Helper()
+	// HAProxy serves the TCP services (pen the UDP ones).
+	var svcs []services.Service
+	for _, s := range servicestest.Generate(seed, 2*n) {
+		if s.Protocol == services.TCP && len(svcs) < n {
+			svcs = append(svcs, s)
+		}
+	}
+	if len(svcs) != n {
+		t.Fatalf("seed %d: %d TCP services generated, want %d", seed, len(svcs), n)
+	}
+	p := Params{RunDir: "/run/proxymatic", MaxConnections: 1 + int(seed%5000), User: "haproxy", Group: "haproxy"}
+	if seed%3 == 0 {
+		p = Params{RunDir: "/r", MaxConnections: 100000, FDLimit: 20000, StatsSocket: "/s.sock"}
+	}
+	got, err := render(p, svcs)
+	if err != nil {
+		t.Fatalf("seed %d, %d services: %v", seed, n, err)
+	}
+	v, err := newView(p, svcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := defaultTemplate.Execute(&want, v); err != nil {
+		t.Fatal(err)
+	}
+	if view := writeDefault(nil, v); !bytes.Equal(view, want.Bytes()) {
+		t.Fatalf("seed %d, %d services: writeDefault and template differ at %s", seed, n, firstDiff(view, want.Bytes()))
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("seed %d, %d services: render and template differ at %s", seed, n, firstDiff(got, want.Bytes()))
+	}
+	if size := v.size(svcs); len(got) > size {
+		t.Errorf("seed %d, %d services: size() = %d, %d written", seed, n, size, len(got))
+	}
+}
+
+// firstDiff shows where two renderings part.
+func firstDiff(a, b []byte) string {
+	i := 0
+	for i < min(len(a), len(b)) && a[i] == b[i] {
+		i++
+	}
+	return fmt.Sprintf("byte %d of %d/%d:\n%q\nvs\n%q", i, len(a), len(b), a[max(0, i-120):min(len(a), i+120)], b[max(0, i-120):min(len(b), i+120)])
 }

@@ -175,7 +175,16 @@ func (c *compiler) add(cm *compilation, a *app) {
 		cm.done = map[*group]bool{}
 		cm.groups = map[services.Key]*group{}
 	}
+	if len(a.malformed) > 0 {
+		c.reportMalformed(a)
+		if a.skip {
+			return
+		}
+	}
 	for j := range a.Tasks {
+		if a.Tasks[j].skip {
+			continue
+		}
 		if h := a.Tasks[j].Host; !cm.has(h) {
 			cm.seen[h] = int32(len(cm.hosts))
 			cm.hosts = append(cm.hosts, h)
@@ -377,8 +386,47 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 	}
 }
 
+// reportMalformed logs in one line, naming the app, the values of an app
+// that the decoder could not use, and counts them by what they took out
+// (README.md, "Malformed apps").
+//
+// TODO(explain): record an explain.MalformedField entry per value once the
+// compiler holds the explain book (the incremental compile adds it).
+func (c *compiler) reportMalformed(a *app) {
+	const shown = 5
+	details := make([]string, 0, min(len(a.malformed), shown))
+	tasks := 0
+	for i, m := range a.malformed {
+		malformedTotal.WithLabelValues(m.scope.String()).Inc()
+		if m.scope == scopeTask {
+			tasks++
+		}
+		if i < shown {
+			details = append(details, clip(m.path)+": "+m.msg)
+		}
+	}
+	msg, rest := "malformed label values ignored", scopeField
+	switch {
+	case a.skip:
+		msg, rest = "malformed app skipped", scopeApp
+	case tasks > 0:
+		msg, rest = "malformed tasks skipped", scopeTask
+	}
+	if a.dropped > 0 { // past maxMalformed: not described, counted by the app's outcome
+		malformedTotal.WithLabelValues(rest.String()).Add(float64(a.dropped))
+	}
+	name := clip(a.ID)
+	if _, ok := serviceName(a.ID); !ok {
+		name = "apps[" + strconv.Itoa(a.pos) + "] " + strconv.Quote(name)
+	}
+	c.log.Warn(msg, "app", name, "malformed", len(a.malformed)+a.dropped, "details", strings.Join(details, "; "))
+}
+
 // serves applies the task state and health rules.
 func (c *compiler) serves(a *app, t *task, log *appLogger) bool {
+	if t.skip { // malformed: reported with the app
+		return false
+	}
 	// Marathon before 0.8 had no state field: a listed task was running.
 	if t.State != nil && *t.State != "TASK_RUNNING" {
 		return false
@@ -616,7 +664,13 @@ func taskHosts(apps []app) []string {
 	seen := map[string]bool{}
 	var hosts []string
 	for i := range apps {
+		if apps[i].skip {
+			continue
+		}
 		for j := range apps[i].Tasks {
+			if apps[i].Tasks[j].skip {
+				continue
+			}
 			h := apps[i].Tasks[j].Host
 			if !seen[h] {
 				seen[h] = true

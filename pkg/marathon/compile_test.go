@@ -366,7 +366,7 @@ func TestDecodeRejectsBrokenJSON(t *testing.T) {
 			t.Errorf("cut at %d of %d: no error", n, len(body))
 		}
 	}
-	for _, in := range []string{`{}`, `{"apps":{}}`, `[]`, `{"apps":[1]}`, `{"apps":[],"apps":[]}`} {
+	for _, in := range []string{`{}`, `{"apps":{}}`, `[]`, `{"apps":[],"apps":[]}`, `{"apps":[]} x`, `{"apps":[{"id":"/a"}]`} {
 		if _, err := decodeApps(strings.NewReader(in)); err == nil {
 			t.Errorf("%s: no error", in)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"unicode"
@@ -23,6 +24,37 @@ type app struct {
 	Container       *container        `json:"container"`
 	HealthChecks    []healthCheck     `json:"healthChecks"`
 	Tasks           []task            `json:"tasks"`
+
+	// malformed lists the values of this app that were not of the type
+	// Marathon gives them (see "Malformed apps" in README.md); skip is set
+	// when one of them takes the whole app out.
+	malformed []malformed
+	dropped   int // malformed values past maxMalformed: counted, not described
+	skip      bool
+	pos       int // index in the body's apps, to name an app without a usable id
+}
+
+// scope is what a malformed value takes out of the compile.
+type scope uint8
+
+const (
+	scopeField scope = iota // only that value (a label)
+	scopeTask               // the task that holds it
+	scopeApp                // the whole app
+)
+
+func (sc scope) String() string {
+	return [...]string{"field", "task", "app"}[sc]
+}
+
+// malformed is one value that could not be used: of an unexpected JSON
+// type, a used field given twice in one object, or longer than maxValue.
+// The decoder consumes it and goes on, so one bad app or task never fails
+// the whole body; only broken JSON does.
+type malformed struct {
+	path  string // where, e.g. `tasks[2].host`, `labels."com.example.x"`
+	msg   string // what, e.g. "want string, got number"
+	scope scope
 }
 
 type container struct {
@@ -64,6 +96,8 @@ type task struct {
 	State              *string    `json:"state"`
 	Ports              []int      `json:"ports"`
 	HealthCheckResults []hcResult `json:"healthCheckResults"`
+
+	skip bool // a value of the task is malformed: it is not served
 }
 
 // id is the task's id, for log lines.
@@ -87,14 +121,28 @@ type hcResult struct {
 	LastFailureCause string `json:"lastFailureCause"`
 }
 
-// errDuplicate is a field the decoder uses given twice in one object. Real
-// Marathon never does that; refusing is simpler and safer than guessing
-// which one was meant (encoding/json v1 merged them, v2 refuses too).
-var errDuplicate = errors.New("field given twice")
-
 // maxDepth is encoding/json's nesting limit, so a hostile body cannot make
 // the skipper's stack grow without bound.
 const maxDepth = 10000
+
+// maxValue bounds a string or number the decoder keeps (ids, hosts, label
+// keys and values), counted as the bytes between the quotes: a longer one
+// is a malformed value (see malformed), consumed without being held. Real
+// values are far shorter (a Marathon id or label is at most a few KiB), so
+// 1 MiB is generous; with it every buffer of the decoder is bounded: the
+// read buffer (a token never needs more than ~2 MiB of it), the unescape
+// and key buffers (maxValue each) and the intern tables (entry count and
+// entry length). Values of skipped fields are scanned without being held,
+// whatever their length; the body's size is capped by the client.
+const maxValue = 1 << 20
+
+// maxIntern is the longest string the intern tables keep.
+const maxIntern = 256
+
+// maxMalformed bounds the malformed values described per app (a value can
+// be a few bytes of JSON, its description far more): the ones past it are
+// only counted (app.dropped), and still take out what they decide.
+const maxMalformed = 32
 
 // decodeApps reads the response {"apps": [...]} as a stream and decodes only
 // the fields in app, skipping (but validating) everything else, so the 30 MB
@@ -105,9 +153,13 @@ const maxDepth = 10000
 // took ~85 % of a refresh with encoding/json (see docs/performance.md). It
 // keeps encoding/json's rules for the values it keeps: field names match
 // case-insensitively, null leaves a value unset, numbers for int fields must
-// be integers, invalid UTF-8 becomes U+FFFD; FuzzDecodeMatchesEncodingJSON
-// holds it to that. The one difference: a used field given twice in one
-// object is an error (errDuplicate).
+// be integers, invalid UTF-8 becomes U+FFFD, data after the top-level object
+// is an error; FuzzDecodeMatchesEncodingJSON holds it to that. Where
+// encoding/json would fail the whole body on a value of the wrong type (or
+// merge a used field given twice), the scanner records the value as
+// malformed on its app and goes on: the compile rules then skip that label,
+// task or app (README.md, "Malformed apps"). Label values that are JSON
+// numbers are read as the original's Python str() of them.
 func decodeApps(r io.Reader) ([]app, error) {
 	var apps []app
 	err := decodeAppStream(r, func() *app {
@@ -136,7 +188,7 @@ func decodeAppStream(r io.Reader, next func() *app, done func(*app) error) error
 // fills most (tasks with their ports and health results, labels).
 func (a *app) reset() {
 	clear(a.Labels)
-	*a = app{Labels: a.Labels, Ports: a.Ports[:0], PortDefinitions: a.PortDefinitions[:0], Tasks: a.Tasks[:0]}
+	*a = app{Labels: a.Labels, Ports: a.Ports[:0], PortDefinitions: a.PortDefinitions[:0], Tasks: a.Tasks[:0], malformed: a.malformed[:0]}
 }
 
 func (t *task) reset() {
@@ -144,7 +196,8 @@ func (t *task) reset() {
 }
 
 // scanner is a JSON reader over an io.Reader with one fixed-size buffer
-// (grown only for a single token longer than it). buf[pos:end] is unread;
+// (grown only for a single kept token longer than it, up to about
+// 2*maxValue). buf[pos:end] is unread;
 // whatever starts at pos survives a refill, so a token is scanned from pos
 // and pos is moved past it only once it is complete.
 type scanner struct {
@@ -158,8 +211,32 @@ type scanner struct {
 	stack   []byte // open containers while skipping
 	scratch []byte // unescaped string
 	keyBuf  []byte // a key kept across a refill
+	keyLong bool   // the last key read was longer than maxValue (not kept)
 	intern  map[string]string
 	states  map[string]*string // one *string per distinct task state
+	bad     []malformed        // of the app being read, up to maxMalformed
+	nbad    int                // all of them, described or not
+	appSkip bool               // one of them, described or not, skips the app
+}
+
+// mark is where the malformed values of the app being read stood: readers
+// compare with it to see whether a value they read was malformed.
+type mark struct{ idx, n int }
+
+func (s *scanner) mark() mark { return mark{len(s.bad), s.nbad} }
+
+// since reports whether a malformed value was met after m.
+func (s *scanner) since(m mark) bool { return s.nbad > m.n }
+
+// lastIsApp makes the malformed value just met (after m) skip the app.
+func (s *scanner) lastIsApp(m mark) {
+	if !s.since(m) {
+		return
+	}
+	s.appSkip = true
+	if len(s.bad) > m.idx {
+		s.bad[len(s.bad)-1].scope = scopeApp
+	}
 }
 
 // syntaxError carries the input offset, as encoding/json's does.
@@ -297,19 +374,27 @@ func (s *scanner) literal(lit string) error {
 }
 
 // object reads an object, calling field for each member with the key
-// (valid only during the call) positioned at the member's value. A null
-// object calls nothing; callers that care check null first.
+// (valid only during the call; s.keyLong when it was too long to keep)
+// positioned at the member's value. A null object calls nothing; callers
+// that care check null first. Any other value is consumed and recorded as
+// malformed.
 func (s *scanner) object(field func(key []byte) error) error {
-	if null, err := s.null(); null || err != nil {
+	c, err := s.peek()
+	if err != nil {
 		return err
 	}
-	if err := s.expect('{', "object"); err != nil {
-		return err
+	switch c {
+	case 'n':
+		return s.literal("null")
+	case '{':
+		s.pos++
+	default:
+		return s.wrong("object", c)
 	}
 	if s.depth++; s.depth > maxDepth {
 		return s.errorf("exceeded max depth")
 	}
-	c, err := s.peek()
+	c, err = s.peek()
 	if err != nil {
 		return err
 	}
@@ -319,7 +404,7 @@ func (s *scanner) object(field func(key []byte) error) error {
 		return nil
 	}
 	for {
-		key, err := s.key()
+		key, err := s.key(true)
 		if err != nil {
 			return err
 		}
@@ -343,8 +428,10 @@ func (s *scanner) object(field func(key []byte) error) error {
 	}
 }
 
-// key reads a member name and its colon.
-func (s *scanner) key() ([]byte, error) {
+// key reads a member name and its colon. Unless keep, the name is only
+// validated (skipped objects); a kept name longer than maxValue is not kept
+// either, and sets s.keyLong.
+func (s *scanner) key(keep bool) ([]byte, error) {
 	c, err := s.peek()
 	if err != nil {
 		return nil, err
@@ -352,11 +439,12 @@ func (s *scanner) key() ([]byte, error) {
 	if c != '"' {
 		return nil, s.errorf("want object key, got %s", describe(c))
 	}
-	raw, plain, err := s.stringToken()
-	if err != nil {
+	raw, plain, err := s.stringToken(keep)
+	s.keyLong = err == errTooLong
+	if err != nil && !s.keyLong {
 		return nil, err
 	}
-	if !plain {
+	if !plain && raw != nil {
 		raw = s.unquote(raw)
 	}
 	if s.pos < s.end && s.buf[s.pos] == ':' {
@@ -369,18 +457,24 @@ func (s *scanner) key() ([]byte, error) {
 }
 
 // array reads an array, calling elem for each element. A null array calls
-// nothing.
+// nothing; any other value is consumed and recorded as malformed.
 func (s *scanner) array(elem func() error) error {
-	if null, err := s.null(); null || err != nil {
+	c, err := s.peek()
+	if err != nil {
 		return err
 	}
-	if err := s.expect('[', "array"); err != nil {
-		return err
+	switch c {
+	case 'n':
+		return s.literal("null")
+	case '[':
+		s.pos++
+	default:
+		return s.wrong("array", c)
 	}
 	if s.depth++; s.depth > maxDepth {
 		return s.errorf("exceeded max depth")
 	}
-	c, err := s.peek()
+	c, err = s.peek()
 	if err != nil {
 		return err
 	}
@@ -447,15 +541,28 @@ func specialIn(w uint64) uint64 {
 		w&highs
 }
 
+// errTooLong is a kept string or number longer than maxValue: consumed, not
+// kept.
+var errTooLong = fmt.Errorf("longer than %d bytes", maxValue)
+
 // stringToken scans the string at pos (which holds its opening quote) and
 // consumes it. raw is the content between the quotes, escapes untouched,
 // valid until the next read; plain means raw is valid UTF-8 without escapes.
-func (s *scanner) stringToken() (raw []byte, plain bool, err error) {
-	escaped, nonASCII := false, false
+// Unless keep, the string is only validated: what is scanned is let go at
+// each refill, so its length costs no memory, and raw is nil. A kept string
+// longer than maxValue is let go the same way and gives errTooLong.
+func (s *scanner) stringToken(keep bool) (raw []byte, plain bool, err error) {
+	escaped, nonASCII, long := false, false, false
 	i := s.pos + 1
 	for {
 		i = plainRun(s.buf[:s.end], i)
 		if i == s.end {
+			if keep && i-s.pos-1 > maxValue {
+				keep, long = false, true
+			}
+			if !keep {
+				s.pos = i // at a clean point: never inside an escape
+			}
 			var ok bool
 			if i, ok = s.ensure(i, 1); !ok {
 				return nil, false, s.eof()
@@ -464,6 +571,16 @@ func (s *scanner) stringToken() (raw []byte, plain bool, err error) {
 		}
 		switch c := s.buf[i]; {
 		case c == '"':
+			if keep && i-s.pos-1 > maxValue {
+				keep, long = false, true
+			}
+			if !keep {
+				s.pos = i + 1
+				if long {
+					return nil, false, errTooLong
+				}
+				return nil, false, nil
+			}
 			raw = s.buf[s.pos+1 : i]
 			s.pos = i + 1
 			return raw, !escaped && (!nonASCII || utf8.Valid(raw)), nil
@@ -573,10 +690,11 @@ func hex4(b []byte) rune {
 	return r
 }
 
-// str reads a string value; null leaves *dst as it is.
+// str reads a string value; null (or a malformed value) leaves *dst as it
+// is.
 func (s *scanner) str(dst *string, intern bool) error {
-	raw, null, err := s.stringValue()
-	if err != nil || null {
+	raw, ok, err := s.stringValue()
+	if err != nil || !ok {
 		return err
 	}
 	if intern {
@@ -589,40 +707,85 @@ func (s *scanner) str(dst *string, intern bool) error {
 
 // bytesInto is str into a byte slice, reusing its array.
 func (s *scanner) bytesInto(dst *[]byte) error {
-	raw, null, err := s.stringValue()
-	if err != nil || null {
+	raw, ok, err := s.stringValue()
+	if err != nil || !ok {
 		return err
 	}
 	*dst = append((*dst)[:0], raw...)
 	return nil
 }
 
-// stringValue reads a string or null; raw, unescaped, is valid until the
-// next read.
-func (s *scanner) stringValue() (raw []byte, null bool, err error) {
+// stringValue reads a string; raw, unescaped, is valid until the next read.
+// ok is false for null, and for a value of another type or too long, which
+// is consumed and recorded as malformed.
+func (s *scanner) stringValue() (raw []byte, ok bool, err error) {
 	c, err := s.peek()
 	if err != nil {
 		return nil, false, err
 	}
 	if c == 'n' {
-		return nil, true, s.literal("null")
+		return nil, false, s.literal("null")
 	}
 	if c != '"' {
-		return nil, false, s.errorf("want string, got %s", describe(c))
+		return nil, false, s.wrong("string", c)
 	}
-	raw, plain, err := s.stringToken()
+	raw, plain, err := s.stringToken(true)
+	if err == errTooLong {
+		s.malformed(errTooLong.Error())
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, err
 	}
 	if !plain {
 		raw = s.unquote(raw)
 	}
-	return raw, false, nil
+	return raw, true, nil
+}
+
+// wrong consumes (and validates) a value of the wrong type at pos and
+// records it as malformed; c is its first byte.
+func (s *scanner) wrong(want string, c byte) error {
+	if err := s.skip(); err != nil {
+		return err
+	}
+	s.malformed("want " + want + ", got " + describe(c))
+	return nil
+}
+
+// malformed records a malformed value of the app being read; the readers
+// above it say where (within).
+func (s *scanner) malformed(msg string) {
+	s.nbad++
+	if len(s.bad) < maxMalformed {
+		s.bad = append(s.bad, malformed{msg: msg})
+	}
+}
+
+// within places the malformed values met since m under name (a field name
+// or "[i]"), and raises their scope to at least sc.
+func (s *scanner) within(m mark, name string, sc scope) {
+	if sc == scopeApp && s.since(m) {
+		s.appSkip = true
+	}
+	for j := m.idx; j < len(s.bad); j++ {
+		m := &s.bad[j]
+		switch {
+		case m.path == "":
+			m.path = name
+		case m.path[0] == '[':
+			m.path = name + m.path
+		default:
+			m.path = name + "." + m.path
+		}
+		m.scope = max(m.scope, sc)
+	}
 }
 
 // internBytes returns b as a string, one copy per distinct value: hosts,
 // protocols, states and label keys repeat across thousands of apps and
-// tasks. The table is bounded so hostile input cannot grow it without end.
+// tasks. The table is bounded (entries and their length) so hostile input
+// cannot grow it without end.
 func (s *scanner) internBytes(b []byte) string {
 	if v, ok := s.intern[string(b)]; ok {
 		return v
@@ -631,16 +794,28 @@ func (s *scanner) internBytes(b []byte) string {
 	if s.intern == nil {
 		s.intern = make(map[string]string)
 	}
-	if len(s.intern) < 1<<16 {
+	if len(s.intern) < 1<<16 && len(v) <= maxIntern {
 		s.intern[v] = v
 	}
 	return v
 }
 
-// number scans a number token at pos and consumes it.
-func (s *scanner) number() ([]byte, error) {
+// number scans a number token at pos and consumes it. Unless keep, it is
+// only validated (and let go at each refill: its length costs no memory),
+// and tok is nil; a kept number longer than maxValue is let go the same way
+// and gives errTooLong.
+func (s *scanner) number(keep bool) (tok []byte, err error) {
 	i := s.pos
+	long := false
 	get := func() (byte, bool) {
+		if i == s.end {
+			if keep && i-s.pos > maxValue {
+				keep, long = false, true
+			}
+			if !keep {
+				s.pos = i
+			}
+		}
 		var ok bool
 		if i, ok = s.ensure(i, 1); !ok {
 			return 0, false
@@ -693,13 +868,24 @@ func (s *scanner) number() ([]byte, error) {
 			return nil, bad()
 		}
 	}
-	tok := s.buf[s.pos:i]
+	if keep && i-s.pos > maxValue {
+		keep, long = false, true
+	}
+	if !keep {
+		s.pos = i
+		if long {
+			return nil, errTooLong
+		}
+		return nil, nil
+	}
+	tok = s.buf[s.pos:i]
 	s.pos = i
 	return tok, nil
 }
 
-// integer reads a number into an int as encoding/json does: fractions,
-// exponents and overflow are errors; null leaves *dst as it is.
+// integer reads a number into an int as encoding/json does; null leaves
+// *dst as it is. Fractions, exponents, overflow (encoding/json's
+// UnmarshalTypeError) and other types are malformed values.
 func (s *scanner) integer(dst *int) error {
 	c, err := s.peek()
 	if err != nil {
@@ -709,9 +895,13 @@ func (s *scanner) integer(dst *int) error {
 		return s.literal("null")
 	}
 	if c != '-' && (c < '0' || c > '9') {
-		return s.errorf("want number, got %s", describe(c))
+		return s.wrong("number", c)
 	}
-	tok, err := s.number()
+	tok, err := s.number(true)
+	if err == errTooLong {
+		s.malformed("number " + errTooLong.Error())
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -739,7 +929,8 @@ func (s *scanner) integer(dst *int) error {
 	}
 	v, err := strconv.ParseInt(string(tok), 10, strconv.IntSize)
 	if err != nil {
-		return s.errorf("number %s is not an int", tok)
+		s.malformed("number " + clip(string(tok)) + " is not an int")
+		return nil
 	}
 	*dst = int(v)
 	return nil
@@ -760,7 +951,7 @@ func (s *scanner) boolean(dst *bool) error {
 		*dst = false
 		return s.literal("false")
 	}
-	return s.errorf("want bool, got %s", describe(c))
+	return s.wrong("bool", c)
 }
 
 // skip reads and validates one value of any kind without keeping it,
@@ -790,13 +981,13 @@ func (s *scanner) skip() error {
 				break
 			}
 			if c == '{' {
-				if _, err := s.key(); err != nil {
+				if _, err := s.key(false); err != nil {
 					return err
 				}
 			}
 			continue
 		case c == '"':
-			if _, _, err := s.stringToken(); err != nil {
+			if _, _, err := s.stringToken(false); err != nil {
 				return err
 			}
 		case c == 't':
@@ -806,7 +997,7 @@ func (s *scanner) skip() error {
 		case c == 'n':
 			err = s.literal("null")
 		case c == '-' || c >= '0' && c <= '9':
-			_, err = s.number()
+			_, err = s.number(false)
 		default:
 			return s.errorf("invalid character %s looking for a value", describe(c))
 		}
@@ -826,7 +1017,7 @@ func (s *scanner) skip() error {
 			if c == ',' {
 				s.pos++
 				if top == '{' {
-					if _, err := s.key(); err != nil {
+					if _, err := s.key(false); err != nil {
 						return err
 					}
 				}
@@ -842,17 +1033,25 @@ func (s *scanner) skip() error {
 	}
 }
 
-// fields tracks which used fields an object has given, to refuse
-// duplicates; match maps a key to its field index, exact or (as
-// encoding/json) case-insensitive, or -1 for a field the decoder skips.
+// fields tracks which used fields an object has given: a used field given
+// twice is malformed (encoding/json v1 merged them; v2 refuses them; real
+// Marathon never sends them, and guessing which one was meant is unsafe).
+// match maps a key to its field index, exact or (as encoding/json)
+// case-insensitive, or -1 for a field the decoder skips.
 type fields uint32
 
-func (f *fields) see(i int, name string) error {
-	if *f&(1<<i) != 0 {
-		return fmt.Errorf("%q: %w", name, errDuplicate)
+// first reports whether field i is given for the first time in the object;
+// if not, it consumes the value and records it as malformed.
+func (f *fields) first(s *scanner, i int) (bool, error) {
+	if *f&(1<<i) == 0 {
+		*f |= 1 << i
+		return true, nil
 	}
-	*f |= 1 << i
-	return nil
+	if err := s.skip(); err != nil {
+		return false, err
+	}
+	s.malformed("given twice")
+	return false, nil
 }
 
 func match(key []byte, names []string) int {
@@ -923,6 +1122,8 @@ func upper(c byte) byte {
 }
 
 // document reads {"apps": [...]}; other top-level members are skipped.
+// Like encoding/json, anything but white space after the object is an
+// error.
 func (s *scanner) document(next func() *app, done func(*app) error) error {
 	if err := s.expect('{', "object"); err != nil {
 		return err
@@ -934,11 +1135,11 @@ func (s *scanner) document(next func() *app, done func(*app) error) error {
 		return err
 	}
 	for c != '}' {
-		key, err := s.key()
+		key, err := s.key(true)
 		if err != nil {
 			return err
 		}
-		if string(key) != "apps" {
+		if string(key) != "apps" || s.keyLong {
 			if err := s.skip(); err != nil {
 				return err
 			}
@@ -969,6 +1170,7 @@ func (s *scanner) document(next func() *app, done func(*app) error) error {
 				}
 				a := next()
 				a.reset()
+				a.pos = n
 				if err := s.app(a); err != nil {
 					return fmt.Errorf("apps[%d]: %w", n, err)
 				}
@@ -993,22 +1195,46 @@ func (s *scanner) document(next func() *app, done func(*app) error) error {
 			return s.errorf("want ',' or '}' in object, got %s", describe(c))
 		}
 	}
+	s.pos++
 	if !found {
 		return errors.New(`no "apps" array in the response`)
+	}
+	if c, err := s.peek(); err == nil {
+		return s.errorf("invalid character %s after top-level value", describe(c))
+	} else if s.rerr != io.EOF {
+		return err
 	}
 	return nil
 }
 
 var appFields = []string{"id", "labels", "ports", "portDefinitions", "container", "healthChecks", "tasks"}
 
+// appFieldScope is what a malformed value in each app field takes out. The
+// id names the service; the port declarations and health checks decide
+// which ports are served and which tasks may serve them: without them
+// whole, guessing could serve the wrong port or an unhealthy task, so the
+// app is skipped. A bad label value only loses that label (labels decide
+// per label), and a bad value in a task only that task (tasks decide it
+// themselves); labels or tasks that are not an object or array at all
+// skip the app (labels and tasks say so).
+var appFieldScope = []scope{scopeApp, scopeField, scopeApp, scopeApp, scopeApp, scopeApp, scopeField}
+
 func (s *scanner) app(a *app) error {
+	s.bad, s.nbad, s.appSkip = s.bad[:0], 0, false
 	var seen fields
-	return s.object(func(key []byte) error {
+	err := s.object(func(key []byte) error {
 		i := match(key, appFields)
-		if i < 0 {
+		if i < 0 || s.keyLong {
 			return s.skip()
 		}
-		if err := seen.see(i, appFields[i]); err != nil {
+		m := s.mark()
+		defer func() {
+			if s.since(m) {
+				s.within(m, appFields[i], appFieldScope[i])
+			}
+		}()
+		if first, err := seen.first(s, i); !first {
+			s.lastIsApp(m)
 			return err
 		}
 		var err error
@@ -1033,12 +1259,43 @@ func (s *scanner) app(a *app) error {
 		}
 		return nil
 	})
+	if err != nil || s.nbad == 0 {
+		return err
+	}
+	a.skip = s.appSkip
+	for i := range s.bad {
+		if s.bad[i].path == "" { // the app itself is not an object
+			s.bad[i].scope = scopeApp
+		}
+		a.skip = a.skip || s.bad[i].scope == scopeApp
+	}
+	a.malformed = append(a.malformed, s.bad...)
+	a.dropped = s.nbad - len(s.bad)
+	return nil
 }
 
+// labels reads the labels object. A value that is a JSON number is read as
+// the original proxymatic (Python) read it: str() of what json.loads gave,
+// so 100 is "100" and 100.0 or 1e2 is "100.0" (see pyNumber). Any other
+// value that is not a string (null, bool, object, array) loses that label.
+// Labels that are not an object at all skip the app.
 func (s *scanner) labels(dst *map[string]string) error {
-	if null, err := s.null(); null || err != nil {
-		*dst = nil
+	c, err := s.peek()
+	if err != nil {
 		return err
+	}
+	switch c {
+	case 'n':
+		*dst = nil
+		return s.literal("null")
+	case '{':
+	default:
+		mk := s.mark()
+		if err := s.wrong("object", c); err != nil {
+			return err
+		}
+		s.lastIsApp(mk)
+		return nil
 	}
 	m := *dst
 	if m == nil {
@@ -1046,33 +1303,134 @@ func (s *scanner) labels(dst *map[string]string) error {
 		*dst = m
 	}
 	return s.object(func(key []byte) error {
-		k := s.internBytes(key)
-		var v string
-		if err := s.str(&v, true); err != nil {
-			return fmt.Errorf("%q: %w", k, err)
+		if s.keyLong {
+			if err := s.skip(); err != nil {
+				return err
+			}
+			s.malformed("label key " + errTooLong.Error())
+			return nil
 		}
-		m[k] = v
+		k := s.internBytes(key)
+		mark := s.mark()
+		c, err := s.peek()
+		if err != nil {
+			return err
+		}
+		switch {
+		case c == '"':
+			var v string
+			raw, ok, err := s.stringValue()
+			if err != nil {
+				return err
+			}
+			if ok {
+				v = s.internBytes(raw)
+				m[k] = v
+			}
+		case c == '-' || c >= '0' && c <= '9':
+			tok, err := s.number(true)
+			if err == errTooLong {
+				s.malformed("number " + errTooLong.Error())
+				break
+			}
+			if err != nil {
+				return err
+			}
+			m[k] = pyNumber(tok)
+		default:
+			if err := s.wrong("string or number", c); err != nil {
+				return err
+			}
+		}
+		if s.since(mark) {
+			s.within(mark, strconv.Quote(clip(k)), scopeField)
+		}
 		return nil
 	})
 }
 
+// pyNumber is Python's str() of what json.loads makes of a JSON number tok:
+// an int keeps its digits ("-0" is 0), a float (a fraction or an exponent)
+// is printed by repr: the shortest digits that read back, positional from
+// 1e-4 up to 1e16 with at least one decimal ("100.0", "0.0001"), else
+// d.ddde±XX ("1e+16", "1.5e-05"); out of range is "inf" or "-inf".
+func pyNumber(tok []byte) string {
+	t := string(tok)
+	if !strings.ContainsAny(t, ".eE") {
+		if t == "-0" {
+			return "0"
+		}
+		return t
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil { // out of range: Python's float() gives inf
+		if f < 0 {
+			return "-inf"
+		}
+		return "inf"
+	}
+	sign := ""
+	if math.Signbit(f) {
+		sign, f = "-", -f
+	}
+	if f == 0 {
+		return sign + "0.0"
+	}
+	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde±XX
+	mant, exp, _ := strings.Cut(e, "e")
+	digits := strings.Replace(mant, ".", "", 1)
+	x, _ := strconv.Atoi(exp)
+	point := x + 1 // digits[:point] are the integer part
+	switch {
+	case point > 16 || point < -3:
+		m := digits[:1]
+		if len(digits) > 1 {
+			m += "." + digits[1:]
+		}
+		es := "+"
+		if x < 0 {
+			es, x = "-", -x
+		}
+		if x < 10 {
+			es += "0"
+		}
+		return sign + m + "e" + es + strconv.Itoa(x)
+	case point <= 0:
+		return sign + "0." + strings.Repeat("0", -point) + digits
+	case point >= len(digits):
+		return sign + digits + strings.Repeat("0", point-len(digits)) + ".0"
+	default:
+		return sign + digits[:point] + "." + digits[point:]
+	}
+}
+
 // slice reads an array into *dst (null: nil, [] : empty, as encoding/json).
 // A non-nil *dst is reused: its backing array, and through reset the
-// elements' own slices, are overwritten rather than allocated again.
+// elements' own slices, are overwritten rather than allocated again. An
+// element of the wrong type is left zero, in its place, as encoding/json
+// does, so the indexes of the others (port index i) do not move.
 func slice[T any](s *scanner, dst *[]T, elem func(*T) error) error {
 	return sliceReuse(s, dst, elem, nil)
 }
 
 func sliceReuse[T any](s *scanner, dst *[]T, elem func(*T) error, reset func(*T)) error {
-	if null, err := s.null(); null || err != nil {
-		*dst = nil
+	c, err := s.peek()
+	if err != nil {
 		return err
+	}
+	switch c {
+	case 'n':
+		*dst = nil
+		return s.literal("null")
+	case '[':
+	default:
+		return s.wrong("array", c) // *dst left as it is, as encoding/json does
 	}
 	out := (*dst)[:0]
 	if out == nil {
 		out = []T{}
 	}
-	err := s.array(func() error {
+	err = s.array(func() error {
 		if n := len(out); n < cap(out) && reset != nil {
 			out = out[:n+1]
 			reset(&out[n])
@@ -1080,8 +1438,12 @@ func sliceReuse[T any](s *scanner, dst *[]T, elem func(*T) error, reset func(*T)
 			var zero T
 			out = append(out, zero)
 		}
+		mark := s.mark()
 		if err := elem(&out[len(out)-1]); err != nil {
 			return fmt.Errorf("[%d]: %w", len(out)-1, err)
+		}
+		if s.since(mark) {
+			s.within(mark, "["+strconv.Itoa(len(out)-1)+"]", scopeField)
 		}
 		return nil
 	})
@@ -1093,6 +1455,20 @@ func (s *scanner) ints(dst *[]int) error {
 	return slice(s, dst, s.integer)
 }
 
+// member reads one used field of a nested object: a duplicate is consumed
+// and recorded, and whatever is malformed in it is placed under name.
+func (s *scanner) member(seen *fields, i int, name string, read func() error) error {
+	mark := s.mark()
+	first, err := seen.first(s, i)
+	if first {
+		err = read()
+	}
+	if s.since(mark) {
+		s.within(mark, name, scopeField)
+	}
+	return err
+}
+
 var portDefFields = []string{"port", "protocol"}
 
 func (s *scanner) portDefs(dst *[]portDef) error {
@@ -1100,16 +1476,15 @@ func (s *scanner) portDefs(dst *[]portDef) error {
 		var seen fields
 		return s.object(func(key []byte) error {
 			i := match(key, portDefFields)
-			if i < 0 {
+			if i < 0 || s.keyLong {
 				return s.skip()
 			}
-			if err := seen.see(i, portDefFields[i]); err != nil {
-				return err
-			}
-			if i == 0 {
-				return s.integer(&p.Port)
-			}
-			return s.str(&p.Protocol, true)
+			return s.member(&seen, i, portDefFields[i], func() error {
+				if i == 0 {
+					return s.integer(&p.Port)
+				}
+				return s.str(&p.Protocol, true)
+			})
 		})
 	})
 }
@@ -1121,16 +1496,15 @@ func (s *scanner) portMappings(dst *[]portMapping) error {
 		var seen fields
 		return s.object(func(key []byte) error {
 			i := match(key, portMappingFields)
-			if i < 0 {
+			if i < 0 || s.keyLong {
 				return s.skip()
 			}
-			if err := seen.see(i, portMappingFields[i]); err != nil {
-				return err
-			}
-			if i == 0 {
-				return s.integer(&p.ServicePort)
-			}
-			return s.str(&p.Protocol, true)
+			return s.member(&seen, i, portMappingFields[i], func() error {
+				if i == 0 {
+					return s.integer(&p.ServicePort)
+				}
+				return s.str(&p.Protocol, true)
+			})
 		})
 	})
 }
@@ -1147,29 +1521,27 @@ func (s *scanner) container(dst **container) error {
 	var seen fields
 	return s.object(func(key []byte) error {
 		i := match(key, containerFields)
-		if i < 0 {
+		if i < 0 || s.keyLong {
 			return s.skip()
 		}
-		if err := seen.see(i, containerFields[i]); err != nil {
-			return err
-		}
-		if i == 1 {
-			return s.portMappings(&c.PortMappings)
-		}
-		if null, err := s.null(); null || err != nil {
-			return err
-		}
-		d := &docker{}
-		c.Docker = d
-		var seenD fields
-		return s.object(func(key []byte) error {
-			if match(key, portMappingsName) < 0 {
-				return s.skip()
+		return s.member(&seen, i, containerFields[i], func() error {
+			if i == 1 {
+				return s.portMappings(&c.PortMappings)
 			}
-			if err := seenD.see(0, "portMappings"); err != nil {
+			if null, err := s.null(); null || err != nil {
 				return err
 			}
-			return s.portMappings(&d.PortMappings)
+			d := &docker{}
+			c.Docker = d
+			var seenD fields
+			return s.object(func(key []byte) error {
+				if match(key, portMappingsName) < 0 || s.keyLong {
+					return s.skip()
+				}
+				return s.member(&seenD, 0, "portMappings", func() error {
+					return s.portMappings(&d.PortMappings)
+				})
+			})
 		})
 	})
 }
@@ -1183,34 +1555,33 @@ func (s *scanner) healthChecks(dst *[]healthCheck) error {
 		var seen fields
 		return s.object(func(key []byte) error {
 			i := match(key, healthCheckFields)
-			if i < 0 {
+			if i < 0 || s.keyLong {
 				return s.skip()
 			}
-			if err := seen.see(i, healthCheckFields[i]); err != nil {
-				return err
-			}
-			switch i {
-			case 0:
-				return s.str(&h.Protocol, true)
-			case 1:
-				return s.str(&h.Path, true)
-			case 3:
-				return s.integer(&h.IntervalSeconds)
-			case 4:
-				return s.integer(&h.TimeoutSeconds)
-			case 5:
-				return s.integer(&h.MaxConsecutiveFailures)
-			}
-			if null, err := s.null(); null || err != nil {
-				h.PortIndex = nil
-				return err
-			}
-			var n int
-			if err := s.integer(&n); err != nil {
-				return err
-			}
-			h.PortIndex = &n
-			return nil
+			return s.member(&seen, i, healthCheckFields[i], func() error {
+				switch i {
+				case 0:
+					return s.str(&h.Protocol, true)
+				case 1:
+					return s.str(&h.Path, true)
+				case 3:
+					return s.integer(&h.IntervalSeconds)
+				case 4:
+					return s.integer(&h.TimeoutSeconds)
+				case 5:
+					return s.integer(&h.MaxConsecutiveFailures)
+				}
+				if null, err := s.null(); null || err != nil {
+					h.PortIndex = nil
+					return err
+				}
+				n, mark := 0, s.mark()
+				if err := s.integer(&n); err != nil || s.since(mark) {
+					return err
+				}
+				h.PortIndex = &n
+				return nil
+			})
 		})
 	})
 }
@@ -1219,50 +1590,74 @@ var taskFields = []string{"id", "host", "state", "ports", "healthCheckResults"}
 
 var hcResultFields = []string{"alive", "lastFailureCause"}
 
+// tasks reads the tasks. A malformed value anywhere in a task (id, host,
+// state, ports, health results) skips that task: each of them decides
+// whether, where and as what it is served. Tasks that are not an array at
+// all skip the app.
 func (s *scanner) tasks(dst *[]task) error {
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if c != '[' && c != 'n' {
+		mk := s.mark()
+		if err := s.wrong("array", c); err != nil {
+			return err
+		}
+		s.lastIsApp(mk)
+		return nil
+	}
 	return sliceReuse(s, dst, func(t *task) error {
+		mark := s.mark()
+		defer func() {
+			if s.since(mark) {
+				t.skip = true
+				for j := mark.idx; j < len(s.bad); j++ {
+					s.bad[j].scope = max(s.bad[j].scope, scopeTask)
+				}
+			}
+		}()
 		var seen fields
 		return s.object(func(key []byte) error {
 			i := match(key, taskFields)
-			if i < 0 {
+			if i < 0 || s.keyLong {
 				return s.skip()
 			}
-			if err := seen.see(i, taskFields[i]); err != nil {
-				return err
-			}
-			switch i {
-			case 0:
-				return s.bytesInto(&t.idb)
-			case 1:
-				return s.str(&t.Host, true)
-			case 2:
-				if null, err := s.null(); null || err != nil {
-					t.State = nil
-					return err
-				}
-				var st string
-				if err := s.str(&st, true); err != nil {
-					return err
-				}
-				t.State = s.statePtr(st)
-				return nil
-			case 3:
-				return s.ints(&t.Ports)
-			}
-			return slice(s, &t.HealthCheckResults, func(r *hcResult) error {
-				var seen fields
-				return s.object(func(key []byte) error {
-					i := match(key, hcResultFields)
-					if i < 0 {
-						return s.skip()
-					}
-					if err := seen.see(i, hcResultFields[i]); err != nil {
+			return s.member(&seen, i, taskFields[i], func() error {
+				switch i {
+				case 0:
+					return s.bytesInto(&t.idb)
+				case 1:
+					return s.str(&t.Host, true)
+				case 2:
+					if null, err := s.null(); null || err != nil {
+						t.State = nil
 						return err
 					}
-					if i == 0 {
-						return s.boolean(&r.Alive)
+					var st string
+					mark := s.mark()
+					if err := s.str(&st, true); err != nil || s.since(mark) {
+						return err
 					}
-					return s.str(&r.LastFailureCause, true)
+					t.State = s.statePtr(st)
+					return nil
+				case 3:
+					return s.ints(&t.Ports)
+				}
+				return slice(s, &t.HealthCheckResults, func(r *hcResult) error {
+					var seen fields
+					return s.object(func(key []byte) error {
+						i := match(key, hcResultFields)
+						if i < 0 || s.keyLong {
+							return s.skip()
+						}
+						return s.member(&seen, i, hcResultFields[i], func() error {
+							if i == 0 {
+								return s.boolean(&r.Alive)
+							}
+							return s.str(&r.LastFailureCause, true)
+						})
+					})
 				})
 			})
 		})
@@ -1280,7 +1675,7 @@ func (s *scanner) statePtr(st string) *string {
 	if s.states == nil {
 		s.states = make(map[string]*string)
 	}
-	if len(s.states) < 1<<10 {
+	if len(s.states) < 1<<10 && len(st) <= maxIntern {
 		s.states[st] = p
 	}
 	return p

@@ -50,28 +50,26 @@ func FuzzCompile(f *testing.F) {
 		marathontest.ContainerApp("/bare/c", 10022).WithTask("10.0.0.5"),
 		marathontest.LegacyApp("/bare/d", 10023).WithTask("10.0.0.4", 31023, 31024),
 	}), false, uint8(2))
+	f.Add([]byte(`{"apps":[{"id":"/a","ports":[80],"labels":{"com.meltwater.proxymatic.port.0.weight":100},"tasks":[{"host":"1.1.1.1","ports":[31000]},{"host":5,"ports":[31001]}]},{"id":{},"ports":[81],"tasks":[{"host":"1.1.1.2","ports":[31002]}]}]}`), false, uint8(1))
 	f.Add([]byte(`{"apps":[{"id":"/a","labels":{"x":"1"},"ports":[1],"tasks":[{"id":"t","host":"1.1.1.1","ports":[5],"state":"TASK_RUNNING","healthCheckResults":[{"alive":false}]}]},{"id":"/b","labels":null,"ports":null,"tasks":null},{"id":"/c","labels":{},"ports":[],"tasks":[]},{"id":"/d","tasks":[{"host":"1.1.1.2"}]},{"id":"/e","ports":[2],"tasks":[{"host":"1.1.1.3","ports":[6],"healthCheckResults":null}]}]}`), true, uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, exposeHost bool, group uint8) {
 		apps, err := decodeApps(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
-		addrs := map[string]netip.Addr{}
-		for _, h := range taskHosts(apps) {
-			if a, err := netip.ParseAddr(h); err == nil {
-				if a.Zone() == "" {
-					addrs[h] = a.Unmap()
-				}
-				continue
-			}
-			// Any name "resolves" to a stable address, so the fuzzer reaches the server rules.
-			sum := fnv.New32a()
-			sum.Write([]byte(h))
-			v := sum.Sum32()
-			addrs[h] = netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
-		}
+		addrs := fakeAddrs(taskHosts(apps))
 		c := compiler{exposeHost: exposeHost, groupSize: int(group), log: slog.New(slog.DiscardHandler), addrs: addrs}
 		out := c.compile(apps)
+		// The reference decoder (encoding/json and the malformed rules
+		// written again) must compile to the same services.
+		ref, err := decodeAppsRef(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("scanner took what the reference refused: %v", err)
+		}
+		rc := compiler{exposeHost: exposeHost, groupSize: int(group), log: slog.New(slog.DiscardHandler), addrs: addrs}
+		if got := rc.compile(ref); !reflect.DeepEqual(got, out) {
+			t.Fatalf("reference compiled\n%v\nscanner\n%v", got, out)
+		}
 		// The streaming path (batches of one app, so every decoded app
 		// reuses a slot another app left) must compile the same services
 		// and collect the same hosts: nothing of a previous app shows through.
@@ -106,6 +104,25 @@ func FuzzCompile(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%s\n---\n%s", enc, again)
 		}
 	})
+}
+
+// fakeAddrs "resolves" hosts without DNS: an address literal is itself,
+// any other name a stable address, so the fuzzer reaches the server rules.
+func fakeAddrs(hosts []string) map[string]netip.Addr {
+	addrs := map[string]netip.Addr{}
+	for _, h := range hosts {
+		if a, err := netip.ParseAddr(h); err == nil {
+			if a.Zone() == "" {
+				addrs[h] = a.Unmap()
+			}
+			continue
+		}
+		sum := fnv.New32a()
+		sum.Write([]byte(h))
+		v := sum.Sum32()
+		addrs[h] = netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	return addrs
 }
 
 // plainRun's word-at-a-time scan must stop exactly where the byte table

@@ -213,16 +213,8 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 	var cm *compilation
 	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log}
 	rep, err := s.client.do(ctx, appsPath, "application/json", func(body io.Reader) error {
-		ra := newReadAhead(body)
 		var err error
-		cm, err = c.stream(ctx, ra, streamBatch)
-		// The read-ahead may be blocked in a Read of the body: the client
-		// closes the body once this returns, which releases it, so the
-		// goroutine is stopped after that, not here.
-		defer ra.Close()
-		if closer, ok := body.(io.Closer); ok {
-			closer.Close()
-		}
+		cm, err = c.stream(ctx, body, streamBatch)
 		if err != nil {
 			return fmt.Errorf("reading apps: %w", err)
 		}

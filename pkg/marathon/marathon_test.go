@@ -555,3 +555,79 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// malformedBody is a /v2/apps answer from the stand-in with four kinds of
+// malformed app (issue 15 part 2) among good ones.
+func malformedBody() []byte {
+	const L = LabelPrefix
+	body := string(marathontest.AppsJSON([]*marathontest.App{
+		marathontest.BridgeApp("/prod/good", 10001).WithTask("10.0.0.1", 31001),
+		// The original's own README example: a weight given as a number.
+		marathontest.BridgeApp("/prod/weighted", 10002).WithLabel(L+"0.weight", "WEIGHT").WithTask("10.0.0.2", 31002),
+		marathontest.BridgeApp("/prod/noid", 10003).WithTask("10.0.0.3", 31003),
+		marathontest.BridgeApp("/prod/halftasks", 10004).WithTask("10.0.0.4", 31004).WithTask("10.0.0.5", 31005),
+		marathontest.BridgeApp("/prod/float", 10005).WithLabel(L+"0.weight", "FLOAT").WithTask("10.0.0.6", 31006),
+	}))
+	for _, r := range [][2]string{
+		{`"WEIGHT"`, `100`},
+		{`"FLOAT"`, `100.0`},
+		{`"id":"/prod/noid"`, `"id":{"path":"/prod/noid"}`},
+		{`"host":"10.0.0.5"`, `"host":["10.0.0.5"]`},
+	} {
+		if !strings.Contains(body, r[0]) {
+			panic("stand-in body changed: no " + r[0])
+		}
+		body = strings.Replace(body, r[0], r[1], 1)
+	}
+	return []byte(body)
+}
+
+// One malformed app, task or label takes out only itself (logged with the
+// app, counted); the rest is published. A body that is not JSON still
+// fails the refresh.
+func TestFetchMalformedAppsSkipOnlyThemselves(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetAppsJSON(malformedBody())
+	s, logs := newSource(t, Options{URLs: []string{m.URL}})
+	before := map[string]float64{}
+	for _, sc := range []string{"field", "task", "app"} {
+		before[sc] = counterValue(malformedTotal.WithLabelValues(sc))
+	}
+	got, err := s.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"good.prod 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0",
+		"weighted.prod 10002/tcp tcp: 10.0.0.2@10.0.0.2:31002/100/0",
+		"halftasks.prod 10004/tcp tcp: 10.0.0.4@10.0.0.4:31004/500/0",
+		// "100.0", as the original read it, is not a valid weight: ignored.
+		"float.prod 10005/tcp tcp: 10.0.0.6@10.0.0.6:31006/500/0",
+	}
+	if g := summary(got); strings.Join(g, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(g, "\n"), strings.Join(want, "\n"))
+	}
+	out := logs.String()
+	for _, line := range []string{
+		`msg="malformed app skipped" source=marathon app="apps[2] \"\""`,
+		`msg="malformed tasks skipped" source=marathon app=/prod/halftasks`,
+		`details="tasks[1].host: want string, got array"`,
+		`msg="invalid label ignored" source=marathon app=/prod/float label=com.meltwater.proxymatic.port.0.weight value=100.0`,
+	} {
+		if !strings.Contains(out, line) {
+			t.Errorf("log lacks %s:\n%s", line, out)
+		}
+	}
+	for sc, n := range map[string]float64{"field": 0, "task": 1, "app": 1} {
+		if got := counterValue(malformedTotal.WithLabelValues(sc)) - before[sc]; got != n {
+			t.Errorf("malformed{skipped=%q} counted %v, want %v", sc, got, n)
+		}
+	}
+
+	for _, body := range []string{"<html>502 Bad Gateway</html>", `{"apps":[]} trailing`, `{"apps":[{"id":"/a"}`} {
+		m.SetAppsJSON([]byte(body))
+		if svcs, err := s.Fetch(context.Background()); err == nil {
+			t.Errorf("%q: no error, %d services", body, len(svcs))
+		}
+	}
+}

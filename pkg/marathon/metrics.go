@@ -41,6 +41,10 @@ var (
 		Name: "proxymatic_marathon_services",
 		Help: "Services compiled by the last successful refresh.",
 	})
+	malformedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_malformed_values_total",
+		Help: "Values of an app of an unexpected JSON type (or too long), by what was skipped for them: the field (a label), the task or the app. Counted on every refresh that reads them.",
+	}, []string{"skipped"})
 	serversCompiled = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "proxymatic_marathon_servers",
 		Help: "Servers compiled by the last successful refresh.",

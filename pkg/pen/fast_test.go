@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/meltwater/proxymatic/pkg/services"
+	"github.com/meltwater/proxymatic/pkg/services/servicestest"
 )
 
 // The hand-written writer must render byte for byte what the embedded
@@ -40,6 +41,58 @@ func TestWriteDefaultMatchesTemplate(t *testing.T) {
 		// With the ready-made free lines the output is the same.
 		if fast := writeSlots(nil, v.Name, v.Port, v.Protocol, v.HTTP, func(i int) *services.Server { return assigned[i] }, size, slots.free); !bytes.Equal(fast, got) {
 			t.Fatalf("%d slots: free-line cache changes the output:\n%s", size, fast)
+		}
+	}
+}
+
+// The writer against the template on generated services (servicestest:
+// TCP and UDP, drained and limited servers, IPv4 and IPv6, none to more
+// servers than slots), each rendered twice through the same slots (the
+// second time with some servers gone, so slots are kept and freed), seeded.
+func TestWriterMatchesTemplateGenerated(t *testing.T) {
+	for seed, n := range map[uint64]int{1: 1, 2: 30, 3: 300} {
+		matchTemplate(t, seed, n)
+	}
+}
+
+// FuzzWriterMatchesTemplate is TestWriterMatchesTemplateGenerated over any
+// seed and size.
+func FuzzWriterMatchesTemplate(f *testing.F) {
+	f.Add(uint64(1), uint8(3))
+	f.Add(uint64(5), uint8(60))
+	f.Fuzz(func(t *testing.T, seed uint64, n uint8) {
+		matchTemplate(t, seed, int(n))
+	})
+}
+
+func matchTemplate(t *testing.T, seed uint64, n int) {
+	t.Helper()
+	for i, s := range servicestest.Generate(seed, n) {
+		size := 1 + (int(seed)+i)%100
+		slots := NewSlots(size)
+		for round := range 2 {
+			if round == 1 && len(s.Servers) > 0 {
+				s.Servers = s.Servers[len(s.Servers)/3:]
+			}
+			assigned := slots.assign(s)
+			v := view{Name: s.Name, Port: s.Port, Protocol: string(s.Protocol), HTTP: s.Mode == services.ModeHTTP, Slots: make([]slotView, size)}
+			for j, srv := range assigned {
+				v.Slots[j] = slotView{N: j, srv: srv, Free: srv == nil}
+			}
+			var want bytes.Buffer
+			if err := defaultTemplate.Execute(&want, v); err != nil {
+				t.Fatal(err)
+			}
+			got := writeSlots(nil, v.Name, v.Port, v.Protocol, v.HTTP, func(j int) *services.Server { return assigned[j] }, size, slots.free)
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("seed %d, service %s, %d slots: writer and template differ\nwriter:\n%s\ntemplate:\n%s", seed, s.Key(), size, got, want.Bytes())
+			}
+			if !bytes.Equal(writeDefault(nil, &v), got) {
+				t.Fatalf("seed %d, service %s: writeDefault differs from writeSlots", seed, s.Key())
+			}
+			if err := parse(got); err != nil {
+				t.Fatalf("seed %d, service %s: %v\n%s", seed, s.Key(), err, got)
+			}
 		}
 	}
 }

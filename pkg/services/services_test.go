@@ -244,16 +244,12 @@ type failingWriter struct{}
 
 func (failingWriter) Write(p []byte) (int, error) { return 0, errWriteFailed }
 
-// A file large enough to be parsed in two halves reads the same as through
-// the general YAML decoder, line numbers included, whichever half a service
-// is in.
-func TestParseLargeFileInHalves(t *testing.T) {
+// A large file reads the same through the fast path as through the general
+// YAML decoder, line numbers included.
+func TestParseLargeFileMatchesYAML(t *testing.T) {
 	f := large(3000, 4)
-	f.Services[2000].Servers = nil // a service without servers in the second half
+	f.Services[2000].Servers = nil // a service without servers
 	data := f.Encode()
-	if len(data) < 2*parallelParseMin {
-		t.Fatalf("test file is only %d bytes: not split", len(data))
-	}
 	fast, ok := parseCanonical(data)
 	if !ok {
 		t.Fatal("canonical parser refused an encoded file")
@@ -331,5 +327,35 @@ func TestHealthCheckFields(t *testing.T) {
 	}
 	if fd, ok := parseCanonical([]byte(hand)); ok && *fd.File.Services[0].HealthCheck != want {
 		t.Errorf("fast path read %+v, want %+v", *fd.File.Services[0].HealthCheck, want)
+	}
+}
+
+// Issue 17's two cases: the fast path read `weight: -` as 0 and took an
+// unquoted IPv6 ending in "::", both of which YAML reads otherwise. Now it
+// declines both (the text is not what Encode writes) and Parse gives what
+// the YAML decoder gives: a rejected service, and a document error.
+func TestFastPathDeclinesWhatEncodeWouldNotWrite(t *testing.T) {
+	f := sample()
+	f.Normalize()
+	enc := string(f.Encode())
+	if _, ok := parseCanonical([]byte(enc)); !ok {
+		t.Fatal("the canonical encoding is not taken by the fast path")
+	}
+	for _, c := range []struct{ from, to string }{
+		{"weight: 500", "weight: -"},
+		{`ip: "2001:db8::1"`, "ip: fd00::"},
+	} {
+		doc := []byte(strings.Replace(enc, c.from, c.to, 1))
+		if _, ok := parseCanonical(doc); ok {
+			t.Errorf("%s: fast path accepted it", c.to)
+		}
+		got, err := Parse(doc)
+		want, werr := parseYAML(doc)
+		if (err == nil) != (werr == nil) || (err == nil && !sameDecoded(got, want)) {
+			t.Errorf("%s: Parse = %+v, %v; YAML decoder = %+v, %v", c.to, got, err, want, werr)
+		}
+		if err == nil && len(got.Rejected) == 0 {
+			t.Errorf("%s: accepted as %+v", c.to, got.File.Services)
+		}
 	}
 }

@@ -2,14 +2,17 @@ package fault
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
+	"github.com/meltwater/proxymatic/pkg/services"
 )
 
 func webApp(port int, ips ...string) *marathontest.App {
@@ -163,4 +166,77 @@ func TestMarathon30MBAnswer(t *testing.T) {
 		return err == nil && st.Size() > int64(len(good))*100
 	})
 	s.alive(t)
+}
+
+// Issue 15 part 2, through the binary as CI runs it: one malformed app in
+// the answer (a label value given as a number, as the original's README
+// does; an id that is an object; a task host that is an array) takes out
+// only itself, with a warning naming it, and the rest is printed. A body
+// that is not JSON fails the run and prints nothing.
+func TestMarathonMalformedAppOnceDryRun(t *testing.T) {
+	const L = "com.meltwater.proxymatic.port."
+	body := string(marathontest.AppsJSON([]*marathontest.App{
+		webApp(10001, "10.0.0.1"),
+		marathontest.BridgeApp("/product/weighted", 10002).WithLabel(L+"0.weight", "WEIGHT").WithTask("10.0.0.2", 31002),
+		marathontest.BridgeApp("/product/broken", 10003).WithTask("10.0.0.3", 31003),
+		marathontest.BridgeApp("/product/half", 10004).WithTask("10.0.0.4", 31004).WithTask("10.0.0.5", 31005),
+	}))
+	for _, r := range [][2]string{
+		{`"WEIGHT"`, `100`},
+		{`"id":"/product/broken"`, `"id":{"path":"/product/broken"}`},
+		{`"host":"10.0.0.5"`, `"host":["10.0.0.5"]`},
+	} {
+		if !strings.Contains(body, r[0]) {
+			t.Fatalf("stand-in body has no %s", r[0])
+		}
+		body = strings.Replace(body, r[0], r[1], 1)
+	}
+	m := marathontest.New(t)
+	m.SetAppsJSON([]byte(body))
+	run := func() (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(binSync, "--marathon", m.URL, "--once", "--dry-run")
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	}
+	code, stdout, stderr := run()
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	f, _, err := services.Decode([]byte(stdout))
+	if err != nil {
+		t.Fatalf("output: %v\n%s", err, stdout)
+	}
+	var got []string
+	for _, s := range f.Services {
+		line := fmt.Sprintf("%s %d:", s.Name, s.Port)
+		for _, srv := range s.Servers {
+			line += fmt.Sprintf(" %s/%d", srv.Address(), srv.Weight)
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"web.product 10001: 10.0.0.1:31000/500",
+		"weighted.product 10002: 10.0.0.2:31002/100",
+		"half.product 10004: 10.0.0.4:31004/500",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("services:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, w := range []string{"malformed app skipped", "apps[2]", "malformed tasks skipped", "/product/half", "tasks[1].host"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+
+	m.SetAppsJSON([]byte("<html><body>502 Bad Gateway</body></html>"))
+	code, stdout, stderr = run()
+	if code == 0 || stdout != "" {
+		t.Errorf("a body that is not JSON: exit %d, stdout %q; stderr:\n%s", code, stdout, stderr)
+	}
 }
