@@ -127,7 +127,17 @@ fresh() {
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/base-images.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# An interrupted debootstrap leaves proc and sys mounted in the root file
+# system: unmount what is below $tmp, and never delete across a mount.
+cleanup() {
+	awk -v t="$tmp/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+		umount -l "$m" || true
+	done
+	rm -rf --one-file-system "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # --- debian:<suite>-slim -----------------------------------------------------
 
@@ -195,6 +205,7 @@ slim_recipe=$(printf '%s\n' "${debootstrap_args[*]}" "$mirror" "$security_mirror
 rootfs_tar="$cache/debian-$suite-slim-${slim_recipe:0:16}.tar"
 
 if ! fresh "$slim_tag" "$slim_recipe"; then
+	SECONDS=0
 	if [ ! -s "$rootfs_tar" ] || [ -n "${BASE_REBUILD:-}" ]; then
 		[ "$(id -u)" = 0 ] || die "debootstrap needs root to build $slim_tag (or put the image in the engine: docker load / docker pull)"
 		if ! command -v debootstrap >/dev/null 2>&1; then
@@ -203,7 +214,7 @@ if ! fresh "$slim_tag" "$slim_recipe"; then
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null ||
 				die "apt-get install debootstrap failed"
 		fi
-		log "debootstrap $suite from $mirror (about a minute)"
+		log "debootstrap $suite from $mirror (a minute or more)"
 		if ! debootstrap "${debootstrap_args[@]}" "$tmp/rootfs" "$mirror" >"$tmp/debootstrap.log" 2>&1; then
 			tail -n 20 "$tmp/debootstrap.log" >&2
 			die "debootstrap $suite $mirror failed"
@@ -221,7 +232,7 @@ if ! fresh "$slim_tag" "$slim_recipe"; then
 		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 		--change 'CMD ["bash"]' \
 		"$rootfs_tar" "$slim_tag" >/dev/null
-	log "built $slim_tag"
+	log "built $slim_tag in ${SECONDS}s"
 fi
 
 # --- golang:<X.Y>-<suite> ----------------------------------------------------
@@ -265,9 +276,10 @@ if ! fresh "$go_tag" "$go_recipe"; then
 	rm -rf "$tmp/go-context/go/test" "$tmp/go-context/go/pkg/obj"
 	printf '%s\nLABEL %s=%s\n' "$go_dockerfile" "$label" "$go_recipe" >"$tmp/go-context/Dockerfile"
 	log "building $go_tag with go$go_version from $go_root"
+	SECONDS=0
 	if ! docker build -q -t "$go_tag" "$tmp/go-context" >"$tmp/build.log" 2>&1; then
 		cat "$tmp/build.log" >&2
 		die "building $go_tag failed"
 	fi
-	log "built $go_tag"
+	log "built $go_tag in ${SECONDS}s"
 fi
