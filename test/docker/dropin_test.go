@@ -34,7 +34,9 @@ func published(t *testing.T, c, port string) int {
 // ports published on the host's loopback as the original README's
 // `docker run -p 80:80` did. It serves through HAProxy and nginx, /status
 // answers, the HEALTHCHECK turns healthy, and `docker stop` drains: /status
-// says TERMINATING and the proxies keep serving until the stop timeout.
+// says TERMINATING and the proxies keep serving until the stop timeout. A
+// second one with only MARATHON_URL serves through pen, the original's
+// default.
 func TestCombinedImageDropIn(t *testing.T) {
 	images(t)
 	name := fmt.Sprintf("proxymatic-dropin-%d", os.Getpid())
@@ -80,6 +82,12 @@ func TestCombinedImageDropIn(t *testing.T) {
 	eventually(t, "the HEALTHCHECK turning healthy", func() bool { return health(t, name) == "healthy" })
 	t.Logf("start-up: first request through HAProxy %s after docker run, /status 200 after %s, healthy after %s",
 		servedAfter.Round(10*time.Millisecond), okAfter.Round(10*time.Millisecond), time.Since(begin).Round(10*time.Millisecond))
+
+	// The original's default proxy for TCP: pen, with nothing but MARATHON_URL.
+	t.Run("pen by default", func(t *testing.T) {
+		start(name+"-pen", "-p", "127.0.0.1::10001", "-e", "MARATHON_URL=http://"+name+"-marathon:8080", reloadImage)
+		follows(t, "pen in the drop-in", []string{"backend-1"}, target{published(t, name+"-pen", "10001/tcp"), ""})
+	})
 
 	t.Run("docker stop drains", func(t *testing.T) { drain(t, name, statusPort, ha, nginx) })
 }
