@@ -48,7 +48,7 @@ func TestCombinedImageDropIn(t *testing.T) {
 			t.Logf("docker logs %s:\n%s", name, out)
 		}
 		if len(containers) > 0 {
-			run("docker", append([]string{"rm", "-f"}, containers...)...)
+			run("docker", append([]string{"rm", "-f", "-v"}, containers...)...) // -v: the image's anonymous VOLUME too
 		}
 		run("docker", "network", "rm", name)
 	})
