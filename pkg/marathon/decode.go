@@ -45,9 +45,12 @@ type portDef struct {
 }
 
 type healthCheck struct {
-	Protocol  string `json:"protocol"`
-	Path      string `json:"path"`
-	PortIndex *int   `json:"portIndex"`
+	Protocol               string `json:"protocol"`
+	Path                   string `json:"path"`
+	PortIndex              *int   `json:"portIndex"`
+	IntervalSeconds        int    `json:"intervalSeconds"`
+	TimeoutSeconds         int    `json:"timeoutSeconds"`
+	MaxConsecutiveFailures int    `json:"maxConsecutiveFailures"`
 }
 
 type task struct {
@@ -1173,7 +1176,7 @@ func (s *scanner) container(dst **container) error {
 
 var portMappingsName = []string{"portMappings"}
 
-var healthCheckFields = []string{"protocol", "path", "portIndex"}
+var healthCheckFields = []string{"protocol", "path", "portIndex", "intervalSeconds", "timeoutSeconds", "maxConsecutiveFailures"}
 
 func (s *scanner) healthChecks(dst *[]healthCheck) error {
 	return slice(s, dst, func(h *healthCheck) error {
@@ -1191,6 +1194,12 @@ func (s *scanner) healthChecks(dst *[]healthCheck) error {
 				return s.str(&h.Protocol, true)
 			case 1:
 				return s.str(&h.Path, true)
+			case 3:
+				return s.integer(&h.IntervalSeconds)
+			case 4:
+				return s.integer(&h.TimeoutSeconds)
+			case 5:
+				return s.integer(&h.MaxConsecutiveFailures)
 			}
 			if null, err := s.null(); null || err != nil {
 				h.PortIndex = nil

@@ -141,13 +141,15 @@ func typeFromData(data string) string {
 // event on trigger without blocking: a full channel means a refresh is
 // already queued, which covers this event too.
 func (s *Source) streamEvents(ctx context.Context, trigger chan<- struct{}) (received bool, err error) {
-	resp, rep, err := s.client.get(ctx, eventsPath, "text/event-stream", s.opts.StreamIdleTimeout)
+	resp, rep, idx, err := s.client.get(ctx, eventsPath, "text/event-stream", s.opts.StreamIdleTimeout)
 	if err != nil {
 		streamConnects.WithLabelValues("error").Inc()
 		return false, err
 	}
 	defer resp.Body.Close()
 	streamConnects.WithLabelValues("ok").Inc()
+	streamUp.Set(1)
+	defer streamUp.Set(0)
 	s.log.Info("event stream attached", "replica", rep.name)
 	// Events may have been missed while no stream was open.
 	signal(trigger)
@@ -168,6 +170,9 @@ func (s *Source) streamEvents(ctx context.Context, trigger chan<- struct{}) (rec
 		return received, ctx.Err()
 	}
 	failuresTotal.WithLabelValues(rep.name).Inc()
+	// A stream that went silent or broke: the next connection (and the
+	// next refresh) starts at another replica.
+	s.client.failed(idx)
 	return received, fmt.Errorf("marathon %s: event stream: %w", rep.name, err)
 }
 

@@ -28,6 +28,10 @@ var (
 		Name: "proxymatic_marathon_event_stream_connects_total",
 		Help: "Event stream connection attempts, by result (ok, error).",
 	}, []string{"result"})
+	streamUp = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_marathon_event_stream_up",
+		Help: "1 while an event stream (/v2/events) is attached, 0 while reconnecting.",
+	})
 	refreshDuration = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "proxymatic_marathon_refresh_duration_seconds",
 		Help:    "Time to fetch, decode and compile all apps.",
