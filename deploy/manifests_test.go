@@ -649,7 +649,8 @@ func TestDockerfilesReferenceWhatExists(t *testing.T) {
 }
 
 // checkContext fails unless src exists and the build context (after
-// .dockerignore) holds it and, for a directory, every non-test Go file in it.
+// .dockerignore) holds it and, for a directory, every file in it the build
+// needs (not tests, testdata or the packages' READMEs).
 func checkContext(t *testing.T, included func(string) bool, src string) {
 	t.Helper()
 	src = filepath.Clean(src)
@@ -670,7 +671,7 @@ func checkContext(t *testing.T, included func(string) bool, src string) {
 			return err
 		}
 		rel, _ := filepath.Rel(repoRoot, p)
-		needed := !strings.HasSuffix(rel, "_test.go") && !strings.Contains(rel, "/testdata/")
+		needed := !strings.HasSuffix(rel, "_test.go") && !strings.Contains(rel, "/testdata/") && !strings.HasSuffix(rel, ".md")
 		if needed && !included(rel) {
 			t.Errorf("COPY %s: %s is excluded by .dockerignore", src, rel)
 		}
@@ -686,7 +687,9 @@ func checkContext(t *testing.T, included func(string) bool, src string) {
 
 func TestDockerignoreKeepsContextSmall(t *testing.T) {
 	included := dockerignore(t)
-	for _, rel := range []string{"bin/proxymatic-sync", ".git/config", "pkg/services/services_test.go", "pkg/services/testdata/fuzz/x", "deploy/kubernetes/proxymatic.yaml"} {
+	for _, rel := range []string{"bin/proxymatic-sync", ".git/config", "pkg/services/services_test.go", "pkg/services/testdata/fuzz/x", "deploy/kubernetes/proxymatic.yaml",
+		// A README edit must not invalidate the build's layer cache.
+		"pkg/haproxy/README.md"} {
 		if included(rel) {
 			t.Errorf("%s is sent to the build context", rel)
 		}

@@ -48,7 +48,7 @@ func run(ctx context.Context, name, listen string) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), maxDelay+5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -59,8 +59,23 @@ func run(ctx context.Context, name, listen string) error {
 	return nil
 }
 
+// maxDelay bounds ?delay=.
+const maxDelay = 10 * time.Second
+
 func handler(name, addr string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("delay"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > maxDelay {
+				http.Error(w, fmt.Sprintf("delay %q: want a duration from 0 to %s", v, maxDelay), http.StatusBadRequest)
+				return
+			}
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Backend", name)
 		fmt.Fprintf(w, "hello from %s (%s), you asked for %s%s\n", name, addr, r.Host, r.URL.Path)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +47,29 @@ func TestBackendNamesItself(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run after cancel: %v", err)
+	}
+}
+
+func TestBackendDelay(t *testing.T) {
+	h := handler("web-8", "127.0.0.1:1")
+	for _, bad := range []string{"forever", "-1s", "11s"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/?delay="+bad, nil))
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("delay=%s: status %d, want 400", bad, w.Code)
+		}
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/slow?delay=20ms", nil))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "hello from web-8") {
+		t.Errorf("delay=20ms: %d %q", w.Code, w.Body.String())
+	}
+	// A client that goes away is not waited for.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/?delay=10s", nil).WithContext(ctx))
+	if w.Body.Len() != 0 {
+		t.Errorf("answered a request whose client went away: %q", w.Body.String())
 	}
 }

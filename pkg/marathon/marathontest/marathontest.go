@@ -54,20 +54,31 @@ type subscriber struct {
 
 // New starts a fake Marathon with no apps, closed when the test ends.
 func New(t testing.TB) *Server {
-	s := &Server{
-		body:     []byte(`{"apps":[]}`),
-		requests: map[string]int{},
-		queries:  map[string][]string{},
-		subs:     map[*subscriber]bool{},
-	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := NewHandler()
+	s.srv = httptest.NewServer(s)
 	s.URL = s.srv.URL
 	t.Cleanup(s.Close)
 	return s
 }
 
+// NewHandler is a fake Marathon with no apps that listens nowhere: serve it
+// with an http.Server of your own, for a stand-in that runs as a process of
+// its own (test/docker runs one in a container). URL stays empty; Close ends
+// its event streams.
+func NewHandler() *Server {
+	return &Server{
+		body:     []byte(`{"apps":[]}`),
+		requests: map[string]int{},
+		queries:  map[string][]string{},
+		subs:     map[*subscriber]bool{},
+	}
+}
+
+// ServeHTTP answers one request as Marathon would.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r) }
+
 // Close ends every event stream and stops the server: later requests get
-// connection refused.
+// connection refused (with NewHandler, the caller's server keeps serving).
 func (s *Server) Close() {
 	s.mu.Lock()
 	if s.closed {
@@ -80,8 +91,10 @@ func (s *Server) Close() {
 		delete(s.subs, sub)
 	}
 	s.mu.Unlock()
-	s.srv.CloseClientConnections()
-	s.srv.Close()
+	if s.srv != nil {
+		s.srv.CloseClientConnections()
+		s.srv.Close()
+	}
 }
 
 // SetApps replaces the apps served.
