@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -26,6 +27,18 @@ type compiler struct {
 	groupSize  int
 	log        *slog.Logger
 	addrs      map[string]netip.Addr // task host -> address; missing = unresolved
+
+	// health, when set (a watching Source), keeps a task whose health
+	// results are empty serving on its last known health (health.go).
+	health *healthCache
+	// versions, when set, gives the definitions of past app versions: a
+	// task takes its rules from the version it runs (versions.go). Unset,
+	// every task takes the app's current definition.
+	versions func(id, version string) (def *app, known bool)
+	// explain collects why each app, task or port is not served, for
+	// Options.Explain; notes holds the app being compiled.
+	explain bool
+	notes   []explain.Entry
 }
 
 // portSpec is one port index of an app.
@@ -136,6 +149,20 @@ type compilation struct {
 	seen    map[string]int32 // index of each in hosts
 	done    map[*group]bool  // per-task scratch
 	tasks   []*task          // per-app scratch
+
+	// deferred are apps whose tasks run versions not yet known (copies:
+	// the decoder reuses its apps); missing names those versions.
+	deferred []*app
+	missing  []versionKey
+	// Reasons, when the compiler explains: per app, and the apps that
+	// claimed each group (for the ones that lost it).
+	notes     map[string][]explain.Entry
+	claimedBy []groupClaim
+}
+
+type groupClaim struct {
+	g     *group
+	appID string
 }
 
 // claim records an app's claim on k and returns k's group; the group's
@@ -164,8 +191,28 @@ func (c *compiler) compile(apps []app) []services.Service {
 }
 
 // add compiles one app into cm. It keeps no reference into a, which the
-// streaming decoder reuses for a later app.
+// streaming decoder reuses for a later app. An app with tasks of versions
+// whose definitions are not known yet is set aside (cm.deferred) for the
+// caller to fetch them and add it again.
 func (c *compiler) add(cm *compilation, a *app) {
+	groups := []*app{a}
+	if c.versions != nil {
+		var missing []string
+		groups, missing = versionGroups(a, c.versions)
+		if len(missing) > 0 {
+			cm.deferred = append(cm.deferred, cloneApp(a))
+			for _, v := range missing {
+				cm.missing = append(cm.missing, versionKey{a.ID, v})
+			}
+			return
+		}
+	}
+	c.addGroups(cm, a.ID, groups)
+}
+
+// addGroups compiles one app, given as the definitions its tasks run (see
+// versionGroups), into cm as one result.
+func (c *compiler) addGroups(cm *compilation, id string, groups []*app) {
 	if c.groupSize < 1 {
 		c.groupSize = 1
 	}
@@ -174,10 +221,12 @@ func (c *compiler) add(cm *compilation, a *app) {
 		cm.done = map[*group]bool{}
 		cm.groups = map[services.Key]*group{}
 	}
-	for j := range a.Tasks {
-		if h := a.Tasks[j].Host; !cm.has(h) {
-			cm.seen[h] = int32(len(cm.hosts))
-			cm.hosts = append(cm.hosts, h)
+	for _, a := range groups {
+		for j := range a.Tasks {
+			if h := a.Tasks[j].Host; !cm.has(h) {
+				cm.seen[h] = int32(len(cm.hosts))
+				cm.hosts = append(cm.hosts, h)
+			}
 		}
 	}
 	// A chunk is full enough when a typical app might not fit; an app that
@@ -186,9 +235,18 @@ func (c *compiler) add(cm *compilation, a *app) {
 		cm.servers = make([]pendingServer, 0, 2048)
 	}
 	s0 := len(cm.servers)
-	c.compileApp(cm, a)
+	c.notes = c.notes[:0]
+	for _, a := range groups {
+		c.compileApp(cm, a)
+	}
 	s1 := len(cm.servers)
-	cm.apps = append(cm.apps, appResult{id: a.ID, servers: cm.servers[s0:s1:s1]})
+	cm.apps = append(cm.apps, appResult{id: id, servers: cm.servers[s0:s1:s1]})
+	if c.explain && len(c.notes) > 0 {
+		if cm.notes == nil {
+			cm.notes = map[string][]explain.Entry{}
+		}
+		cm.notes[id] = append(cm.notes[id], c.notes...)
+	}
 }
 
 func (cm *compilation) has(host string) bool {
@@ -232,6 +290,9 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 			if !h.resolved {
 				// The resolver already warned about the host.
 				c.log.Debug("task host unresolved, server dropped", "app", r.id, "host", cm.hosts[ps.host])
+				if c.explain {
+					cm.note(explain.Entry{App: r.id, Port: ps.g.key.Port, Protocol: string(ps.g.key.Protocol), Reason: explain.UnresolvableHost, Detail: clip(cm.hosts[ps.host])})
+				}
 				continue
 			}
 			ps.g.add(services.Server{Host: h.name, IP: h.addr, Port: int(ps.port), Weight: int(ps.weight), MaxConn: int(ps.maxConn)})
@@ -275,16 +336,37 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 	for _, r := range rejected {
 		c.log.Error("compiled service failed validation, dropped", "port", r.Service.Port, "protocol", r.Service.Protocol, "problems", services.Problems(r.Problems).Error())
 	}
+	if c.explain {
+		for _, gc := range cm.claimedBy {
+			if o := gc.g.owner; o.appID != gc.appID {
+				cm.note(explain.Entry{App: gc.appID, Port: gc.g.key.Port, Protocol: string(gc.g.key.Protocol), Service: o.name, Reason: explain.PortTaken, Detail: "named by app " + clip(o.appID) + "; this app's servers join it"})
+			}
+		}
+	}
 	return valid
+}
+
+// note records a reason found while merging (its app is e.App), once.
+func (cm *compilation) note(e explain.Entry) {
+	e.Source = "marathon"
+	if cm.notes == nil {
+		cm.notes = map[string][]explain.Entry{}
+	}
+	if slices.Contains(cm.notes[e.App], e) {
+		return
+	}
+	cm.notes[e.App] = append(cm.notes[e.App], e)
 }
 
 func (c *compiler) compileApp(cm *compilation, a *app) {
 	name, ok := serviceName(a.ID)
+	log := &appLogger{base: c.log, id: a.ID, c: c}
 	if !ok {
 		c.log.Warn("app id does not give a valid service name, app skipped", "app", clip(a.ID), "name", clip(name))
+		log.note(explain.Entry{Reason: explain.InvalidName, Detail: clip(name)})
 		return
 	}
-	log := &appLogger{base: c.log, id: a.ID}
+	log.svc = name
 	specs := appPorts(a, log)
 	opts := c.portLabels(a, len(specs), log)
 	health := httpHealthPaths(a, len(specs), log)
@@ -298,15 +380,21 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 		}
 		if port == 0 {
 			log.Warn("service port 0 skipped", "portIndex", i)
+			log.note(explain.Entry{Reason: explain.NoServicePort, Detail: "port index " + strconv.Itoa(i) + ": service port 0"})
 			continue
 		}
 		if port < 1 || port > 65535 {
 			log.Warn("service port out of range skipped", "portIndex", i, "port", port)
+			log.note(explain.Entry{Reason: explain.NoServicePort, Detail: "port index " + strconv.Itoa(i) + ": service port " + strconv.Itoa(port) + " out of range"})
 			continue
 		}
 		for _, p := range sp.protocols {
 			k := services.Key{Port: port, Protocol: p}
-			keys[i] = append(keys[i], cm.claim(k, claim{name: name, appID: a.ID, moved: moved, mode: opts[i].mode, health: health[i], timeouts: opts[i].timeouts}))
+			g := cm.claim(k, claim{name: name, appID: a.ID, moved: moved, mode: opts[i].mode, health: health[i], timeouts: opts[i].timeouts})
+			keys[i] = append(keys[i], g)
+			if c.explain {
+				cm.claimedBy = append(cm.claimedBy, groupClaim{g, a.ID})
+			}
 		}
 	}
 
@@ -330,11 +418,15 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 			if i >= len(t.Ports) {
 				if len(ks) > 0 {
 					log.Debug("task has no host port for port index", "task", t.id(), "portIndex", i)
+					log.note(explain.Entry{Task: t.id(), Port: ks[0].key.Port, Reason: explain.NoHostPort, Detail: "no host port for port index " + strconv.Itoa(i)})
 				}
 				continue
 			}
 			hostPort := t.Ports[i]
 			if hostPort < 1 || hostPort > 65535 {
+				if len(ks) > 0 {
+					log.note(explain.Entry{Task: t.id(), Port: ks[0].key.Port, Reason: explain.NoHostPort, Detail: "host port " + strconv.Itoa(hostPort) + " out of range"})
+				}
 				continue
 			}
 			for _, g := range ks {
@@ -344,6 +436,7 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 				done[g] = true
 				if hostPort == g.key.Port && !c.exposeHost {
 					log.Debug("net=host task skipped: host port equals service port", "task", t.id(), "port", g.key.Port)
+					log.note(explain.Entry{Task: t.id(), Port: g.key.Port, Protocol: string(g.key.Protocol), Reason: explain.NetHost, Detail: "host port equals the service port"})
 					continue
 				}
 				g.max++
@@ -364,16 +457,37 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 func (c *compiler) serves(a *app, t *task, log *appLogger) bool {
 	// Marathon before 0.8 had no state field: a listed task was running.
 	if t.State != nil && *t.State != "TASK_RUNNING" {
+		reason := explain.NotRunning
+		if *t.State == "TASK_KILLING" {
+			reason = explain.Killing
+		}
+		log.note(explain.Entry{Task: t.id(), Reason: reason, Detail: clip(*t.State)})
 		return false
+	}
+	if len(t.HealthCheckResults) > 0 && c.health != nil {
+		healthy := true
+		for _, r := range t.HealthCheckResults {
+			healthy = healthy && r.Alive
+		}
+		c.health.note(t.id(), healthy)
 	}
 	for _, r := range t.HealthCheckResults {
 		if !r.Alive {
 			log.Debug("task failing its health check, skipped", "task", t.id(), "cause", clip(r.LastFailureCause))
+			log.note(explain.Entry{Task: t.id(), Reason: explain.HealthFailing, Detail: clip(r.LastFailureCause)})
 			return false
 		}
 	}
 	if len(a.HealthChecks) > 0 && len(t.HealthCheckResults) == 0 {
-		log.Debug("task has no health check result yet, skipped", "task", t.ID)
+		if c.health != nil {
+			addr, resolved := c.addrs[t.Host]
+			if c.health.lastHealthy(t, addr, resolved) {
+				log.Debug("task has no health check result, serving on its last known health", "task", t.id())
+				return true
+			}
+		}
+		log.Debug("task has no health check result yet, skipped", "task", t.id())
+		log.note(explain.Entry{Task: t.id(), Reason: explain.NoHealthResult})
 		return false
 	}
 	return true
@@ -458,6 +572,7 @@ func httpHealthPaths(a *app, n int, log *appLogger) []string {
 		}
 		if !services.ValidPath(path) {
 			log.Warn("health check path is not valid, ignored", "portIndex", idx, "path", clip(path))
+			log.note(explain.Entry{Reason: explain.MalformedField, Detail: "health check path " + strconv.Quote(clip(path)) + " is not valid"})
 			continue
 		}
 		paths[idx] = path
@@ -484,6 +599,7 @@ func (c *compiler) portLabels(a *app, n int, log *appLogger) []portOpts {
 		}
 		bad := func(why string) {
 			log.Warn("invalid label ignored", "label", clip(key), "value", clip(val), "reason", why)
+			log.note(explain.Entry{Reason: explain.InvalidLabel, Detail: clip(key) + "=" + strconv.Quote(clip(val)) + ": " + why})
 		}
 		idxStr, field, ok := strings.Cut(rest, ".")
 		idx, err := strconv.Atoi(idxStr)
@@ -587,6 +703,21 @@ type appLogger struct {
 	base *slog.Logger
 	id   string
 	l    *slog.Logger
+	c    *compiler // collects the app's reasons when it explains
+	svc  string    // the service name, once known
+}
+
+// note records why something of the app is not served (Options.Explain).
+func (a *appLogger) note(e explain.Entry) {
+	if a.c == nil || !a.c.explain {
+		return
+	}
+	e.Source = "marathon"
+	e.App = a.id
+	if e.Service == "" {
+		e.Service = a.svc
+	}
+	a.c.notes = append(a.c.notes, e)
 }
 
 func (a *appLogger) get() *slog.Logger {

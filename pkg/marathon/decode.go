@@ -23,6 +23,14 @@ type app struct {
 	Container       *container        `json:"container"`
 	HealthChecks    []healthCheck     `json:"healthChecks"`
 	Tasks           []task            `json:"tasks"`
+	// Version and VersionInfo tell which tasks run the current definition
+	// (see versions.go).
+	Version     string      `json:"version"`
+	VersionInfo versionInfo `json:"versionInfo"`
+}
+
+type versionInfo struct {
+	LastConfigChangeAt string `json:"lastConfigChangeAt"`
 }
 
 type container struct {
@@ -61,6 +69,7 @@ type task struct {
 	State              *string    `json:"state"`
 	Ports              []int      `json:"ports"`
 	HealthCheckResults []hcResult `json:"healthCheckResults"`
+	Version            string     `json:"version"` // the app version it was started with
 }
 
 // id is the task's id, for log lines.
@@ -996,7 +1005,7 @@ func (s *scanner) document(next func() *app, done func(*app) error) error {
 	return nil
 }
 
-var appFields = []string{"id", "labels", "ports", "portDefinitions", "container", "healthChecks", "tasks"}
+var appFields = []string{"id", "labels", "ports", "portDefinitions", "container", "healthChecks", "tasks", "version", "versionInfo"}
 
 func (s *scanner) app(a *app) error {
 	var seen fields
@@ -1024,6 +1033,10 @@ func (s *scanner) app(a *app) error {
 			err = s.healthChecks(&a.HealthChecks)
 		case 6:
 			err = s.tasks(&a.Tasks)
+		case 7:
+			err = s.str(&a.Version, true)
+		case 8:
+			err = s.versionInfo(&a.VersionInfo)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", appFields[i], err)
@@ -1173,6 +1186,21 @@ func (s *scanner) container(dst **container) error {
 
 var portMappingsName = []string{"portMappings"}
 
+var versionInfoFields = []string{"lastConfigChangeAt"}
+
+func (s *scanner) versionInfo(v *versionInfo) error {
+	var seen fields
+	return s.object(func(key []byte) error {
+		if match(key, versionInfoFields) < 0 {
+			return s.skip()
+		}
+		if err := seen.see(0, versionInfoFields[0]); err != nil {
+			return err
+		}
+		return s.str(&v.LastConfigChangeAt, true)
+	})
+}
+
 var healthCheckFields = []string{"protocol", "path", "portIndex"}
 
 func (s *scanner) healthChecks(dst *[]healthCheck) error {
@@ -1206,7 +1234,7 @@ func (s *scanner) healthChecks(dst *[]healthCheck) error {
 	})
 }
 
-var taskFields = []string{"id", "host", "state", "ports", "healthCheckResults"}
+var taskFields = []string{"id", "host", "state", "ports", "healthCheckResults", "version"}
 
 var hcResultFields = []string{"alive", "lastFailureCause"}
 
@@ -1239,6 +1267,8 @@ func (s *scanner) tasks(dst *[]task) error {
 				return nil
 			case 3:
 				return s.ints(&t.Ports)
+			case 5:
+				return s.str(&t.Version, true)
 			}
 			return slice(s, &t.HealthCheckResults, func(r *hcResult) error {
 				var seen fields

@@ -66,6 +66,9 @@ type Options struct {
 	// app, task or port is not served (key "marathon <app id>", one key per
 	// app, replaced whenever that app is compiled again).
 	Explain *explain.Book
+	// HealthCacheSize bounds the tasks whose last health result is kept
+	// (health.go); 0 takes DefaultHealthCacheSize.
+	HealthCacheSize int
 	// HTTPClient replaces the built-in client (its timeouts and TLS
 	// settings are then the caller's). Its CheckRedirect is replaced so
 	// that credentials follow the redirect to the leader.
@@ -79,10 +82,15 @@ type Options struct {
 
 // Source reads Marathon. It satisfies syncer.Source.
 type Source struct {
-	opts   Options
-	client *client
-	dns    *dnsCache
-	log    *slog.Logger
+	opts     Options
+	client   *client
+	dns      *dnsCache
+	log      *slog.Logger
+	versions *versionCache
+	health   *healthCache
+
+	explainMu sync.Mutex
+	explained map[string]bool // apps with reasons in opts.Explain
 }
 
 // New validates opts and builds a Source. It does not contact Marathon.
@@ -135,11 +143,17 @@ func New(opts Options) (*Source, error) {
 	if opts.Resolver != nil {
 		res = opts.Resolver
 	}
+	if opts.HealthCacheSize < 0 {
+		return nil, fmt.Errorf("marathon: health cache size %d is negative", opts.HealthCacheSize)
+	}
 	return &Source{
-		opts:   opts,
-		client: &client{replicas: replicas, http: hc, log: log},
-		dns:    newDNSCache(res, opts.DNSTTL, log),
-		log:    log,
+		opts:      opts,
+		client:    &client{replicas: replicas, http: hc, log: log},
+		dns:       newDNSCache(res, opts.DNSTTL, log),
+		log:       log,
+		versions:  newVersionCache(versionCacheSize),
+		health:    newHealthCache(opts.HealthCacheSize),
+		explained: map[string]bool{},
 	}, nil
 }
 
@@ -191,7 +205,7 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log}
+	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log, versions: s.versions.get, explain: s.opts.Explain != nil}
 	body := newReadAhead(resp.Body)
 	cm, err := c.stream(ctx, body, streamBatch)
 	resp.Body.Close() // releases a Read the read-ahead may be blocked in
@@ -203,11 +217,25 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 		}
 		return nil, err
 	}
+	if len(cm.deferred) > 0 {
+		// Tasks of past versions take that version's rules.
+		fetched, err := s.fetchVersions(ctx, cm.missing)
+		if err != nil {
+			return nil, fmt.Errorf("marathon: reading past app versions: %w", err)
+		}
+		c.versions = s.versionLookup(fetched)
+		deferred := cm.deferred
+		cm.deferred, cm.missing = nil, nil
+		for _, a := range deferred {
+			c.add(cm, a)
+		}
+	}
 	c.addrs = s.dns.resolveAll(ctx, cm.hosts)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
 	out := c.merge(cm)
+	s.explainAll(cm.notes)
 	refreshesTotal.WithLabelValues(rep.name).Inc()
 	lastSuccess.SetToCurrentTime()
 	refreshDuration.Observe(time.Since(start).Seconds())

@@ -30,7 +30,13 @@ type App struct {
 	LegacyPorts  []int
 	HealthChecks []HealthCheck
 	Tasks        []*Task
-	Version      string
+	// Version is the app's version (default a fixed timestamp);
+	// LastConfigChangeAt and LastScalingAt its versionInfo (default
+	// Version): Marathon gives a scaled app a new version but keeps its
+	// last configuration change.
+	Version            string
+	LastConfigChangeAt string
+	LastScalingAt      string
 }
 
 // PortMapping is one container port mapping.
@@ -68,6 +74,9 @@ type Task struct {
 	// healthCheckResults entry (a task whose checks have not run yet).
 	Health []HealthResult
 	IP     string // container IP for ipAddresses (default 172.17.0.2)
+	// Version is the app version the task was started with (default the
+	// app's version).
+	Version string
 }
 
 // HealthResult is one health check result of a task.
@@ -205,7 +214,7 @@ func (a *App) render() map[string]any {
 		"labels":          labels, "ipAddress": nil, "version": ver, "residency": nil, "secrets": map[string]any{},
 		"taskKillGracePeriodSeconds": nil, "requirePorts": false, "killSelection": "YOUNGEST_FIRST",
 		"unreachableStrategy": map[string]any{"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600},
-		"versionInfo":         map[string]any{"lastScalingAt": ver, "lastConfigChangeAt": ver},
+		"versionInfo":         map[string]any{"lastScalingAt": orDefault(a.LastScalingAt, ver), "lastConfigChangeAt": orDefault(a.LastConfigChangeAt, ver)},
 		"tasksStaged":         0, "tasksRunning": len(a.Tasks), "tasksHealthy": healthy,
 		"tasksUnhealthy": len(a.Tasks) - healthy, "deployments": []any{},
 	}
@@ -308,7 +317,7 @@ func (t *Task) render(a *App, ver string) map[string]any {
 	ip := orDefault(t.IP, "172.17.0.2")
 	m := map[string]any{
 		"id": t.ID, "slaveId": "20240301-100000-16842879-5050-1-S" + strconv.Itoa(len(t.Host)%7),
-		"host": t.Host, "startedAt": ts, "stagedAt": ts, "ports": ports, "version": ver,
+		"host": t.Host, "startedAt": ts, "stagedAt": ts, "ports": ports, "version": orDefault(t.Version, ver),
 		"appId": a.ID, "servicePorts": appServicePorts(a),
 		"ipAddresses":  []any{map[string]any{"ipAddress": ip, "protocol": "IPv4"}},
 		"localVolumes": []any{},

@@ -1,0 +1,179 @@
+package marathon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/meltwater/proxymatic/pkg/explain"
+)
+
+// versionFetchers bounds the version definitions asked for at once.
+const versionFetchers = 4
+
+// isNotFound reports a 404: the app (or version) does not exist.
+func isNotFound(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.code == http.StatusNotFound
+}
+
+// fetchApp reads one app with its tasks (GET /v2/apps/{id}?embed=app.tasks).
+// gone reports that Marathon has no such app (404).
+func (s *Source) fetchApp(ctx context.Context, id string) (a *app, rep string, gone bool, err error) {
+	path, ok := appPath(id)
+	if !ok {
+		return nil, "", false, fmt.Errorf("marathon: app id %q cannot be fetched on its own", clip(id))
+	}
+	resp, r, err := s.client.get(ctx, path+"?embed=app.tasks", "application/json", s.opts.ReadTimeout)
+	if err != nil {
+		if isNotFound(err) {
+			appFetches.WithLabelValues("gone").Inc()
+			return nil, r.name, true, nil
+		}
+		appFetches.WithLabelValues("error").Inc()
+		return nil, "", false, err
+	}
+	defer resp.Body.Close()
+	a, err = decodeApp(resp.Body)
+	if err != nil {
+		appFetches.WithLabelValues("error").Inc()
+		if ctx.Err() == nil {
+			failuresTotal.WithLabelValues(r.name).Inc()
+		}
+		return nil, "", false, fmt.Errorf("marathon %s: reading app %s: %w", r.name, clip(id), readErr(resp.Body, err))
+	}
+	if a.ID != id {
+		appFetches.WithLabelValues("error").Inc()
+		return nil, "", false, fmt.Errorf("marathon %s: asked for app %s, got %s", r.name, clip(id), clip(a.ID))
+	}
+	appFetches.WithLabelValues("ok").Inc()
+	for i := range a.Tasks {
+		a.Tasks[i] = cloneTask(&a.Tasks[i])
+	}
+	return a, r.name, false, nil
+}
+
+// fetchVersion reads the definition of one app version; nil, nil when
+// Marathon no longer has it.
+func (s *Source) fetchVersion(ctx context.Context, id, version string) (*app, error) {
+	path, ok := appPath(id)
+	if !ok || !validVersion(version) {
+		return nil, nil
+	}
+	resp, r, err := s.client.get(ctx, path+"/versions/"+version, "application/json", s.opts.ReadTimeout)
+	if err != nil {
+		if isNotFound(err) {
+			versionFetches.WithLabelValues("gone").Inc()
+			return nil, nil
+		}
+		versionFetches.WithLabelValues("error").Inc()
+		return nil, err
+	}
+	defer resp.Body.Close()
+	def, err := decodeAppVersion(resp.Body)
+	if err != nil {
+		versionFetches.WithLabelValues("error").Inc()
+		return nil, fmt.Errorf("marathon %s: reading app %s version %s: %w", r.name, clip(id), clip(version), readErr(resp.Body, err))
+	}
+	versionFetches.WithLabelValues("ok").Inc()
+	return def, nil
+}
+
+// fetchVersions reads the given version definitions (at most a few at
+// once) into the cache and returns them. Any failure but a 404 fails them
+// all: the caller keeps its last good state.
+func (s *Source) fetchVersions(ctx context.Context, keys []versionKey) (map[versionKey]*app, error) {
+	out := make(map[versionKey]*app, len(keys))
+	var todo []versionKey
+	for _, k := range keys {
+		if _, dup := out[k]; dup {
+			continue
+		}
+		out[k] = nil
+		todo = append(todo, k)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		next = make(chan versionKey)
+	)
+	for range min(versionFetchers, len(todo)) {
+		wg.Go(func() {
+			for k := range next {
+				def, err := s.fetchVersion(ctx, k.id, k.version)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					out[k] = def
+					s.versions.put(k.id, k.version, def)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, k := range todo {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// versionLookup finds a definition among those just fetched, then in the
+// cache.
+func (s *Source) versionLookup(fetched map[versionKey]*app) func(id, version string) (*app, bool) {
+	return func(id, version string) (*app, bool) {
+		if def, ok := fetched[versionKey{id, version}]; ok {
+			return def, true
+		}
+		return s.versions.get(id, version)
+	}
+}
+
+// explainAll replaces what the Explain book holds for Marathon with the
+// reasons of a full compile.
+func (s *Source) explainAll(notes map[string][]explain.Entry) {
+	if s.opts.Explain == nil {
+		return
+	}
+	s.explainMu.Lock()
+	defer s.explainMu.Unlock()
+	for id := range s.explained {
+		if len(notes[id]) == 0 {
+			s.opts.Explain.Set("marathon "+id, nil)
+			delete(s.explained, id)
+		}
+	}
+	for id, es := range notes {
+		if len(es) == 0 {
+			continue
+		}
+		s.opts.Explain.Set("marathon "+id, es)
+		s.explained[id] = true
+	}
+}
+
+// explainApp replaces one app's reasons (none: the key is removed).
+func (s *Source) explainApp(id string, es []explain.Entry) {
+	if s.opts.Explain == nil {
+		return
+	}
+	s.explainMu.Lock()
+	defer s.explainMu.Unlock()
+	if len(es) == 0 {
+		if s.explained[id] {
+			s.opts.Explain.Set("marathon "+id, nil)
+			delete(s.explained, id)
+		}
+		return
+	}
+	s.opts.Explain.Set("marathon "+id, es)
+	s.explained[id] = true
+}
