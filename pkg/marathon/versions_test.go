@@ -100,14 +100,14 @@ func TestRunsCurrent(t *testing.T) {
 
 func TestAppPath(t *testing.T) {
 	for id, want := range map[string]string{
-		"/prod/web":     "/v2/apps/prod/web",
-		"/a b/c?d#e":    "/v2/apps/a%20b/c%3Fd%23e",
-		"/":             "",
-		"prod":          "",
-		"/a//b":         "",
-		"/a/../b":       "",
-		"/a/./b":        "",
-		"/a/%2e%2e":     "/v2/apps/a/%252e%252e",
+		"/prod/web":                    "/v2/apps/prod/web",
+		"/a b/c?d#e":                   "/v2/apps/a%20b/c%3Fd%23e",
+		"/":                            "",
+		"prod":                         "",
+		"/a//b":                        "",
+		"/a/../b":                      "",
+		"/a/./b":                       "",
+		"/a/%2e%2e":                    "/v2/apps/a/%252e%252e",
 		"/" + strings.Repeat("x", 600): "",
 	} {
 		got, ok := appPath(id)
