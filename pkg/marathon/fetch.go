@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/meltwater/proxymatic/pkg/explain"
 )
@@ -176,4 +177,99 @@ func (s *Source) explainApp(id string, es []explain.Entry) {
 	}
 	s.opts.Explain.Set("marathon "+id, es)
 	s.explained[id] = true
+}
+
+// appRead is the answer of one app's read.
+type appRead struct {
+	id      string
+	app     *app
+	gone    bool
+	replica string
+	err     error
+}
+
+// fetchApps reads the given apps, a few at once.
+func (s *Source) fetchApps(ctx context.Context, ids []string) []appRead {
+	out := make([]appRead, len(ids))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(appFetchers, len(ids)) {
+		wg.Go(func() {
+			for i := range next {
+				a, rep, gone, err := s.fetchApp(ctx, ids[i])
+				out[i] = appRead{id: ids[i], app: a, gone: gone, replica: rep, err: err}
+			}
+		})
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// liveCompiler is the compiler a watching Source keeps its state with.
+func (s *Source) liveCompiler() compiler {
+	return compiler{
+		exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log,
+		health: s.health, versions: s.versions.get, explain: s.opts.Explain != nil,
+	}
+}
+
+// readLive reads every app into a new state and compiles it: what Fetch
+// does, keeping the apps.
+func (s *Source) readLive(ctx context.Context) (*live, string, error) {
+	start := time.Now()
+	resp, rep, err := s.client.get(ctx, appsPath, "application/json", s.opts.ReadTimeout)
+	if err != nil {
+		return nil, "", err
+	}
+	l := newLive(s.liveCompiler())
+	dups := 0
+	body := newReadAhead(resp.Body)
+	err = decodeAppStream(body, func() *app { return &app{} }, func(a *app) error {
+		if la := l.apps[a.ID]; la != nil {
+			// Marathon never lists an id twice; the first one is kept.
+			dups++
+			return nil
+		}
+		l.setApp(a)
+		return nil
+	})
+	resp.Body.Close()
+	body.Close()
+	if err != nil {
+		if ctx.Err() == nil {
+			failuresTotal.WithLabelValues(rep.name).Inc()
+		}
+		return nil, "", fmt.Errorf("marathon %s: reading apps: %w", rep.name, readErr(resp.Body, err))
+	}
+	if dups > 0 {
+		s.log.Warn("app ids listed twice, the first of each kept", "count", dups)
+	}
+	if missing := l.missingVersions(); len(missing) > 0 {
+		fetched, err := s.fetchVersions(ctx, missing)
+		if err != nil {
+			return nil, "", fmt.Errorf("marathon: reading past app versions: %w", err)
+		}
+		l.c.versions = s.versionLookup(fetched)
+		defer func() { l.c.versions = s.versions.get }()
+	}
+	hosts := l.newHosts()
+	l.resolved(hosts, s.dns.resolveAll(ctx, hosts))
+	if ctx.Err() != nil {
+		return nil, "", ctx.Err()
+	}
+	l.settle()
+	refreshesTotal.WithLabelValues(rep.name).Inc()
+	lastSuccess.SetToCurrentTime()
+	refreshDuration.Observe(time.Since(start).Seconds())
+	servers := 0
+	for _, svc := range l.out {
+		servers += len(svc.Servers)
+	}
+	servicesCompiled.Set(float64(len(l.out)))
+	serversCompiled.Set(float64(servers))
+	return l, rep.name, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -482,10 +483,17 @@ func TestReadEvents(t *testing.T) {
 		"event: deployment_info\ndata: " + strings.Repeat("x", 200000) + "\n\n" +
 		"event: api_post_event\n\n"
 	var got []string
-	err := readEvents(strings.NewReader(in), func(typ string) { got = append(got, typ) })
+	var cut []bool
+	err := readEvents(strings.NewReader(in), func(typ string, data []byte, truncated bool) {
+		got = append(got, typ)
+		cut = append(cut, truncated)
+	})
 	want := "event_stream_attached status_update_event deployment_info api_post_event"
 	if strings.Join(got, " ") != want {
 		t.Errorf("got %q", got)
+	}
+	if !slices.Equal(cut, []bool{false, false, false, false}) {
+		t.Errorf("truncated %v", cut)
 	}
 	if err == nil {
 		t.Error("end of stream is not an error for a stream that should stay open")
