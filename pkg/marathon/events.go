@@ -218,7 +218,7 @@ func (s *Source) streamEvents(ctx context.Context, q *queue) (received bool, err
 		if ev.kind == evIgnore {
 			return
 		}
-		s.log.Debug("event", "type", typ)
+		s.log.Debug("event", "type", typ, "kind", ev.kind, "reason", ev.reason)
 		q.put(ev)
 	})
 	err = readErr(resp.Body, err)

@@ -345,13 +345,26 @@ func TestEventTriggersRefresh(t *testing.T) {
 	if q := m.Queries("/v2/events"); len(q) == 0 || !strings.Contains(q[0], "event_type=status_update_event") {
 		t.Errorf("no server-side event filter: %q", q)
 	}
-	for i, typ := range []string{"status_update_event", "health_status_changed_event", "api_post_event", "instance_changed_event", "deployment_success"} {
+	plan := `{"id":"p","steps":[{"actions":[{"action":"ScaleApplication","app":"/prod/web"}]}]}`
+	for i, ev := range []struct{ typ, data string }{
+		// An app the state does not know: everything is read again.
+		{"status_update_event", `{"appId":"/prod/other","taskId":"t","taskStatus":"TASK_RUNNING","host":"h","ports":[1]}`},
+		{"health_status_changed_event", `{"appId":"/prod/other","instanceId":"i","alive":true}`},
+		// Events naming the app: it is read alone.
+		{"api_post_event", `{"uri":"/v2/apps/prod/web","appDefinition":{"id":"/prod/web"}}`},
+		{"app_terminated_event", `{"appId":"/prod/web"}`},
+		{"deployment_step_success", `{"plan":` + plan + `,"currentStep":{"actions":[]}}`},
+		{"deployment_success", `{"id":"p","plan":` + plan + `}`},
+		{"deployment_failed", `{"id":"p","plan":` + plan + `}`},
+		// Not asked for, and without the fields that would tell: read again.
+		{"instance_changed_event", `{}`},
+	} {
 		hostPorts := make([]int, i+2)
 		for j := range hostPorts {
 			hostPorts[j] = 32000 + j
 		}
 		m.SetApps(webApp(hostPorts...))
-		m.PushEvent(typ)
+		m.PushRawEvent(ev.typ, ev.data)
 		// The poll is a minute away: only the event can bring this state.
 		w.waitServers(t, i+2)
 	}

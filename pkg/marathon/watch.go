@@ -21,6 +21,8 @@ const (
 	healthyStream = 30 * time.Second
 	// appFetchers bounds the apps read at once after one batch of events.
 	appFetchers = 4
+	// attachWait bounds how long the first read waits for the stream.
+	attachWait = time.Second
 )
 
 // Watch follows Marathon until ctx is done and publishes every state that
@@ -91,6 +93,16 @@ func (s *Source) watch(ctx context.Context, emit func(*live, []services.Key)) er
 	defer timer.Stop()
 	owed, now := "start", true // a full read is owed (why), and may be tried now
 	var batch []event
+	// The first read waits (briefly) for the stream to attach: read before
+	// it, the state would have to be read again once it attaches, since
+	// events could have been missed in between.
+	select {
+	case ev := <-w.q.ch:
+		batch = append(batch, ev)
+	case <-time.After(attachWait):
+	case <-ctx.Done():
+		return nil
+	}
 	for {
 		if owed != "" && now {
 			pending, ok := w.fullRead(ctx, owed, emit)
@@ -221,6 +233,7 @@ func (w *watchLoop) step(ctx context.Context, batch []event) (changed []services
 func (w *watchLoop) fullRead(ctx context.Context, reason string, emit func(*live, []services.Key)) (pending []event, ok bool) {
 	s := w.s
 	fullFetches.WithLabelValues(reason).Inc()
+	s.log.Debug("reading every app", "reason", reason)
 	w.lastFull = time.Now()
 	nl, rep, err := s.readLive(ctx)
 	if err != nil {

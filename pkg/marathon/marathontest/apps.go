@@ -37,6 +37,8 @@ type App struct {
 	Version            string
 	LastConfigChangeAt string
 	LastScalingAt      string
+
+	taskSeq int // numbers task ids, never reused
 }
 
 // PortMapping is one container port mapping.
@@ -147,10 +149,11 @@ func (a *App) WithHealthCheck(hc HealthCheck) *App {
 // the app has health checks, a passing result for each.
 func (a *App) AddTask(host string, hostPorts ...int) *Task {
 	t := &Task{
-		ID:    fmt.Sprintf("%s.%08x-0000-11e6-0000-%012d", strings.ReplaceAll(strings.Trim(a.ID, "/"), "/", "_"), len(a.Tasks), len(a.Tasks)),
+		ID:    fmt.Sprintf("%s.%08x-0000-11e6-0000-%012d", strings.ReplaceAll(strings.Trim(a.ID, "/"), "/", "_"), a.taskSeq, a.taskSeq),
 		Host:  host,
 		Ports: hostPorts,
 	}
+	a.taskSeq++
 	for range a.HealthChecks {
 		t.Health = append(t.Health, HealthResult{Alive: true})
 	}
@@ -331,7 +334,7 @@ func (t *Task) render(a *App, ver string) map[string]any {
 			r := map[string]any{
 				"alive": h.Alive, "consecutiveFailures": 0, "firstSuccess": ts,
 				"lastFailure": nil, "lastSuccess": ts, "lastFailureCause": nil, "taskId": t.ID,
-				"instanceId": "instance [" + t.ID + "]",
+				"instanceId": InstanceID(t.ID),
 			}
 			if !h.Alive {
 				r["consecutiveFailures"] = 3
@@ -343,6 +346,15 @@ func (t *Task) render(a *App, ver string) map[string]any {
 		m["healthCheckResults"] = rs
 	}
 	return m
+}
+
+// InstanceID is the Marathon 1.4+ instance id of a task id of the form
+// "app.UUID" (the form AddTask gives): "app.marathon-UUID".
+func InstanceID(taskID string) string {
+	if i := strings.LastIndexByte(taskID, '.'); i >= 0 {
+		return taskID[:i] + ".marathon-" + taskID[i+1:]
+	}
+	return taskID
 }
 
 func appServicePorts(a *App) []int {
