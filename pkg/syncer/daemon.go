@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +80,10 @@ type Daemon struct {
 	// onUpdate, when set by a test, runs after each batch of source
 	// updates has been handled.
 	onUpdate func()
+
+	// image is what the file is meant to hold, kept service by service
+	// for the sources that publish changes (incremental.go).
+	image fileImage
 }
 
 func (d *Daemon) newMerger() *merger {
@@ -143,7 +148,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, src := range d.Sources {
 		wg.Go(func() {
-			err := src.Watch(ctx, func(svcs []services.Service) { box.put(i, cloneAll(svcs)) })
+			var err error
+			if cs, ok := src.(ChangeSource); ok {
+				// Its services are ours (see ChangeSource): no copy.
+				err = cs.WatchChanges(ctx, func(dl services.Delta) { box.putDelta(i, dl) })
+			} else {
+				err = src.Watch(ctx, func(svcs []services.Service) { box.put(i, cloneAll(svcs)) })
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -174,11 +185,26 @@ loop:
 				d.Logger.Warn("services.yaml not written yet: waiting for a first good read", "sources", strings.Join(m.waiting(), ","))
 			}
 		case <-box.ready:
-			for i, svcs := range box.take() {
-				m.set(i, svcs)
+			full := false
+			var keys []services.Key
+			for i, p := range box.take() {
+				switch {
+				case p.full:
+					m.set(i, p.state)
+					full = true
+				case m.ready[i]:
+					keys = append(keys, m.applyDelta(i, p.changed(), p.gone())...)
+				}
 			}
 			if m.complete() {
-				if err := d.publish(m); err == nil && !ready {
+				var err error
+				if full || !ready {
+					err = d.publish(m)
+				} else {
+					slices.SortFunc(keys, services.Key.Compare)
+					err = d.publishKeys(m, slices.Compact(keys))
+				}
+				if err == nil && !ready {
 					ready = true
 					waitTicker.Stop()
 					d.Logger.Info("every source read; services.yaml published", "sources", strings.Join(d.names(), ","))
@@ -228,6 +254,16 @@ func (d *Daemon) publish(m *merger) error {
 	if s, ok := d.Sink.(StreamSink); ok {
 		size, err = s.WriteFile(&f)
 		changed = err == nil
+	} else if bs, ok := d.Sink.(BuffersSink); ok {
+		// Kept service by service, so that later changes re-encode only
+		// what changed; compared with the file as a whole write always is.
+		d.image.reset(f.Services)
+		size = int64(d.image.enc.Len())
+		changed, err = bs.WriteBuffers(d.image.enc.Buffers(), true)
+		d.image.current = err == nil
+		if err == nil {
+			clear(d.image.unwritten)
+		}
 	} else {
 		data := f.Encode()
 		size = int64(len(data))
@@ -261,31 +297,95 @@ func cloneAll(svcs []services.Service) []services.Service {
 
 // mailbox keeps the latest state per source. Sources never block on the
 // daemon, and a burst of updates is handled as one: only the newest state
-// of each source matters.
+// of each source matters, and changes add up into one.
 type mailbox struct {
 	mu      sync.Mutex
-	pending map[int][]services.Service
+	pending map[int]*pending
 	ready   chan struct{}
 }
 
+// pending is what a source published since the daemon last looked: a
+// whole state (full), or the services changed and removed since.
+type pending struct {
+	full  bool
+	state []services.Service
+	set   map[services.Key]services.Service
+	del   map[services.Key]bool
+}
+
+func (p *pending) changed() []services.Service {
+	out := make([]services.Service, 0, len(p.set))
+	for _, s := range p.set {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (p *pending) gone() []services.Key {
+	out := make([]services.Key, 0, len(p.del))
+	for k := range p.del {
+		out = append(out, k)
+	}
+	return out
+}
+
 func newMailbox() *mailbox {
-	return &mailbox{pending: map[int][]services.Service{}, ready: make(chan struct{}, 1)}
+	return &mailbox{pending: map[int]*pending{}, ready: make(chan struct{}, 1)}
 }
 
 func (b *mailbox) put(i int, svcs []services.Service) {
 	b.mu.Lock()
-	b.pending[i] = svcs
+	b.pending[i] = &pending{full: true, state: svcs}
 	b.mu.Unlock()
+	b.signal()
+}
+
+// putDelta adds a change to what source i has pending.
+func (b *mailbox) putDelta(i int, d services.Delta) {
+	b.mu.Lock()
+	defer b.signal()
+	defer b.mu.Unlock()
+	if d.Full {
+		b.pending[i] = &pending{full: true, state: d.Services}
+		return
+	}
+	p := b.pending[i]
+	if p == nil {
+		p = &pending{set: map[services.Key]services.Service{}, del: map[services.Key]bool{}}
+		b.pending[i] = p
+	}
+	if p.full {
+		// A whole state not taken yet: the change goes into it.
+		for _, k := range d.Removed {
+			p.state = slices.DeleteFunc(p.state, func(s services.Service) bool { return s.Key() == k })
+		}
+		for _, s := range d.Services {
+			p.state = slices.DeleteFunc(p.state, func(o services.Service) bool { return o.Key() == s.Key() })
+			p.state = append(p.state, s)
+		}
+		return
+	}
+	for _, k := range d.Removed {
+		delete(p.set, k)
+		p.del[k] = true
+	}
+	for _, s := range d.Services {
+		delete(p.del, s.Key())
+		p.set[s.Key()] = s
+	}
+}
+
+func (b *mailbox) signal() {
 	select {
 	case b.ready <- struct{}{}:
 	default:
 	}
 }
 
-func (b *mailbox) take() map[int][]services.Service {
+func (b *mailbox) take() map[int]*pending {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := b.pending
-	b.pending = map[int][]services.Service{}
+	b.pending = map[int]*pending{}
 	return p
 }

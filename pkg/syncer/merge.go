@@ -22,6 +22,14 @@ type merger struct {
 	published  []services.Service // sorted by key
 	collisions map[string]bool    // collisions already logged, until they go away
 	rejections []map[string]bool  // per source: rejections already logged
+
+	// For changes applied key by key (incremental.go): the keys each
+	// source has rejected, and whether states[i] and published are this
+	// merger's own arrays (a build may hand a state on as the file).
+	rejectedKeys   []map[services.Key]bool
+	ownState       []bool
+	ownPublished   bool
+	publishedCount [2]int // services and servers in published
 }
 
 func newMerger(logger *slog.Logger, names []string, previous []services.Service) *merger {
@@ -33,6 +41,9 @@ func newMerger(logger *slog.Logger, names []string, previous []services.Service)
 		published:  slices.Clone(previous),
 		collisions: map[string]bool{},
 		rejections: make([]map[string]bool, len(names)),
+
+		rejectedKeys: make([]map[services.Key]bool, len(names)),
+		ownState:     make([]bool, len(names)),
 	}
 	slices.SortStableFunc(m.published, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
 	return m
@@ -42,14 +53,12 @@ func newMerger(logger *slog.Logger, names []string, previous []services.Service)
 // Invalid services are dropped here, per source, so that a bad service of
 // a higher-precedence source cannot hide a good one of a lower source.
 func (m *merger) set(i int, svcs []services.Service) {
-	if !m.exposeHost {
-		for j := range svcs {
-			svcs[j].Servers = dropHostPorts(svcs[j])
-		}
+	valid, rejected := m.prepare(svcs)
+	m.rejectedKeys[i] = make(map[services.Key]bool, len(rejected))
+	for _, r := range rejected {
+		m.rejectedKeys[i][r.Service.Key()] = true
 	}
-	f := services.File{Services: svcs}
-	f.Normalize()
-	valid, rejected := f.Split()
+	m.ownState[i] = false
 	seen := make(map[string]bool, len(rejected))
 	for _, r := range rejected {
 		msg := services.Problems(r.Problems).Error()
@@ -63,6 +72,19 @@ func (m *merger) set(i int, svcs []services.Service) {
 	rejectedServices.WithLabelValues(m.names[i]).Set(float64(len(rejected)))
 	m.states[i] = valid
 	m.ready[i] = true
+}
+
+// prepare applies the per-service rules to services of one source (a
+// private copy): net=host servers out, normalized, invalid ones split off.
+func (m *merger) prepare(svcs []services.Service) (valid []services.Service, rejected []services.Rejected) {
+	if !m.exposeHost {
+		for j := range svcs {
+			svcs[j].Servers = dropHostPorts(svcs[j])
+		}
+	}
+	f := services.File{Services: svcs}
+	f.Normalize()
+	return f.Split()
 }
 
 // dropHostPorts leaves out servers listening on the service's own port:
@@ -190,6 +212,8 @@ func (m *merger) commit(f services.File) {
 		servers += len(f.Services[i].Servers)
 	}
 	m.published = f.Services
+	m.ownPublished = false
+	m.publishedCount = [2]int{len(f.Services), servers}
 	servicesPublished.Set(float64(len(f.Services)))
 	serversPublished.Set(float64(servers))
 }

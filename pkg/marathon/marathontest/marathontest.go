@@ -247,7 +247,11 @@ func (s *Server) dropLocked() {
 }
 
 // PushEvent sends an event of type typ to every open event stream, with a
-// data payload shaped like Marathon's for that type.
+// data payload shaped like Marathon's for that type. The payload is about
+// an app no test serves (/marathontest/pushed), so a source that follows
+// the stream takes it as "something it does not know changed" and reads
+// everything again: the way to make it see a state set with SetApps. For
+// changes a source applies from the event itself, use the live methods.
 func (s *Server) PushEvent(typ string) {
 	data, _ := json.Marshal(eventData(typ))
 	s.PushRawEvent(typ, string(data))
@@ -501,24 +505,23 @@ func eventData(typ string) map[string]any {
 	switch typ {
 	case "status_update_event":
 		m["slaveId"] = "20240301-100000-16842879-5050-1-S0"
-		m["taskId"] = "product_web.00000000-0000-11e6-0000-000000000000"
+		m["taskId"] = "marathontest_pushed.00000000-0000-11e6-0000-000000000000"
 		m["taskStatus"] = "TASK_RUNNING"
 		m["message"] = ""
-		m["appId"] = "/product/web"
+		m["appId"] = "/marathontest/pushed"
 		m["host"] = "agent-001.example.com"
 		m["ipAddresses"] = []any{map[string]any{"ipAddress": "172.17.0.2", "protocol": "IPv4"}}
 		m["ports"] = []int{31000}
 		m["version"] = version
 	case "health_status_changed_event":
-		m["appId"] = "/product/web"
-		m["taskId"] = "product_web.00000000-0000-11e6-0000-000000000000"
-		m["instanceId"] = "product_web.marathon-00000000-0000-11e6-0000-000000000000"
+		m["appId"] = "/marathontest/pushed"
+		m["instanceId"] = "marathontest_pushed.marathon-00000000-0000-11e6-0000-000000000000"
 		m["version"] = version
 		m["alive"] = true
 	case "api_post_event":
 		m["clientIp"] = "127.0.0.1"
-		m["uri"] = "/v2/apps/product/web"
-		m["appDefinition"] = map[string]any{"id": "/product/web", "instances": 2}
+		m["uri"] = "/v2/apps/marathontest/pushed"
+		m["appDefinition"] = map[string]any{"id": "/marathontest/pushed", "instances": 2}
 	case "deployment_success", "deployment_failed":
 		m["id"] = "5ed4c0c5-9ff8-4a6f-a0cd-f57f59a34b43"
 		m["plan"] = map[string]any{"id": "5ed4c0c5-9ff8-4a6f-a0cd-f57f59a34b43", "steps": []any{}}

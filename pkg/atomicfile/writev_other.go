@@ -1,0 +1,15 @@
+//go:build !unix
+
+package atomicfile
+
+import "os"
+
+// writeAll writes the pieces in order.
+func writeAll(f *os.File, bufs [][]byte) error {
+	for _, b := range bufs {
+		if _, err := f.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
