@@ -2,27 +2,37 @@ package marathon
 
 import (
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
-// checkedApp is /prod/web with an HTTP health check and one task per
-// given health ("up", "down", "none": no results yet).
-func checkedApp(health ...string) *marathontest.App {
+// checked is /prod/web with an HTTP health check and three tasks; health
+// sets each task's results ("up", "down", "none": no results yet).
+var checked = func() *marathontest.App {
 	a := marathontest.BridgeApp("/prod/web", 10001).WithHealthCheck(marathontest.HealthCheck{Path: "/health"})
+	for i := range 3 {
+		a.AddTask("10.0.0.1", 31001+i)
+	}
+	return a
+}()
+
+func checkedApp(health ...string) *marathontest.App {
+	a := *checked
+	a.Tasks = nil
 	for i, h := range health {
-		t := a.AddTask("10.0.0.1", 31001+i)
+		t := *checked.Tasks[i]
+		t.Health = []marathontest.HealthResult{{Alive: true}}
 		switch h {
 		case "down":
 			t.Unhealthy("HTTP 500")
 		case "none":
 			t.Health = nil
 		}
+		a.Tasks = append(a.Tasks, &t)
 	}
-	return a
+	return &a
 }
 
 // servedPorts compiles apps with cache hc and lists the served host ports.
@@ -99,17 +109,12 @@ func TestHealthCacheSeededFromPreviousFile(t *testing.T) {
 	}
 	// Once read, the seed is gone but the tasks it matched are remembered.
 	hc.dropSeed()
-	b := marathontest.BridgeApp("/prod/web", 10001).WithHealthCheck(marathontest.HealthCheck{})
-	b.AddTask("10.0.0.1", 31001).Health = nil
-	b.AddTask("Agent-2", 31002).Health = nil
-	if got := servedPorts(t, hc, b); !equalInts(got, 31001, 31002) {
+	if got := servedPorts(t, hc, a); !equalInts(got, 31001, 31002) {
 		t.Errorf("after the seed, served %v", got)
 	}
 	// A new task on a seeded host port is another task: it waits.
 	c := marathontest.BridgeApp("/prod/web", 10001).WithHealthCheck(marathontest.HealthCheck{})
-	nt := c.AddTask("10.0.0.1", 31001)
-	nt.ID = strings.Replace(nt.ID, "0000-11e6", "9999-11e6", 1)
-	nt.Health = nil
+	c.AddTask("10.0.0.1", 31001).Health = nil
 	if got := servedPorts(t, hc, c); len(got) != 0 {
 		t.Errorf("a new task on a port the dropped seed named served %v", got)
 	}

@@ -195,6 +195,14 @@ func httpClient(opts Options) (*http.Client, error) {
 	return &http.Client{Transport: tr, CheckRedirect: keepAuthOnRedirect}, nil
 }
 
+// SeedHealth takes the servers of the services.yaml a previous run left as
+// last seen healthy until the first full read (see healthCache.seed): a
+// sync restarted during a leader election keeps serving them. Call it
+// before Watch or WatchChanges.
+func (s *Source) SeedHealth(previous []services.Service) {
+	s.health.seed(previous)
+}
+
 // Name identifies the source.
 func (s *Source) Name() string { return string(services.SourceMarathon) }
 

@@ -269,9 +269,9 @@ func (w *watchLoop) fullRead(ctx context.Context, reason string, emit func(*live
 	if old != nil {
 		changed = diffServices(old.out, nl.out)
 	}
-	if old == nil || len(changed) > 0 {
-		emit(nl, changed)
-	}
+	// Published even when nothing changed: the daemon then knows the file
+	// is current (and retries a write that failed).
+	emit(nl, changed)
 	return pending, true
 }
 

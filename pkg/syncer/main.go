@@ -71,13 +71,25 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 		}()
 		logger.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
+	// The servers the previous file held count as last seen healthy, so a
+	// restart during a Marathon leader election does not drop them.
+	for _, src := range sources {
+		if hs, ok := src.(healthSeeder); ok {
+			hs.SeedHealth(d.Previous)
+		}
+	}
 	logger.Info("following sources", "sources", len(sources), "output", cfg.Output, "refresh_interval", cfg.RefreshInterval)
 	return d.Run(ctx)
 }
 
-// readPrevious reads the file a previous run left, only to log changes
-// against it; a missing or unreadable file simply means every service is
-// logged as Added.
+// healthSeeder is a source that keeps last known health (marathon.Source).
+type healthSeeder interface {
+	SeedHealth(previous []services.Service)
+}
+
+// readPrevious reads the file a previous run left, to log changes against
+// it and to seed Marathon's last known health; a missing or unreadable file
+// simply means every service is logged as Added.
 func readPrevious(path string, logger *slog.Logger) []services.Service {
 	f, err := os.Open(path)
 	if err != nil {

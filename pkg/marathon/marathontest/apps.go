@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // App is a Marathon app as the fake serves it. Build one with BridgeApp,
@@ -37,9 +38,10 @@ type App struct {
 	Version            string
 	LastConfigChangeAt string
 	LastScalingAt      string
-
-	taskSeq int // numbers task ids, never reused
 }
+
+// taskSeq numbers task ids across every app of the process.
+var taskSeq atomic.Uint64
 
 // PortMapping is one container port mapping.
 type PortMapping struct {
@@ -148,12 +150,14 @@ func (a *App) WithHealthCheck(hc HealthCheck) *App {
 // AddTask adds a running task on host with the given host ports and, when
 // the app has health checks, a passing result for each.
 func (a *App) AddTask(host string, hostPorts ...int) *Task {
+	// Marathon's task ids hold a UUID: never the same twice, even for an
+	// app deleted and created again.
+	n := taskSeq.Add(1)
 	t := &Task{
-		ID:    fmt.Sprintf("%s.%08x-0000-11e6-0000-%012d", strings.ReplaceAll(strings.Trim(a.ID, "/"), "/", "_"), a.taskSeq, a.taskSeq),
+		ID:    fmt.Sprintf("%s.%08x-0000-11e6-0000-%012d", strings.ReplaceAll(strings.Trim(a.ID, "/"), "/", "_"), n, n),
 		Host:  host,
 		Ports: hostPorts,
 	}
-	a.taskSeq++
 	for range a.HealthChecks {
 		t.Health = append(t.Health, HealthResult{Alive: true})
 	}
