@@ -50,7 +50,9 @@ func TestLeaderFailoverKeepsHealthyServers(t *testing.T) {
 		t.Fatalf("the failover changed the file:\n%s", got)
 	}
 	m.SetHealth("/prod/web", tasks[0].ID, false)
-	fw.waitFor(t, func(b []byte) bool { return !bytes.Contains(b, []byte("10.0.0.1")) && bytes.Contains(b, []byte("10.0.0.2")) })
+	fw.waitFor(t, func(b []byte) bool {
+		return !bytes.Contains(b, []byte("10.0.0.1")) && bytes.Contains(b, []byte("10.0.0.2"))
+	})
 	nt := m.StartTask("/prod/web", false, "10.0.0.4", 31004)
 	m.SetHealth("/prod/web", nt.ID, true)
 	fw.waitFor(t, contains("10.0.0.4"))
