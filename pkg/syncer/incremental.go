@@ -71,15 +71,25 @@ func (m *merger) applyDelta(i int, set []services.Service, removed []services.Ke
 		m.states[i] = slices.Clone(m.states[i])
 		m.ownState[i] = true
 	}
+	// A changed service replaces its old self in place; only services
+	// that come or go move the others.
 	st := m.states[i]
+	put := make(map[services.Key]bool, len(valid))
+	for _, s := range valid {
+		put[s.Key()] = true
+		if j, found := slices.BinarySearchFunc(st, s.Key(), byKey); found {
+			st[j] = s
+		} else {
+			st = slices.Insert(st, j, s)
+		}
+	}
 	for _, k := range keys {
+		if put[k] {
+			continue
+		}
 		if j, found := slices.BinarySearchFunc(st, k, byKey); found {
 			st = slices.Delete(st, j, j+1)
 		}
-	}
-	for _, s := range valid {
-		j, _ := slices.BinarySearchFunc(st, s.Key(), byKey)
-		st = slices.Insert(st, j, s)
 	}
 	m.states[i] = st
 	slices.SortFunc(keys, services.Key.Compare)
