@@ -117,7 +117,7 @@ func startSyncDaemon(tb testing.TB, m *marathontest.Server, out string) *syncPro
 
 // change is one task's health failing, and when the file showed it.
 type change struct {
-	app, task  string
+	app, task   string
 	block, gone string // the service's first line, and the server line that must go
 	pushed      time.Time
 	seen        time.Time
