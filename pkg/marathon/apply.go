@@ -43,6 +43,10 @@ func (l *live) apply(ev *event, p *plan, health *healthCache) {
 		}
 		eventsApplied.WithLabelValues(ev.typ).Inc()
 	case evStatus:
+		if ev.status != "TASK_RUNNING" && l.deleted(ev.appID) {
+			eventsApplied.WithLabelValues(ev.typ).Inc()
+			return // a straggler of an app just deleted
+		}
 		la := l.known(ev.appID, p)
 		if la == nil {
 			return
@@ -70,6 +74,10 @@ func (l *live) apply(ev *event, p *plan, health *healthCache) {
 		l.dirty[ev.appID] = true
 		eventsApplied.WithLabelValues(ev.typ).Inc()
 	case evHealth:
+		if l.deleted(ev.appID) {
+			eventsApplied.WithLabelValues(ev.typ).Inc()
+			return
+		}
 		la := l.known(ev.appID, p)
 		if la == nil {
 			return
@@ -191,9 +199,21 @@ func nonNil(hc []healthCheck) []healthCheck {
 func (l *live) installApp(id string, a *app, gone bool) {
 	if gone {
 		l.deleteApp(id)
+		l.gone.put(id, struct{}{})
 		return
 	}
+	l.gone.remove(id)
 	l.setApp(a)
+}
+
+// deleted reports an app Marathon said was gone and that has not come
+// back: its tasks' last status updates and health events change nothing.
+func (l *live) deleted(id string) bool {
+	if _, ok := l.apps[id]; ok {
+		return false
+	}
+	_, ok := l.gone.get(id)
+	return ok
 }
 
 // appsIn lists the apps a queue of events names; ok is false when one of

@@ -25,9 +25,13 @@ type live struct {
 	addrs map[string]netip.Addr             // resolved task hosts
 	tried map[string]bool                   // hosts resolved (or tried) already
 	dirty map[string]bool                   // apps to recompile; deleted ones too
+	gone  *lru[string, struct{}]            // apps recently read as deleted
 
 	scratch compilation
 }
+
+// goneApps bounds the deleted apps remembered (see live.deleted).
+const goneApps = 1024
 
 type liveApp struct {
 	def   app // the current definition; Tasks unused
@@ -66,6 +70,7 @@ func newLive(c compiler) *live {
 		addrs: map[string]netip.Addr{},
 		tried: map[string]bool{},
 		dirty: map[string]bool{},
+		gone:  newLRU[string, struct{}](goneApps),
 	}
 }
 

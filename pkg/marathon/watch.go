@@ -254,6 +254,9 @@ func (w *watchLoop) fullRead(ctx context.Context, reason string, emit func(*live
 	if reason == "poll" && old != nil {
 		w.drift(nl, pending)
 	}
+	if old != nil {
+		nl.gone = old.gone
+	}
 	w.l, w.replica = nl, rep
 	s.health.dropSeed()
 	if s.opts.Explain != nil {
