@@ -195,7 +195,7 @@ func (c *compiler) compile(apps []app) []services.Service {
 // whose definitions are not known yet is set aside (cm.deferred) for the
 // caller to fetch them and add it again.
 func (c *compiler) add(cm *compilation, a *app) {
-	groups := []*app{a}
+	var groups []*app
 	if c.versions != nil {
 		var missing []string
 		groups, missing = versionGroups(a, c.versions)
@@ -206,6 +206,10 @@ func (c *compiler) add(cm *compilation, a *app) {
 			}
 			return
 		}
+	}
+	if groups == nil {
+		one := [1]*app{a}
+		groups = one[:]
 	}
 	c.addGroups(cm, a.ID, groups)
 }

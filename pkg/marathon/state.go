@@ -270,7 +270,7 @@ func (l *live) unclaim(k services.Key, id string) {
 func (l *live) compile(id string, la *liveApp) {
 	groups := []*app{la.asApp()}
 	if l.c.versions != nil {
-		if g, missing := versionGroups(groups[0], l.c.versions); len(missing) == 0 {
+		if g, missing := versionGroups(groups[0], l.c.versions); len(missing) == 0 && g != nil {
 			groups = g
 		}
 		// Missing versions were fetched before settle; one that could not

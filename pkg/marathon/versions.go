@@ -84,8 +84,8 @@ func validVersion(v string) bool {
 // version order) holding that version's definition, a's id and its tasks.
 // A task of a version Marathon no longer has joins the current definition.
 // missing lists the versions whose definitions lookup does not know: the
-// caller fetches them and asks again. With every task current, the result
-// is a itself.
+// caller fetches them and asks again. With every task current (the usual
+// case, kept free of allocations) both are nil: a itself is the one group.
 func versionGroups(a *app, lookup func(id, version string) (*app, bool)) (groups []*app, missing []string) {
 	all := true
 	for i := range a.Tasks {
@@ -95,7 +95,7 @@ func versionGroups(a *app, lookup func(id, version string) (*app, bool)) (groups
 		}
 	}
 	if all {
-		return []*app{a}, nil
+		return nil, nil
 	}
 	cur := *a
 	cur.Tasks = nil
