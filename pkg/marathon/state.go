@@ -87,6 +87,9 @@ func (l *live) setApp(a *app) {
 	la.tasks = make(map[string]*task, len(a.Tasks))
 	for i := range a.Tasks {
 		t := cloneTask(&a.Tasks[i])
+		if _, dup := la.tasks[t.ID]; dup {
+			continue // Marathon never lists a task twice; the first is kept
+		}
 		la.tasks[t.ID] = &t
 	}
 	l.dirty[a.ID] = true
