@@ -166,6 +166,8 @@ func runStorm(b *testing.B, m *marathontest.Server, apps []*marathontest.App, st
 		t := a.Tasks[0]
 		changes[i] = &change{app: a.ID, task: t.ID, block: "- name: " + name + "\n", gone: "port: " + strconv.Itoa(t.Ports[0]) + "\n"}
 	}
+	alloc0 := metric(b, p.status, "go_memstats_alloc_bytes_total")
+	gc0 := metric(b, p.status, "go_gc_duration_seconds_count")
 	reads0 := m.Requests("/v2/apps")
 	served0 := m.BytesServed("apps") + m.BytesServed("app") + m.BytesServed("versions") + m.BytesServed("events")
 	cpu0 := p.cpu(b)
@@ -207,6 +209,8 @@ func runStorm(b *testing.B, m *marathontest.Server, apps []*marathontest.App, st
 		}
 	}
 	stormReads := m.Requests("/v2/apps") - reads0
+	allocated := metric(b, p.status, "go_memstats_alloc_bytes_total") - alloc0
+	gcs := metric(b, p.status, "go_gc_duration_seconds_count") - gc0
 	served := m.BytesServed("apps") + m.BytesServed("app") + m.BytesServed("versions") + m.BytesServed("events") - served0
 	var lat, cpus []time.Duration
 	prev := cpu0
@@ -231,6 +235,8 @@ func runStorm(b *testing.B, m *marathontest.Server, apps []*marathontest.App, st
 	b.ReportMetric(pct(lat, 0.5), "change-to-file-p50-ms")
 	b.ReportMetric(pct(lat, 0.99), "change-to-file-p99-ms")
 	b.ReportMetric(float64(startRSS)/(1<<20), "rss-start-MB")
+	b.ReportMetric(allocated/float64(storm)/1024, "alloc-KB/event")
+	b.ReportMetric(gcs, "storm-gc-cycles")
 
 	// Memory over 10,000 more events: health flips of one task of
 	// random apps, 500 a second, coalescing as they come.

@@ -25,6 +25,7 @@ import (
 type Writer struct {
 	path string
 	perm fs.FileMode
+	vs   vectors // writev's scratch
 }
 
 // New returns a Writer for path. The file gets exactly perm: it is set with
@@ -74,7 +75,7 @@ func (w *Writer) WriteBuffers(bufs [][]byte, compare bool) (changed bool, err er
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if err := writeAll(tmp, bufs); err != nil {
+	if err := writeAll(tmp, bufs, &w.vs); err != nil {
 		return false, fmt.Errorf("write %s: %w", w.path, err)
 	}
 	if err := tmp.Chmod(w.perm); err != nil {

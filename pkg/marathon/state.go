@@ -197,8 +197,13 @@ func (l *live) settle() (changed []services.Key, touched []string) {
 			l.claim(cl.key, id)
 		}
 	}
-	touchedSet := maps.Clone(l.dirty)
-	clear(l.dirty)
+	touchedSet := make(map[string]bool, len(l.dirty))
+	for id := range l.dirty {
+		touchedSet[id] = true
+	}
+	// A full read leaves every app dirty: a fresh map, not a cleared one
+	// the size of the cluster, which every later event would walk.
+	l.dirty = map[string]bool{}
 	svcs := l.rebuild(affected)
 	next := make(map[services.Key]services.Service, len(svcs))
 	for _, s := range svcs {
