@@ -229,12 +229,7 @@ func (s *Source) readLive(ctx context.Context) (*live, string, error) {
 	dups := 0
 	body := newReadAhead(resp.Body)
 	err = decodeAppStream(body, func() *app { return &app{} }, func(a *app) error {
-		if la := l.apps[a.ID]; la != nil {
-			// Marathon never lists an id twice; the first one is kept.
-			dups++
-			return nil
-		}
-		l.setApp(a)
+		l.addListed(a, &dups)
 		return nil
 	})
 	resp.Body.Close()
@@ -246,7 +241,7 @@ func (s *Source) readLive(ctx context.Context) (*live, string, error) {
 		return nil, "", fmt.Errorf("marathon %s: reading apps: %w", rep.name, readErr(resp.Body, err))
 	}
 	if dups > 0 {
-		s.log.Warn("app ids listed twice, the first of each kept", "count", dups)
+		s.log.Warn("app ids listed more than once; events reach the first of each", "count", dups)
 	}
 	if missing := l.missingVersions(); len(missing) > 0 {
 		fetched, err := s.fetchVersions(ctx, missing)

@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"context"
+	"strconv"
 	"maps"
 	"net/netip"
 	"slices"
@@ -76,23 +77,42 @@ func newLive(c compiler) *live {
 
 // setApp puts a (with its tasks, ids as strings) in place of what the
 // state had for its id.
-func (l *live) setApp(a *app) {
-	la := l.apps[a.ID]
+func (l *live) setApp(a *app) { l.setAppAs(a.ID, a) }
+
+// addListed puts an app of a full read in the state. Marathon never lists
+// an id twice, but a second app with the same id is kept as the full
+// compile keeps it: compiled on its own, merged after the first (its key
+// sorts right after the id's); events about the id reach the first only.
+func (l *live) addListed(a *app, dups *int) {
+	if l.apps[a.ID] == nil {
+		l.setApp(a)
+		return
+	}
+	*dups++
+	l.setAppAs(a.ID+"\x00"+strconv.Itoa(*dups), a)
+}
+
+// setAppAs puts a in the state under key. A task id listed twice keeps
+// both tasks, as the full compile does (the second under a key that sorts
+// right after the id; events about the id reach the first).
+func (l *live) setAppAs(key string, a *app) {
+	la := l.apps[key]
 	if la == nil {
 		la = &liveApp{}
-		l.apps[a.ID] = la
+		l.apps[key] = la
 	}
 	la.def = *a
 	la.def.Tasks = nil
 	la.tasks = make(map[string]*task, len(a.Tasks))
 	for i := range a.Tasks {
 		t := cloneTask(&a.Tasks[i])
-		if _, dup := la.tasks[t.ID]; dup {
-			continue // Marathon never lists a task twice; the first is kept
+		k := t.ID
+		for n := 1; la.tasks[k] != nil; n++ {
+			k = t.ID + "\x00" + strconv.Itoa(n)
 		}
-		la.tasks[t.ID] = &t
+		la.tasks[k] = &t
 	}
-	l.dirty[a.ID] = true
+	l.dirty[key] = true
 }
 
 // deleteApp forgets an app; its services are rebuilt without it.
@@ -140,8 +160,15 @@ func (l *live) resolved(hosts []string, addrs map[string]netip.Addr) {
 func (la *liveApp) asApp() *app {
 	a := la.def
 	a.Tasks = make([]task, 0, len(la.tasks))
-	for _, t := range la.tasks {
-		a.Tasks = append(a.Tasks, *t)
+	// In key order: tasks listed with the same id keep the order they were
+	// listed in (compileApp sorts by id, stably).
+	keys := make([]string, 0, len(la.tasks))
+	for k := range la.tasks {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		a.Tasks = append(a.Tasks, *la.tasks[k])
 	}
 	return &a
 }
@@ -160,7 +187,7 @@ func (l *live) missingVersions() []versionKey {
 		}
 		if _, missing := versionGroups(la.asApp(), l.c.versions); len(missing) > 0 {
 			for _, v := range missing {
-				out = append(out, versionKey{id, v})
+				out = append(out, versionKey{la.def.ID, v})
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -222,7 +223,9 @@ func (w *watchLoop) step(ctx context.Context, batch []event) (changed []services
 	l.resolveNew(ctx, s.dns)
 	changed, touched := l.settle()
 	for _, id := range touched {
-		s.explainApp(id, l.reasons(id))
+		if !strings.ContainsRune(id, 0) { // a second app listed with one id
+			s.explainApp(id, l.reasons(id))
+		}
 	}
 	return changed, ""
 }
@@ -262,7 +265,7 @@ func (w *watchLoop) fullRead(ctx context.Context, reason string, emit func(*live
 	if s.opts.Explain != nil {
 		notes := make(map[string][]explain.Entry, len(nl.apps))
 		for id := range nl.apps {
-			if r := nl.reasons(id); len(r) > 0 {
+			if r := nl.reasons(id); len(r) > 0 && !strings.ContainsRune(id, 0) {
 				notes[id] = r
 			}
 		}
