@@ -2,10 +2,10 @@ package marathon
 
 import (
 	"context"
-	"strconv"
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/services"
