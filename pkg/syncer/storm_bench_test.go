@@ -99,7 +99,11 @@ func BenchmarkKeyByKeyAt10k(b *testing.B) {
 // nullSink takes the file's pieces and writes nothing.
 type nullSink struct{ writes, bytes int }
 
-func (n *nullSink) Write(data []byte) (bool, error) { n.writes++; n.bytes += len(data); return true, nil }
+func (n *nullSink) Write(data []byte) (bool, error) {
+	n.writes++
+	n.bytes += len(data)
+	return true, nil
+}
 
 func (n *nullSink) WriteBuffers(bufs [][]byte, _ bool) (bool, error) {
 	n.writes++
