@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
@@ -89,5 +92,85 @@ func TestRestartDuringFailoverKeepsPreviousServers(t *testing.T) {
 	// --once has no history: it compiles Marathon's answer as it is.
 	if once := onceFile(t, m); bytes.Contains(once, []byte("10.0.0.1")) {
 		t.Errorf("--once served a task without results:\n%s", once)
+	}
+}
+
+// counter sums a counter of the default registry (the sources' metrics).
+func counter(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// TestNoOpEventsWriteNothing: events that change nothing served (duplicate
+// events, a task that never served ending, a task without a result yet)
+// are applied and write nothing.
+func TestNoOpEventsWriteNothing(t *testing.T) {
+	m := marathontest.New(t)
+	web, tasks := checkedWeb()
+	m.SetApps(web)
+	out := filepath.Join(t.TempDir(), "services.yaml")
+	fw := watchFile(t, out)
+	var logs logBuffer
+	w0 := value(fileWrites)
+	runMain(t, &config.Sync{Marathon: []string{m.URL}, RefreshInterval: time.Hour, GroupSize: 1, Output: out}, &logs)
+	fw.waitFor(t, contains("10.0.0.2"))
+	waitSubscribed(t, m)
+	for deadline := time.Now().Add(hangGuard); value(fileWrites) < w0+1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first write was not counted")
+		}
+	}
+	st, _ := os.Stat(out)
+	writes, applied := value(fileWrites), counter(t, "proxymatic_marathon_events_applied_total")
+
+	m.DuplicateEvents(true)
+	m.SetHealth("/prod/web", tasks[0].ID, true) // already healthy: no event at all
+	tk := m.StartTask("/prod/web", false, "10.0.0.3", 31003)
+	m.KillTask("/prod/web", tk.ID) // never served
+	waitEvents := time.Now().Add(hangGuard)
+	for counter(t, "proxymatic_marathon_events_applied_total") < applied+8 {
+		if time.Now().After(waitEvents) {
+			t.Fatal("the events were not applied")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if st2, _ := os.Stat(out); !os.SameFile(st, st2) || value(fileWrites) != writes {
+		t.Fatalf("events that change nothing served wrote services.yaml (%v writes)\n%s", value(fileWrites)-writes, logs.String())
+	}
+	if n := m.Requests("/v2/apps"); n != 1 {
+		t.Errorf("%d full reads", n)
+	}
+	if m.BytesServed("app") != 0 {
+		t.Errorf("a task's events read its app")
+	}
+
+	// 20 tasks started: 60 events, of which only the health results change
+	// what is served (TASK_STAGING and a TASK_RUNNING without a result yet
+	// change nothing): at most 20 writes, fewer when they coalesce.
+	m.DuplicateEvents(false)
+	for i := range 20 {
+		m.StartTask("/prod/web", true, "10.0.1."+strconv.Itoa(i+1), 31100+i)
+	}
+	fw.waitFor(t, contains("10.0.1.20\n"))
+	for deadline := time.Now().Add(hangGuard); value(fileWrites) == writes; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the write was not counted")
+		}
+	}
+	if w := value(fileWrites) - writes; w > 20 {
+		t.Errorf("20 changes gave %v writes", w)
 	}
 }
