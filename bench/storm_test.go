@@ -27,7 +27,8 @@ import (
 // during the storm, the Marathon bytes served per event (and their share
 // of one full read), sync's CPU per event (from the kernel's per-thread
 // run time), change → services.yaml renamed, and sync's memory before and
-// after 10,000 more events. Run it alone: -benchtime 1x.
+// after 10,000 more events. Run it alone: -benchtime 1x. STORM_PERF=file
+// records `perf record -g` of the sync process during the storm into file.
 func BenchmarkMarathonStorm(b *testing.B) {
 	const (
 		n, k   = 10000, 4
@@ -196,6 +197,15 @@ func runStorm(b *testing.B, m *marathontest.Server, apps []*marathontest.App, st
 			}
 		}
 	}()
+	var perf *exec.Cmd
+	if out := os.Getenv("STORM_PERF"); out != "" {
+		perf = exec.Command("perf", "record", "-F", "4999", "-g", "-p", strconv.Itoa(p.cmd.Process.Pid), "-o", out)
+		perf.Stderr = os.Stderr
+		if err := perf.Start(); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	start := time.Now()
 	for i, c := range changes {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
@@ -203,6 +213,10 @@ func runStorm(b *testing.B, m *marathontest.Server, apps []*marathontest.App, st
 		m.SetHealth(c.app, c.task, false)
 	}
 	<-done
+	if perf != nil {
+		perf.Process.Signal(syscall.SIGINT)
+		perf.Wait()
+	}
 	for i, c := range changes {
 		if c.seen.IsZero() {
 			b.Fatalf("change %d (%s) never reached services.yaml", i, c.app)
