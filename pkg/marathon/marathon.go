@@ -1,12 +1,15 @@
 // Package marathon is the Marathon discovery source: it reads every app with
-// its tasks from a set of Marathon replicas, follows Marathon's event stream
-// to refresh as soon as something changes, and compiles the running, healthy
-// tasks into services.yaml services by the original proxymatic rules.
+// its tasks from a set of Marathon replicas, follows Marathon's event stream,
+// and compiles the running, healthy tasks into services.yaml services by the
+// original proxymatic rules.
 //
-// One refresh is one request (GET /v2/apps?embed=apps.tasks), decoded as a
-// stream into only the fields the rules use. The event stream
-// (GET /v2/events) only tells when to refresh; a jittered poll stays on as a
-// safety net for missed events.
+// A full read is one request (GET /v2/apps?embed=apps.tasks), decoded as a
+// stream into only the fields the rules use; the one-shot Fetch compiles it
+// as it arrives. A watching source keeps the apps in memory and applies the
+// events of GET /v2/events to them (apply.go), reading one app when an event
+// names it and everything only when the state is in doubt; it compiles again
+// only what changed (state.go). A jittered poll stays a full read and
+// reconciles.
 package marathon
 
 import (
