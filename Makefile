@@ -6,10 +6,17 @@ BIN := bin
 
 all: build
 
+# What --version and proxymatic_build_info report (GOFLAGS=-buildvcs=false
+# or a copy without .git leaves Go nothing to stamp the commit from).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X github.com/meltwater/proxymatic/pkg/version.version=$(VERSION) \
+	-X github.com/meltwater/proxymatic/pkg/version.commit=$(COMMIT)
+
 # Built the way the images build them (Dockerfile.*): static, no cgo, so
 # the binaries start without the dynamic loader and run on any glibc.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 deps:
 	@./scripts/install-deps.sh

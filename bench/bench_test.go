@@ -202,6 +202,11 @@ func tempDir(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
+	// A run dir inside must be reachable by the user the proxies drop to
+	// (the agent refuses one that is not).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
 	return dir
 }
 

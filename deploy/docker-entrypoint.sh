@@ -8,10 +8,15 @@
 #                                                    services file
 #   docker-entrypoint.sh other-command [args]        exec it (e.g. sh)
 #
-# In combined mode each original option goes to the binary that owns it, the
-# environment variables reach both (each reads its own), SIGTERM/SIGINT/SIGHUP
-# reach both, and when either exits the other is stopped and the script exits
-# non-zero. See deploy/README.md.
+# In combined mode each original option goes to the binary that owns it
+# (long options may be abbreviated, as optparse allowed; stray positional
+# arguments are ignored with a warning, as the original ignored them), the
+# environment variables reach both (each reads its own), and when either
+# exits the other is stopped and the script exits non-zero. SIGTERM keeps the
+# proxies serving with /status TERMINATING until the container is killed,
+# unless SHUTDOWN_DELAY (or --shutdown-delay) is set; SIGINT and a
+# second SIGTERM stop both; SIGHUP is passed on (a refresh, not a stop). See
+# deploy/README.md.
 set -u
 
 prog=docker-entrypoint
@@ -44,14 +49,17 @@ Proxies (proxymatic-reload):
       --status-endpoint=A       /status and /metrics [0.0.0.0:9090]   [$STATUS_ENDPOINT]
       --run-dir=DIR             configs, pids, sockets                [$RUN_DIR]
       --template-dir=DIR        template overrides                    [$TEMPLATE_DIR]
-      --shutdown-delay=D        TERMINATING before stopping [2s]      [$SHUTDOWN_DELAY]
+      --shutdown-delay=D        TERMINATING before stopping           [$SHUTDOWN_DELAY]
+                                [until killed: 8760h in this image]
       --stop-timeout=D          graceful proxy stop [10s]             [$STOP_TIMEOUT]
+      --hard-stop-after=D       HAProxy old workers' limit [30m]      [$HARD_STOP_AFTER]
 Both:
       --services-file=PATH      [$RUN_DIR/services.yaml]              [$SERVICES_FILE]
   -v, --verbose                 debug logging                         [$VERBOSE]
   -h, --help                    this help
-The entrypoint kills what is still running $ENTRYPOINT_KILL_AFTER seconds [30]
-after it asked both to stop.
+Long options may be abbreviated (--vhost-d=...); positional arguments are
+ignored. The entrypoint kills what is still running $ENTRYPOINT_KILL_AFTER
+seconds [30] after it asked both to stop.
 EOF
 }
 
@@ -74,14 +82,57 @@ proxymatic-sync | proxymatic-reload)
 	;;
 -* | '') ;;
 *)
-	exec "$@"
+	# A command (sh, a debugging tool) runs instead; any other word is a
+	# stray positional argument, ignored below as the original ignored it.
+	if command -v "$1" >/dev/null 2>&1; then
+		exec "$@"
+	fi
 	;;
 esac
+
+# The original's long options (optparse), then the ones this image adds.
+# An abbreviation resolves among the original's first, so that one that
+# worked with the original means the same here (--s is --status-endpoint).
+orig_longs="help marathon marathon-callback registrator refresh-interval expose-host status-endpoint group-size max-connections pen-servers pen-clients haproxy vhost-domain vhost-port proxy-protocol verbose"
+our_longs="sync-status-endpoint run-dir template-dir shutdown-delay stop-timeout hard-stop-after services-file"
+
+# expand_long sets name to the long option $1 abbreviates, as optparse did:
+# an exact name, else the only one it starts; several is an error naming them.
+expand_long() {
+	want=${1#--}
+	for o in $orig_longs $our_longs; do
+		if [ "$o" = "$want" ]; then
+			name=--$o
+			return
+		fi
+	done
+	for group in "$orig_longs" "$our_longs"; do
+		hits=""
+		for o in $group; do
+			case $o in
+			"$want"*) hits="$hits --$o" ;;
+			esac
+		done
+		# shellcheck disable=SC2086 # word splitting wanted
+		set -- $hits
+		case $# in
+		0) continue ;;
+		1) name=$1 && return ;;
+		*)
+			hits=$(printf '%s\n' "$@" | sort | sed 's/$/,/' | tr '\n' ' ')
+			hits=${hits%, }
+			die_usage "ambiguous option: --$want ($hits?)"
+			;;
+		esac
+	done
+	name=--$want
+}
 
 sync_args=""
 reload_args=""
 cli_services=""
 cli_run_dir=""
+cli_shutdown_delay=""
 sync_status_set=""
 [ -n "${SYNC_STATUS_ENDPOINT:-}" ] && sync_status_set=1
 
@@ -92,16 +143,23 @@ while [ $# -gt 0 ]; do
 	val=""
 	case $arg in
 	--)
-		[ $# -eq 0 ] || die_usage "unexpected argument $(quote "$1")"
+		for a in "$@"; do
+			log "ignoring positional argument $(quote "$a")"
+		done
 		break
 		;;
-	--*=*)
+	--once | --dry-run | --output-dir | --validate | --output | --services | \
+		--once=* | --dry-run=* | --output-dir=* | --validate=* | --output=* | --services=*)
+		# Never abbreviated: the one-binary options, refused below.
 		name=${arg%%=*}
+		;;
+	--*=*)
+		expand_long "${arg%%=*}"
 		val=${arg#*=}
 		hasval=1
 		;;
 	--*)
-		name=$arg
+		expand_long "$arg"
 		;;
 	-?*)
 		# A short option: -mURL, -m URL, or a cluster of flags like -ev.
@@ -120,7 +178,8 @@ while [ $# -gt 0 ]; do
 		esac
 		;;
 	*)
-		die_usage "unexpected argument $(quote "$arg")"
+		log "ignoring positional argument $(quote "$arg")"
+		continue
 		;;
 	esac
 
@@ -143,8 +202,9 @@ while [ $# -gt 0 ]; do
 	--status-endpoint) to=reload kind=value flag=--status-endpoint ;;
 	--run-dir) to=reload kind=value flag=--run-dir ;;
 	--template-dir) to=reload kind=value flag=--template-dir ;;
-	--shutdown-delay) to=reload kind=value flag=--shutdown-delay ;;
+	--shutdown-delay) to=reload kind=value flag=--shutdown-delay cli_shutdown_delay=1 ;;
 	--stop-timeout) to=reload kind=value flag=--stop-timeout ;;
+	--hard-stop-after) to=reload kind=value flag=--hard-stop-after ;;
 	--services-file) to=none kind=value flag=--services-file ;;
 	-v | --verbose) to=both kind=flag flag=--verbose ;;
 	-h | --help)
@@ -155,7 +215,7 @@ while [ $# -gt 0 ]; do
 		die_usage "$name is not a combined-mode option; run \`proxymatic-sync ...\` or \`proxymatic-reload ...\` as the first argument for it"
 		;;
 	*)
-		die_usage "unknown option $(quote "$name")"
+		die_usage "no such option: $(quote "$name")"
 		;;
 	esac
 
@@ -204,6 +264,16 @@ reload_args="$(quote "--services=$services_file")$reload_args"
 if [ -z "$sync_status_set" ]; then
 	sync_args="--status-endpoint= $sync_args"
 fi
+# Like the original image, SIGTERM flips /status to TERMINATING and the
+# proxies keep serving until the container is killed at the end of its stop
+# timeout (the drain procedure relies on docker stop --time=N): reload's
+# shutdown delay is made longer than any stop timeout. Setting
+# SHUTDOWN_DELAY or --shutdown-delay restores a timed shutdown.
+drain=""
+if [ -z "$cli_shutdown_delay" ] && [ -z "${SHUTDOWN_DELAY:-}" ]; then
+	drain=1
+	reload_args="$reload_args --shutdown-delay=8760h"
+fi
 
 case ${ENTRYPOINT_KILL_AFTER:-30} in
 '' | *[!0-9]*) die_usage "invalid ENTRYPOINT_KILL_AFTER ${ENTRYPOINT_KILL_AFTER:-}: want whole seconds" ;;
@@ -224,6 +294,7 @@ supervise() {
 	child=""
 	term=""
 	trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM
+	trap '[ -z "$child" ] || kill -HUP "$child" 2>/dev/null' HUP
 	"$@" &
 	child=$!
 	[ -z "$term" ] || kill -TERM "$child" 2>/dev/null
@@ -251,15 +322,22 @@ wait_pid() {
 }
 
 stopping=""
+again=""
 # shellcheck disable=SC2317 # called from traps
 on_signal() {
-	[ -n "$stopping" ] && return
+	if [ -n "$stopping" ]; then
+		again=$1
+		return
+	fi
 	stopping=$1
-	log "received SIG$1, stopping proxymatic-sync and proxymatic-reload"
 }
 trap 'on_signal TERM' TERM
 trap 'on_signal INT' INT
-trap 'on_signal HUP' HUP
+sync_w=""
+reload_w=""
+# SIGHUP is passed on as SIGHUP: sync reads every source again, reload
+# applies the services file again; neither stops.
+trap 'log "received SIGHUP, passing it on"; kill -HUP "$sync_w" "$reload_w" 2>/dev/null' HUP
 trap ':' USR1
 trap 'rm -rf "$state"' EXIT
 
@@ -269,40 +347,66 @@ eval "supervise proxymatic-reload proxymatic-reload $reload_args &"
 reload_w=$!
 log "started proxymatic-sync and proxymatic-reload on $services_file"
 
-# Sleep in the background so that a signal cuts the wait short; USR1 from a
-# supervisor makes an exit prompt, the one-second tick makes it certain.
-while [ -z "$stopping" ] && [ ! -e "$state/proxymatic-sync" ] && [ ! -e "$state/proxymatic-reload" ]; do
+# tick sleeps in the background so that a signal cuts the wait short; USR1
+# from a supervisor makes an exit prompt, the one-second tick makes it certain.
+tick() {
 	sleep 1 &
-	tick=$!
-	wait "$tick"
-	kill "$tick" 2>/dev/null
+	t=$!
+	wait "$t"
+	kill "$t" 2>/dev/null
+}
+exited() { [ -e "$state/proxymatic-sync" ] || [ -e "$state/proxymatic-reload" ]; }
+
+# started waits (briefly) until both supervisors have started their binary,
+# which their pid files mark: one signalled before it set its trap would
+# orphan its binary.
+started() {
+	for name in proxymatic-sync proxymatic-reload; do
+		n=0
+		while [ ! -e "$state/$name.pid" ] && [ ! -e "$state/$name" ] && [ "$n" -lt 50 ]; do
+			sleep 0.1 2>/dev/null || sleep 1
+			n=$((n + 1))
+		done
+	done
+}
+
+while [ -z "$stopping" ] && ! exited; do
+	tick
 done
+
+draining=""
+if [ "$stopping" = TERM ] && [ -n "$drain" ] && ! exited; then
+	draining=1
+	log "received SIGTERM: /status reports TERMINATING and the proxies keep serving until the container is killed (SIGINT or another SIGTERM stops them now)"
+	started
+	kill -TERM "$reload_w" 2>/dev/null
+	while [ -z "$again" ] && ! exited; do
+		tick
+	done
+	[ -n "$again" ] && stopping=$again
+fi
+[ -n "$stopping" ] && log "received SIG$stopping, stopping proxymatic-sync and proxymatic-reload"
 
 first=""
 for name in proxymatic-sync proxymatic-reload; do
-	if [ -z "$first" ] && [ -e "$state/$name" ]; then
+	# reload ending after it was asked to (draining) is no failure.
+	if [ -z "$first" ] && [ -e "$state/$name" ] && { [ -z "$draining" ] || [ "$name" = proxymatic-sync ]; }; then
 		first=$name
 		log "$name exited with status $(cat "$state/$name"); stopping the other"
 	fi
 done
 
-# A supervisor killed before it set its trap would orphan its binary: wait
-# (briefly) until both have started theirs, which their pid files mark.
-for name in proxymatic-sync proxymatic-reload; do
-	n=0
-	while [ ! -e "$state/$name.pid" ] && [ ! -e "$state/$name" ] && [ "$n" -lt 50 ]; do
-		sleep 0.1 2>/dev/null || sleep 1
-		n=$((n + 1))
-	done
-done
+started
 kill -TERM "$sync_w" "$reload_w" 2>/dev/null
 # A last resort: whatever still runs kill_after seconds from now is killed.
+# It sleeps a second at a time, writing nowhere: when it is ended, the sleep
+# left behind is gone within a second and never holds the output open.
 (
-	s=""
-	trap '[ -z "$s" ] || kill "$s" 2>/dev/null; exit 0' TERM
-	sleep "$kill_after" &
-	s=$!
-	wait "$s"
+	n=0
+	while [ "$n" -lt "$kill_after" ]; do
+		sleep 1 >/dev/null 2>&1
+		n=$((n + 1))
+	done
 	for f in "$state"/*.pid; do
 		n=${f%.pid}
 		[ -e "$n" ] && continue

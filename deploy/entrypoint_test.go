@@ -39,12 +39,19 @@ func TestEntrypointSyntax(t *testing.T) {
 			t.Errorf("bash -n %s: %v\n%s", f, err, out)
 		}
 	}
-	if _, err := exec.LookPath("shellcheck"); err != nil {
+	// Every shell script we ship or run. Without shellcheck the syntax
+	// checks above stand alone on a developer's machine; where CI=true a
+	// missing shellcheck is a failure (scripts/install-deps.sh installs it).
+	shellcheck, err := exec.LookPath("shellcheck")
+	if err != nil {
+		if testbin.CI() {
+			t.Fatal("CI=true: shellcheck is not installed (run scripts/install-deps.sh)")
+		}
 		t.Log("shellcheck not installed; syntax checked with sh -n only")
 		return
 	}
-	for _, f := range []string{entrypoint, "healthcheck.sh", "../scripts/demo.sh"} {
-		if out, err := exec.Command("shellcheck", f).CombinedOutput(); err != nil {
+	for _, f := range []string{entrypoint, "healthcheck.sh", "../scripts/demo.sh", "../scripts/install-deps.sh", "../bench/run.sh", "../.ci/run"} {
+		if out, err := exec.Command(shellcheck, f).CombinedOutput(); err != nil {
 			t.Errorf("shellcheck %s: %v\n%s", f, err, out)
 		}
 	}
@@ -159,13 +166,18 @@ func eventually(t *testing.T, what string, ok func() bool) {
 	}
 }
 
+// drain is what the entrypoint adds for reload unless SHUTDOWN_DELAY or
+// --shutdown-delay is set: after SIGTERM the proxies serve until killed.
+const drain = "--shutdown-delay=8760h"
+
 func TestEntrypointRoutesOriginalOptions(t *testing.T) {
 	cases := []struct {
 		name       string
 		env        []string
 		args       []string
 		sync, rel  []string
-		runDirFile string // where the services file must be, under the run dir
+		runDirFile string   // where the services file must be, under the run dir
+		out        []string // in the entrypoint's output
 	}{
 		{
 			name: "original long options, both forms",
@@ -177,7 +189,7 @@ func TestEntrypointRoutesOriginalOptions(t *testing.T) {
 				"--registrator=etcd://e:4001/services", "--refresh-interval=5", "--expose-host", "--verbose",
 				"--marathon-callback=http://me:5090/", "--group-size=3"},
 			rel: []string{"--services=RUN/services.yaml", "--haproxy", "--vhost-domain=apps.example.com", "--vhost-port=8080",
-				"--proxy-protocol", "--pen-servers=16", "--pen-clients=100", "--verbose", "--max-connections=500"},
+				"--proxy-protocol", "--pen-servers=16", "--pen-clients=100", "--verbose", "--max-connections=500", drain},
 		},
 		{
 			name: "short options, attached values and a flag cluster",
@@ -185,13 +197,30 @@ func TestEntrypointRoutesOriginalOptions(t *testing.T) {
 			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml", "--marathon=http://m:8080",
 				"--registrator=etcd://e:4001/s", "--refresh-interval=30", "--expose-host", "--verbose",
 				"--marathon-callback=http://cb"},
-			rel: []string{"--services=RUN/services.yaml", "--verbose"},
+			rel: []string{"--services=RUN/services.yaml", "--verbose", drain},
 		},
 		{
 			name: "environment only: nothing to route, both read their variables",
 			env:  []string{"MARATHON_URL=http://m:8080", "HAPROXY=true"},
 			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml"},
+			rel:  []string{"--services=RUN/services.yaml", drain},
+		},
+		{
+			name: "SHUTDOWN_DELAY set: reload's timed shutdown, no drain",
+			env:  []string{"SHUTDOWN_DELAY=5s"},
+			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml"},
 			rel:  []string{"--services=RUN/services.yaml"},
+		},
+		{
+			name: "optparse abbreviations; stray positional arguments ignored",
+			args: []string{"stray-first", "--expose", "--group=3", "--refresh=30", "--vhost-d=a.example", "--regis", "etcd://e:4001/s",
+				"--st=:7000", "--sto", "3s", "--hard=0", "--verb", "stray", "--", "-x", "--haproxy"},
+			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml", "--expose-host", "--group-size=3", "--refresh-interval=30",
+				"--registrator=etcd://e:4001/s", "--verbose"},
+			rel: []string{"--services=RUN/services.yaml", "--vhost-domain=a.example", "--status-endpoint=:7000", "--stop-timeout=3s",
+				"--hard-stop-after=0", "--verbose", drain},
+			out: []string{"ignoring positional argument 'stray-first'", "ignoring positional argument 'stray'",
+				"ignoring positional argument '-x'", "ignoring positional argument '--haproxy'"},
 		},
 		{
 			name: "sync's status endpoint on when asked for; services file and run dir given",
@@ -206,7 +235,7 @@ func TestEntrypointRoutesOriginalOptions(t *testing.T) {
 			name: "values that look like options stay values",
 			args: []string{"-m", "-weird", "--vhost-domain", "--haproxy"},
 			sync: []string{"--status-endpoint=", "--output=RUN/services.yaml", "--marathon=-weird"},
-			rel:  []string{"--services=RUN/services.yaml", "--vhost-domain=--haproxy"},
+			rel:  []string{"--services=RUN/services.yaml", "--vhost-domain=--haproxy", drain},
 		},
 	}
 	for _, tc := range cases {
@@ -235,6 +264,11 @@ func TestEntrypointRoutesOriginalOptions(t *testing.T) {
 			if want := subst(tc.rel); !slices.Equal(relArgs, want) {
 				t.Errorf("proxymatic-reload got\n %q\nwant\n %q", relArgs, want)
 			}
+			for _, o := range tc.out {
+				if !strings.Contains(s.out.String(), o) {
+					t.Errorf("output lacks %q:\n%s", o, s.out.String())
+				}
+			}
 			s.cmd.Process.Signal(syscall.SIGTERM)
 			if rc := s.exit(t); rc != 0 {
 				t.Errorf("exit status after SIGTERM with both children exiting 0 = %d, want 0", rc)
@@ -246,19 +280,28 @@ func TestEntrypointRoutesOriginalOptions(t *testing.T) {
 func TestEntrypointUsageErrors(t *testing.T) {
 	dir := stubs(t)
 	env := cleanEnv("PATH="+dir+":"+os.Getenv("PATH"), "STUB_DIR="+dir, "RUN_DIR="+t.TempDir())
-	for _, args := range [][]string{
-		{"--no-such-option"},
-		{"-m"},
-		{"--once"},
-		{"--dry-run"},
-		{"-x"},
-		{"-m", "http://m", "positional"},
-		{"--", "positional"},
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--no-such-option"}, "no such option: '--no-such-option'"},
+		{[]string{"-m"}, "-m needs a value"},
+		{[]string{"--once"}, "--once is not a combined-mode option"},
+		{[]string{"--dry-run"}, "--dry-run is not"},
+		{[]string{"--dry"}, "no such option"},
+		{[]string{"-x"}, "no such option"},
+		// Ambiguous abbreviations name the candidates, as optparse did.
+		{[]string{"--mar=http://m"}, "ambiguous option: --mar (--marathon, --marathon-callback?)"},
+		{[]string{"--h"}, "ambiguous option: --h (--haproxy, --help?)"},
+		{[]string{"-m", "http://m", "--p"}, "ambiguous option: --p (--pen-clients, --pen-servers, --proxy-protocol?)"},
+		{[]string{"--vhost", "x"}, "ambiguous option: --vhost (--vhost-domain, --vhost-port?)"},
+		{[]string{"--r", "x"}, "ambiguous option: --r (--refresh-interval, --registrator?)"},
 	} {
+		args := tc.args
 		out, err := runEntrypoint(env, args...)
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("%q: %v, want exit status 2\n%s", args, err, out)
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(out, tc.says) {
+			t.Errorf("%q: %v, want exit status 2 saying %q\n%s", args, err, tc.says, out)
 		}
 		if _, _, ok := recorded(t, dir, "proxymatic-sync"); ok {
 			t.Fatalf("%q started proxymatic-sync", args)
@@ -275,6 +318,9 @@ func runEntrypoint(env []string, args ...string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", append([]string{entrypoint}, args...)...)
 	cmd.Env = env
+	// A run that wrongly started the stand-ins must not hang the test on
+	// their copy of the output pipe.
+	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -395,6 +441,13 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t, "100ms")
+}
+
+// startStackWith sets SHUTDOWN_DELAY to shutdownDelay, or leaves it unset
+// when it is "" (the combined image's default: serve until killed).
+func startStackWith(t *testing.T, shutdownDelay string) *stack {
+	t.Helper()
 	for _, b := range []string{"haproxy", "nginx"} {
 		testbin.Require(t, b)
 	}
@@ -419,12 +472,14 @@ func startStack(t *testing.T) *stack {
 		"RUN_DIR="+run,
 		"TMPDIR="+t.TempDir(),
 		"STATUS_ENDPOINT="+fmt.Sprintf("127.0.0.1:%d", st.status),
-		"SHUTDOWN_DELAY=100ms",
 		"REFRESH_INTERVAL=1",
 		// Within the open-file limit of small CI machines; HAProxy sizes
 		// its descriptors from it.
 		"MAX_CONNECTIONS=1000",
 	)
+	if shutdownDelay != "" {
+		env = append(env, "SHUTDOWN_DELAY="+shutdownDelay)
+	}
 	// Options both ways: variables above, original command-line options here.
 	st.started = startEntrypoint(t, env, "--vhost-domain", "test.local", fmt.Sprintf("--vhost-port=%d", st.vhostPort))
 	eventually(t, "backend-1 through HAProxy", func() bool { return reaches(st.svcPort, "", "backend-1") })
@@ -512,6 +567,56 @@ func TestEntrypointCombinedServesFollowsAndStops(t *testing.T) {
 			t.Errorf("no %s below the entrypoint: %v", want, procs)
 		}
 	}
+	// SIGHUP is passed on: sync reads every source again, reload applies
+	// the file again; nothing stops, nothing restarts: the binaries and
+	// the proxies' masters are the same processes after it (workers and the
+	// entrypoint's ticks come and go).
+	masters := map[int]string{}
+	parent := map[int]int{}
+	for _, p := range testbin.Procs() {
+		parent[p.PID] = p.PPID
+	}
+	workers := map[int]bool{} // has a child of its own name
+	for pid, name := range procs {
+		if pp := parent[pid]; procs[pp] == name {
+			workers[pp] = true
+		}
+	}
+	for pid, name := range procs {
+		if name == procs[parent[pid]] {
+			continue
+		}
+		// A proxy's master has workers; a lone haproxy or nginx is a
+		// config check (haproxy -c, nginx -t) that comes and goes.
+		if (name == "haproxy" || name == "nginx") && !workers[pid] {
+			continue
+		}
+		masters[pid] = name
+	}
+	st.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "SIGHUP handled by both binaries", func() bool {
+		out := st.out.String()
+		return strings.Contains(out, "refresh requested (SIGHUP)") && strings.Contains(out, "SIGHUP: reading the services file")
+	})
+	after := descendants(t, st.cmd.Process.Pid)
+	for _, name := range []string{"proxymatic-sync", "proxymatic-relo", "haproxy", "nginx"} {
+		found := false
+		for pid, n := range masters {
+			if n == name {
+				found = true
+				if after[pid] != name {
+					t.Errorf("%s (pid %d) is gone after SIGHUP: %v", name, pid, after)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s below the entrypoint before SIGHUP: %v", name, procs)
+		}
+	}
+	if !reaches(st.svcPort, "", "backend-1") || !reaches(st.vhostPort, "web.test.local", "backend-2") {
+		t.Error("not serving after SIGHUP")
+	}
+
 	// Sync's status endpoint is off in combined mode: one port, as before.
 	if strings.Contains(st.out.String(), "9091") {
 		t.Errorf("sync's status endpoint is on:\n%s", st.out.String())
@@ -525,6 +630,94 @@ func TestEntrypointCombinedServesFollowsAndStops(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", st.svcPort), time.Second); err == nil {
 		c.Close()
 		t.Error("the service port still accepts connections after the stop")
+	}
+}
+
+// statusOf is reload's /status: code and body.
+func statusOf(port int) (int, string) {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestEntrypointSIGTERMKeepsServing: in the combined image SIGTERM flips
+// /status to TERMINATING and the proxies keep serving, and keep following
+// Marathon, until the container is killed at the end of its stop timeout
+// (the original's behaviour, which its drain procedure relies on). Outside a
+// container a second SIGTERM stops everything, gracefully.
+func TestEntrypointSIGTERMKeepsServing(t *testing.T) {
+	st := startStackWith(t, "")
+	eventually(t, "/status OK", func() bool { code, _ := statusOf(st.status); return code == http.StatusOK })
+	procs := descendants(t, st.cmd.Process.Pid)
+
+	st.cmd.Process.Signal(syscall.SIGTERM)
+	eventually(t, "/status TERMINATING", func() bool {
+		code, body := statusOf(st.status)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "TERMINATING")
+	})
+	// Past what reload alone would wait (2s shutdown delay) before it
+	// stops the proxies: they still serve. A fixed wait, as the claim is
+	// about time passing; it bounds nothing.
+	time.Sleep(3 * time.Second)
+	if !reaches(st.svcPort, "", "backend-1") || !reaches(st.vhostPort, "web.test.local", "backend-1") {
+		t.Fatalf("the proxies stopped serving after SIGTERM:\n%s", st.out.String())
+	}
+	// Discovery goes on: a scale-up still reaches the proxies.
+	st.app.WithTask("127.0.0.1", backend(t, "backend-2"))
+	st.marathon.SetApps(st.app)
+	st.marathon.PushEvent("status_update_event")
+	eventually(t, "backend-2 through HAProxy while terminating", func() bool { return reaches(st.svcPort, "", "backend-2") })
+	select {
+	case <-st.done:
+		t.Fatalf("the entrypoint exited after one SIGTERM:\n%s", st.out.String())
+	default:
+	}
+
+	st.cmd.Process.Signal(syscall.SIGTERM)
+	if rc := st.exit(t); rc != 0 {
+		t.Errorf("exit status after the second SIGTERM = %d, want 0", rc)
+	}
+	requireAllGone(t, procs)
+	if !strings.Contains(st.out.String(), "keep serving until the container is killed") {
+		t.Errorf("the drain is not announced:\n%s", st.out.String())
+	}
+}
+
+// TestReloadAloneSecondSignal: proxymatic-reload run on its own (the
+// two-container set-up) keeps its timed --shutdown-delay; a second SIGTERM
+// during a long delay ends it at once.
+func TestReloadAloneSecondSignal(t *testing.T) {
+	bin := binaries(t)
+	// The run dir must be reachable by nobody (pen, nginx's workers): not
+	// under TempDir's 0700 parent.
+	dir, err := os.MkdirTemp("", "pm-ep-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	svcFile := filepath.Join(dir, "services.yaml")
+	if err := os.WriteFile(svcFile, []byte("version: 1\nservices: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	env := cleanEnv("PATH="+bin+":"+os.Getenv("PATH"), "SHUTDOWN_DELAY=1h", "RUN_DIR="+filepath.Join(dir, "run"),
+		fmt.Sprintf("STATUS_ENDPOINT=127.0.0.1:%d", port))
+	s := startEntrypoint(t, env, "proxymatic-reload", "--services", svcFile)
+	eventually(t, "/status OK", func() bool { code, _ := statusOf(port); return code == http.StatusOK })
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	eventually(t, "/status TERMINATING", func() bool { code, _ := statusOf(port); return code == http.StatusServiceUnavailable })
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if rc := s.exit(t); rc != 0 {
+		t.Errorf("exit status = %d, want 0\n%s", rc, s.out.String())
+	}
+	if !strings.Contains(s.out.String(), "second signal") {
+		t.Errorf("the second signal is not what ended the delay:\n%s", s.out.String())
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +18,9 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
+	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 )
 
 // repoRoot is the build context of the Dockerfiles.
@@ -191,16 +196,173 @@ func TestKubernetesDaemonSet(t *testing.T) {
 	}
 }
 
+// The CI examples are run, not just read: the shell lines of each job that
+// invoke our commands (and the mkdir they need) are taken from the YAML and
+// run as the job would, with the job's variables, against the Marathon
+// stand-in and the real haproxy and nginx. `make build` is stood in by a bin/
+// holding the binaries built for these tests; installing packages is left
+// out (they are installed here already).
 func TestCIExamplesRunBothDryRuns(t *testing.T) {
+	testbin.Require(t, "haproxy")
+	testbin.Require(t, "nginx")
+	bin := binaries(t)
+	m := marathontest.New(t)
+	port := freePort(t)
+	m.SetApps(marathontest.BridgeApp("/shop/api", port).WithTask("10.0.0.7", 31007))
+	// What a job that cannot reach Marathon compiles instead: the answer
+	// saved with curl, as the examples' comments say.
+	saved := httpGet(t, m.URL+"/v2/apps?embed=apps.tasks")
+	// The repository's or project's CI variables: the discovery sources.
+	vars := map[string]string{"MARATHON_URL": m.URL}
 	for _, f := range []string{"ci/github-actions.yml", "ci/gitlab-ci.yml"} {
-		yamlDocs(t, f)
 		b, _ := os.ReadFile(f)
-		for _, want := range []string{"proxymatic-sync --once --dry-run", "proxymatic-reload --dry-run", "--output-dir", "artifact"} {
+		for _, want := range []string{"proxymatic-sync --once --dry-run", "proxymatic-reload --dry-run", "--output-dir", "artifact",
+			"proxymatic-sync --once --dry-run --marathon \"file://"} {
 			if !bytes.Contains(b, []byte(want)) {
 				t.Errorf("%s does not contain %q", f, want)
 			}
 		}
+		jobs := ciJobs(t, yamlDocs(t, f)[0], vars)
+		if len(jobs) < 2 {
+			t.Fatalf("%s: want the live and the saved-answer jobs, have %d", f, len(jobs))
+		}
+		for _, job := range jobs {
+			t.Run(filepath.Base(f)+"/"+job.name, func(t *testing.T) {
+				// Short: the configs hold unix socket paths (at most 97 bytes
+				// for HAProxy), which a test-named TempDir can exceed.
+				dir, err := os.MkdirTemp("", "ci")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.RemoveAll(dir) })
+				if err := os.Symlink(bin, filepath.Join(dir, "bin")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Join(dir, "proxymatic"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "proxymatic", "apps.json"), []byte(saved), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				// Where each CI system checks the repository out.
+				env := append(slices.Clone(job.env), "GITHUB_WORKSPACE="+dir, "CI_PROJECT_DIR="+dir)
+				ran := map[string]bool{}
+				for _, l := range job.lines {
+					word := strings.Fields(l)[0]
+					if word != "mkdir" && !strings.HasPrefix(word, "bin/proxymatic-") {
+						continue
+					}
+					cmd := exec.Command("sh", "-ec", l)
+					cmd.Dir = dir
+					cmd.Env = cleanEnv(env...)
+					out, err := cmd.CombinedOutput()
+					if err != nil {
+						t.Fatalf("%s: %q: %v\n%s", f, l, err, out)
+					}
+					t.Logf("ran %q:\n%s", l, out)
+					ran[word] = true
+				}
+				if !ran["bin/proxymatic-sync"] || !ran["bin/proxymatic-reload"] {
+					t.Fatalf("%s: not both dry runs found in job %s: ran %v of %q", f, job.name, ran, job.lines)
+				}
+				services, _ := os.ReadFile(filepath.Join(dir, "out", "services.yaml"))
+				haproxy, _ := os.ReadFile(filepath.Join(dir, "out", "configs", "haproxy.cfg"))
+				nginx, _ := os.ReadFile(filepath.Join(dir, "out", "configs", "nginx.conf"))
+				for what, c := range map[string]struct {
+					got  []byte
+					want string
+				}{
+					"services.yaml": {services, fmt.Sprintf("- name: api.shop\n  port: %d\n", port)},
+					"haproxy.cfg":   {haproxy, fmt.Sprintf("listen api.shop-%d\n", port)},
+					"nginx.conf":    {nginx, "server_name api.shop.services.example.com;"},
+				} {
+					if !bytes.Contains(c.got, []byte(c.want)) || !bytes.Contains(c.got, []byte("10.0.0.7")) {
+						t.Errorf("%s: %s lacks %q and the task:\n%s", f, what, c.want, c.got)
+					}
+				}
+			})
+		}
 	}
+}
+
+// ciJob returns the environment and the shell lines of the one job of a
+// GitHub Actions workflow (jobs.<job>: env, steps[].run, steps[].env) or a
+// GitLab CI file (<job>: variables, before_script, script). GitHub's
+// ${{ vars.NAME }} expands from vars (empty when unset, as GitHub does);
+// GitLab takes project variables from vars as they are.
+// ciJob is one job of a CI example: its variables and its shell lines.
+type ciJob struct {
+	name  string
+	env   []string
+	lines []string
+}
+
+// ciJobs reads every job of a GitHub Actions workflow or a GitLab CI file,
+// with the repository's variables (vars) filled in.
+func ciJobs(t *testing.T, doc map[string]any, vars map[string]string) []ciJob {
+	t.Helper()
+	expr := regexp.MustCompile(`\$\{\{\s*vars\.([A-Za-z0-9_]+)\s*\}\}`)
+	one := func(name string, job map[string]any, gitlab bool) ciJob {
+		set := map[string]string{}
+		var lines []string
+		addEnv := func(m any) {
+			mm, _ := m.(map[string]any)
+			for k, v := range mm {
+				set[k] = expr.ReplaceAllStringFunc(fmt.Sprint(v), func(e string) string { return vars[expr.FindStringSubmatch(e)[1]] })
+			}
+		}
+		addLines := func(text string) {
+			for _, l := range strings.Split(text, "\n") {
+				if l = strings.TrimSpace(l); l != "" {
+					lines = append(lines, l)
+				}
+			}
+		}
+		if gitlab {
+			for k, v := range vars {
+				set[k] = v
+			}
+			addEnv(job["variables"])
+			for _, key := range []string{"before_script", "script"} {
+				items, _ := job[key].([]any)
+				for _, it := range items {
+					addLines(fmt.Sprint(it))
+				}
+			}
+		} else {
+			addEnv(job["env"])
+			for _, st := range job["steps"].([]any) {
+				step := st.(map[string]any)
+				addEnv(step["env"])
+				if run, ok := step["run"].(string); ok {
+					addLines(run)
+				}
+			}
+		}
+		var env []string
+		for k, v := range set {
+			env = append(env, k+"="+v)
+		}
+		slices.Sort(env)
+		return ciJob{name: name, env: env, lines: lines}
+	}
+	var out []ciJob
+	if jobs, ok := doc["jobs"].(map[string]any); ok { // GitHub Actions
+		for name, j := range jobs {
+			out = append(out, one(name, j.(map[string]any), false))
+		}
+	} else { // GitLab CI: every mapping with a script
+		for name, j := range doc {
+			if jm, ok := j.(map[string]any); ok && jm["script"] != nil {
+				out = append(out, one(name, jm, true))
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no job with a script")
+	}
+	slices.SortFunc(out, func(a, b ciJob) int { return strings.Compare(a.name, b.name) })
+	return out
 }
 
 // unit is a systemd unit file: section -> key -> values.
@@ -534,4 +696,19 @@ func TestDockerignoreKeepsContextSmall(t *testing.T) {
 			t.Errorf("%s is not sent to the build context", rel)
 		}
 	}
+}
+
+// httpGet returns the body of a 200 answer.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what the tests and the demo run for real: HAProxy, nginx, pen and
-# etcd (Debian packages). Does nothing when they are all present.
+# etcd (Debian packages), shellcheck for the shell scripts' test, Chromium (the
+# status page tests load it in a headless browser) and systemd-analyze (the
+# unit files are checked with it). Does nothing when they are all present.
 set -eu
 
 missing=""
@@ -10,6 +12,9 @@ have nginx || missing="$missing nginx"
 have pen || missing="$missing pen"
 have etcd || missing="$missing etcd-server"
 have etcdctl || missing="$missing etcd-client"
+have shellcheck || missing="$missing shellcheck"
+have chromium || missing="$missing chromium"
+have systemd-analyze || missing="$missing systemd"
 
 if [ -z "$missing" ]; then
 	exit 0

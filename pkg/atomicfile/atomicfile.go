@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Writer replaces one file. It is not safe for concurrent use: one owner
@@ -105,7 +106,10 @@ func (w *Writer) WriteBuffers(bufs [][]byte, compare bool) (changed bool, err er
 // missing file holds nothing; any other read error is reported, because
 // writing over a file we cannot read would hide a real problem.
 func (w *Writer) holds(bufs [][]byte) (bool, error) {
-	f, err := os.Open(w.path)
+	// O_NONBLOCK: a named pipe at the path would otherwise block the open
+	// until some writer came, hanging the writer (and whoever waits for it,
+	// SIGTERM included) for good. Only a regular file is replaced.
+	f, err := os.OpenFile(w.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -118,7 +122,7 @@ func (w *Writer) holds(bufs [][]byte) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", w.path, err)
 	}
 	if !st.Mode().IsRegular() {
-		return false, fmt.Errorf("write %s: not a regular file", w.path)
+		return false, fmt.Errorf("write %s: not a regular file (%s); refusing to replace it", w.path, st.Mode().Type())
 	}
 	// The mode is part of what a write establishes: a file left 0600 by
 	// someone else is rewritten so the reader can open it.

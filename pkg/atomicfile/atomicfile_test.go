@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
+	"time"
 )
 
 func TestWriteCreatesDirectoryAndFile(t *testing.T) {
@@ -208,11 +211,7 @@ func mountTmpfs(t *testing.T, opts string) string {
 	dir := t.TempDir()
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		msg := "cannot mount a tmpfs (" + strings.TrimSpace(string(out)) + "): run as root with mount rights"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testbin.Missing(t, "cannot mount a tmpfs (%s): run as root with mount rights", strings.TrimSpace(string(out)))
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
@@ -313,4 +312,28 @@ func TestWriteBuffersIsWriteOfTheJoinedPieces(t *testing.T) {
 		t.Error("compare false did not replace the file")
 	}
 	assertNoTemp(t, filepath.Dir(path))
+}
+
+// A named pipe (or any non-regular file) at the path is refused at once:
+// opening it for the comparison must not wait for a writer.
+func TestNotARegularFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "services.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := New(fifo, 0o644).Write([]byte("x\n")); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("Write over a FIFO = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Write hung on a FIFO")
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode().Type() != os.ModeNamedPipe {
+		t.Errorf("the FIFO was replaced: %v %v", st.Mode(), err)
+	}
+	assertNoTemp(t, dir)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/logging"
+	"github.com/meltwater/proxymatic/pkg/version"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -75,8 +76,9 @@ type Command struct {
 	// itself and keeps most of what it allocates to the end (reload
 	// --dry-run), so that the collector can wait; see batchGC.
 	Batch func() bool
-	// Run is the program; ctx ends on SIGTERM or SIGINT.
-	Run func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error
+	// Run is the program; ctx ends on SIGTERM or SIGINT. stderr is where
+	// the logger writes, for reports beside the logs (sync --explain).
+	Run func(ctx context.Context, logger *slog.Logger, stdout, stderr io.Writer) error
 }
 
 // Build returns the cobra command for c, reading flags from env.
@@ -88,7 +90,11 @@ func (c Command) Build(env Env) *cobra.Command {
 		Args:          noArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version: cobra answers it before any flag or variable is
+		// checked, so it works without a configuration.
+		Version: version.Get().String(),
 	}
+	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &config.UsageError{Msg: err.Error()}
 	})
@@ -107,7 +113,19 @@ func (c Command) Build(env Env) *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		return c.Run(ctx, logger, env.Stdout)
+		// Neither signal may end the process. SIGPIPE: by Go's default, a
+		// write to a closed pipe on stdout or stderr kills the program, so a
+		// lost log reader would take the agent, and with it every proxy,
+		// down at its next log line; handled, the write fails with EPIPE
+		// and only log lines are lost. (Notify rather than Ignore: an
+		// ignored signal stays ignored in the proxies exec'd from here.)
+		// SIGHUP: the daemons register their own handler (sync refreshes
+		// every source, reload applies the file again); this one covers the
+		// moments before they do and the runs that have none (--once).
+		shield := make(chan os.Signal, 1)
+		signal.Notify(shield, syscall.SIGPIPE, syscall.SIGHUP)
+		defer signal.Stop(shield)
+		return c.Run(ctx, logger, env.Stdout, env.Stderr)
 	}
 	return cmd
 }

@@ -31,12 +31,30 @@ type Sync struct {
 	DryRun           bool
 	StatusEndpoint   string
 	Verbose          bool
+	InitialWait      time.Duration
+	// MarathonMaxBody caps one decompressed Marathon answer, in bytes.
+	MarathonMaxBody int64
+	// MarathonTimeout bounds one Marathon request from connect to the
+	// last byte of its body.
+	MarathonTimeout time.Duration
+	// AllowLinkLocal admits link-local backend addresses (see
+	// services.AllowLinkLocal).
+	AllowLinkLocal  bool
+	Explain         bool   // --explain: with --once, reasons to stderr
+	ReloadStatusURL string // link from the status page to reload's
 }
+
+// Defaults of the Marathon request limits. 256 MiB is about six times a
+// cluster of 10,000 apps with 4 tasks each (44 MB, docs/performance.md).
+const (
+	DefaultMarathonMaxBody = 256 << 20
+	DefaultMarathonTimeout = 30 * time.Second
+)
 
 // BindSync registers proxymatic-sync's flags.
 func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b := binder{fs}
-	b.str(&c.marathonRaw, "marathon", "m", "MARATHON_URL", "", `comma-separated Marathon replicas, e.g. "http://marathon-01:8080/,http://marathon-02:8080/"`)
+	b.str(&c.marathonRaw, "marathon", "m", "MARATHON_URL", "", `comma-separated Marathon replicas, e.g. "http://marathon-01:8080/,http://marathon-02:8080/"; or, with --once/--dry-run, "file:///path/apps.json", a saved answer of GET /v2/apps?embed=apps.tasks`)
 	b.str(&c.MarathonCallback, "marathon-callback", "c", "MARATHON_CALLBACK_URL", "", "deprecated: accepted and ignored; events come from Marathon's /v2/events stream")
 	b.str(&c.Registrator, "registrator", "r", "REGISTRATOR_URL", "", `where registrator publishes services: "etcd://host:port[,host:port]/prefix" (etcd v2 keys API) or "etcd3://..." (etcd v3 API)`)
 	b.seconds(&c.RefreshInterval, "refresh-interval", "i", "REFRESH_INTERVAL", 60, "seconds between polls of sources that are not event driven, and the safety-net poll of those that are")
@@ -48,20 +66,43 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b.boolean(&c.DryRun, "dry-run", "", "", false, "print services.yaml to stdout and write nothing; implies --once")
 	b.str(&c.StatusEndpoint, "status-endpoint", "", "SYNC_STATUS_ENDPOINT", "0.0.0.0:9091", "address for /status and /metrics; empty disables")
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
+	b.duration(&c.InitialWait, "initial-wait", "INITIAL_WAIT", 10*time.Second, "with no previous services.yaml, how long start-up waits for every source before publishing those that answered (the others are added when they answer)")
+	b.size(&c.MarathonMaxBody, "marathon-max-body", "MARATHON_MAX_BODY", DefaultMarathonMaxBody, 64<<10, 16<<30, "largest Marathon answer read, decompressed (bytes, or 64KiB, 256MiB, 1GiB...); a larger one fails that replica")
+	b.durationOrSeconds(&c.MarathonTimeout, "marathon-timeout", "MARATHON_TIMEOUT", DefaultMarathonTimeout, "longest one Marathon request may take, from connect to the last byte of the answer (a duration such as 30s, or whole seconds); then the next replica is asked")
+	b.boolean(&c.AllowLinkLocal, "allow-link-local", "", "ALLOW_LINK_LOCAL", false, "accept link-local backend addresses (169.254.0.0/16, fe80::/10), refused by default")
+	b.boolean(&c.Explain, "explain", "", "", false, "with --once or --dry-run: print why each app, task, port or key left out is not served to stderr, as a table")
+	b.str(&c.ReloadStatusURL, "reload-status-url", "", "RELOAD_STATUS_URL", "", `proxymatic-reload's status endpoint, for a link from the status page: "http://host:9090" or ":9090" (this host)`)
 }
 
 // Validate checks the settings together, after flags and variables are read.
 func (c *Sync) Validate() error {
 	c.Marathon = nil
+	savedAnswer := false
 	for _, raw := range strings.Split(c.marathonRaw, ",") {
 		raw = strings.TrimSpace(raw)
 		if raw == "" {
 			continue
 		}
-		if err := checkHTTPURL(raw); err != nil {
+		if strings.HasPrefix(strings.ToLower(raw), "file:") {
+			if err := checkFileURL(raw); err != nil {
+				return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact(raw), err)
+			}
+			savedAnswer = true
+		} else if err := checkHTTPURL(raw); err != nil {
 			return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact(raw), err)
 		}
 		c.Marathon = append(c.Marathon, raw)
+	}
+	if savedAnswer {
+		// A saved answer of /v2/apps is read once: there is no event
+		// stream to follow, and a daemon serving a frozen file would look
+		// live while it is not.
+		if len(c.Marathon) > 1 {
+			return usagef("invalid MARATHON_URL (--marathon): a file:// answer cannot be combined with other replicas")
+		}
+		if !c.Once && !c.DryRun {
+			return usagef("--marathon file:// (MARATHON_URL) reads a saved answer once: it goes with --once or --dry-run")
+		}
 	}
 	if c.Registrator != "" {
 		u, err := url.Parse(c.Registrator)
@@ -80,6 +121,12 @@ func (c *Sync) Validate() error {
 	}
 	if err := checkEndpoint(c.StatusEndpoint); err != nil {
 		return usagef("invalid SYNC_STATUS_ENDPOINT (--status-endpoint) %q: %v", c.StatusEndpoint, err)
+	}
+	if c.Explain && !c.Once && !c.DryRun {
+		return usagef("--explain goes with --once or --dry-run (a running proxymatic-sync serves its reasons on /status/explain)")
+	}
+	if err := checkStatusURL(c.ReloadStatusURL); err != nil {
+		return usagef("invalid RELOAD_STATUS_URL (--reload-status-url) %q: %v", clipValue(c.ReloadStatusURL), err)
 	}
 	return nil
 }
@@ -103,7 +150,14 @@ type Reload struct {
 	Verbose        bool
 	ShutdownDelay  time.Duration
 	StopTimeout    time.Duration
+	AllowLinkLocal bool          // see services.AllowLinkLocal
+	HardStopAfter  time.Duration // 0: no limit
+	SyncStatusURL  string        // link from the status page to sync's
 }
+
+// MaxHardStopAfter is the longest --hard-stop-after HAProxy takes (its
+// timers hold 2^31-1 ms).
+const MaxHardStopAfter = (1<<31 - 1) * time.Millisecond
 
 // BindReload registers proxymatic-reload's flags.
 func BindReload(fs *pflag.FlagSet, c *Reload) {
@@ -125,6 +179,9 @@ func BindReload(fs *pflag.FlagSet, c *Reload) {
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
 	b.duration(&c.ShutdownDelay, "shutdown-delay", "SHUTDOWN_DELAY", 2*time.Second, "after SIGTERM, how long /status reports TERMINATING before the proxies stop")
 	b.duration(&c.StopTimeout, "stop-timeout", "STOP_TIMEOUT", 10*time.Second, "how long the proxies get to stop gracefully before they are killed")
+	b.boolean(&c.AllowLinkLocal, "allow-link-local", "", "ALLOW_LINK_LOCAL", false, "serve link-local backend addresses (169.254.0.0/16, fe80::/10), refused by default")
+	b.duration(&c.HardStopAfter, "hard-stop-after", "HARD_STOP_AFTER", 30*time.Minute, "after a reload, how long HAProxy's old workers may finish their connections before they are cut; 0 disables the limit")
+	b.str(&c.SyncStatusURL, "sync-status-url", "", "SYNC_STATUS_URL", "", `proxymatic-sync's status endpoint, for a link from the status page: "http://host:9091" or ":9091" (this host)`)
 }
 
 // Validate checks the settings together, after flags and variables are read.
@@ -133,7 +190,7 @@ func (c *Reload) Validate() error {
 		return usagef("invalid SERVICES_FILE (--services): empty")
 	}
 	if c.VHostDomain != "" {
-		c.VHostDomain = strings.TrimSuffix(strings.ToLower(c.VHostDomain), ".")
+		c.VHostDomain = strings.TrimSuffix(services.ASCIILower(c.VHostDomain), ".")
 		if !services.ValidName(c.VHostDomain) {
 			return usagef("invalid VHOST_DOMAIN (--vhost-domain) %q: want a DNS name of [a-z0-9.-]", clipValue(c.VHostDomain))
 		}
@@ -153,6 +210,12 @@ func (c *Reload) Validate() error {
 		}
 	} else if c.OutputDir != "" {
 		return usagef("--output-dir goes with --dry-run")
+	}
+	if c.HardStopAfter > MaxHardStopAfter {
+		return usagef("invalid HARD_STOP_AFTER (--hard-stop-after) %s: want 0 (no limit) up to %s", c.HardStopAfter, MaxHardStopAfter)
+	}
+	if err := checkStatusURL(c.SyncStatusURL); err != nil {
+		return usagef("invalid SYNC_STATUS_URL (--sync-status-url) %q: %v", clipValue(c.SyncStatusURL), err)
 	}
 	if c.RunDir == "" {
 		return usagef("invalid RUN_DIR (--run-dir): empty")
@@ -185,6 +248,44 @@ func checkHTTPURL(raw string) error {
 	return nil
 }
 
+// checkFileURL accepts what pkg/marathon reads as a saved answer:
+// file:///abs/path, file://localhost/abs/path or file:relative/path.
+func checkFileURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if u.Opaque != "" {
+		return nil
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return fmt.Errorf("want file:///path/to/apps.json (three slashes) or file:relative/path")
+	}
+	if u.Path == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("want file:///path/to/apps.json")
+	}
+	return nil
+}
+
+// checkStatusURL accepts "" (no link), an http(s) URL of the other
+// binary's status endpoint, or ":PORT" for the same host as the page.
+func checkStatusURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if port, ok := strings.CutPrefix(raw, ":"); ok {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("want :PORT with a port from 1 to 65535, or an http:// URL")
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("want an http:// or https:// URL such as http://host:9091, or :PORT")
+	}
+	return nil
+}
+
 // checkEndpoint accepts "" (disabled) or host:port with a valid port.
 func checkEndpoint(addr string) error {
 	if addr == "" {
@@ -201,10 +302,27 @@ func checkEndpoint(addr string) error {
 	return nil
 }
 
-// redact hides a URL's password for messages and logs.
+// redact hides a URL's user info for messages and logs, whether or not it
+// parses and whether or not it has a scheme: "alice:pass@host:8080" parses
+// as scheme "alice" with an opaque part, which url.URL.Redacted would print
+// whole. The password (everything between the first ':' and the last '@'
+// of the authority) goes, the user name stays, as url.URL.Redacted has it;
+// a path that holds an '@' is over-redacted, never under.
 func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
+	rest, scheme := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		scheme, rest = raw[:i+3], raw[i+3:]
 	}
-	return "<unparseable URL>"
+	end := strings.IndexAny(rest, "?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		user, _, hasPass := strings.Cut(rest[:at], ":")
+		if !hasPass {
+			return raw // a user name alone holds no secret
+		}
+		return scheme + user + ":xxxxx@" + rest[at+1:]
+	}
+	return raw
 }

@@ -44,7 +44,8 @@ func TestReloadDefaults(t *testing.T) {
 	}
 	if c.Services != DefaultServicesFile || c.HAProxy || c.VHostPort != 80 || c.MaxConnections != 8192 ||
 		c.PenServers != 32 || c.PenClients != 8192 || c.StatusEndpoint != "0.0.0.0:9090" ||
-		c.RunDir != "/var/run/proxymatic" || !c.Check || c.ShutdownDelay != 2*time.Second || c.StopTimeout != 10*time.Second {
+		c.RunDir != "/var/run/proxymatic" || !c.Check || c.ShutdownDelay != 2*time.Second || c.StopTimeout != 10*time.Second ||
+		c.HardStopAfter != 30*time.Minute {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -82,6 +83,9 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		{map[string]string{"VHOST_DOMAIN": "x;}evil"}, nil, "invalid VHOST_DOMAIN"},
 		{map[string]string{"STATUS_ENDPOINT": "nope"}, nil, "invalid STATUS_ENDPOINT"},
 		{map[string]string{"SHUTDOWN_DELAY": "soon"}, nil, "invalid SHUTDOWN_DELAY"},
+		{map[string]string{"HARD_STOP_AFTER": "30"}, nil, "invalid HARD_STOP_AFTER"},
+		{map[string]string{"HARD_STOP_AFTER": "-1m"}, nil, "invalid HARD_STOP_AFTER"},
+		{map[string]string{"HARD_STOP_AFTER": "597h"}, nil, "invalid HARD_STOP_AFTER"},
 		{nil, []string{"--dry-run"}, "--dry-run needs --output-dir"},
 		{nil, []string{"--output-dir", "x"}, "--output-dir goes with --dry-run"},
 		{nil, []string{"--run-dir", "/" + strings.Repeat("r", 100)}, "invalid RUN_DIR"},
@@ -95,6 +99,24 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		var ue *UsageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: got %v, want a UsageError containing %q", c.env, c.args, err, c.want)
+		}
+	}
+}
+
+func TestHardStopAfter(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want time.Duration
+	}{
+		{"0", nil, 0}, // no limit, as the original had
+		{"1h", nil, time.Hour},
+		{"596h31m23s647ms", nil, MaxHardStopAfter},
+		{"0", []string{"--hard-stop-after=45s"}, 45 * time.Second},
+	} {
+		c, err := parseReload(t, tc.args, map[string]string{"HARD_STOP_AFTER": tc.env})
+		if err != nil || c.HardStopAfter != tc.want {
+			t.Errorf("HARD_STOP_AFTER=%s %v: %v, %v; want %s", tc.env, tc.args, c, err, tc.want)
 		}
 	}
 }
@@ -160,5 +182,130 @@ func TestSyncHealthCacheSize(t *testing.T) {
 	c, err = parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m", "HEALTH_CACHE_SIZE": "7"})
 	if err != nil || c.HealthCacheSize != 7 {
 		t.Fatalf("variable: %d, %v", c.HealthCacheSize, err)
+	}
+}
+
+func TestSyncInitialWait(t *testing.T) {
+	c, err := parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m"})
+	if err != nil || c.InitialWait != 10*time.Second {
+		t.Fatalf("default initial wait: %v %v, want 10s", err, c)
+	}
+	c, err = parseSync(t, []string{"--initial-wait", "1m30s"}, map[string]string{"MARATHON_URL": "http://m", "INITIAL_WAIT": "2s"})
+	if err != nil || c.InitialWait != 90*time.Second {
+		t.Fatalf("flag over variable: %v %v", err, c)
+	}
+	c, err = parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m", "INITIAL_WAIT": "500ms"})
+	if err != nil || c.InitialWait != 500*time.Millisecond {
+		t.Fatalf("INITIAL_WAIT=500ms: %v %v", err, c)
+	}
+	// Like --shutdown-delay, a Go duration: a bare number has no unit.
+	for _, bad := range []string{"10", "soon", "-1s"} {
+		_, err := parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m", "INITIAL_WAIT": bad})
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), `invalid INITIAL_WAIT "`+bad+`": want a duration`) {
+			t.Errorf("INITIAL_WAIT=%s: got %v", bad, err)
+		}
+	}
+}
+
+func TestSyncMarathonFile(t *testing.T) {
+	for _, args := range [][]string{
+		{"--once", "-m", "file:///ci/apps.json"},
+		{"--dry-run", "-m", "file://localhost/ci/apps.json"},
+		{"--dry-run", "-m", "file:apps.json"},
+	} {
+		c, err := parseSync(t, args, nil)
+		if err != nil || len(c.Marathon) != 1 {
+			t.Errorf("%v: %v %+v", args, err, c)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-m", "file:///ci/apps.json"}, nil, "--marathon file:// (MARATHON_URL) reads a saved answer once: it goes with --once or --dry-run"},
+		{nil, map[string]string{"MARATHON_URL": "file:///ci/apps.json"}, "goes with --once or --dry-run"},
+		{[]string{"--once", "-m", "http://m:8080,file:///ci/apps.json"}, nil, "cannot be combined with other replicas"},
+		{[]string{"--once", "-m", "file://apps.json"}, nil, `invalid MARATHON_URL (--marathon) entry "file://apps.json": want file:///path/to/apps.json`},
+		{[]string{"--once", "-m", "file://"}, nil, "invalid MARATHON_URL (--marathon) entry"},
+	} {
+		_, err := parseSync(t, tc.args, tc.env)
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: got %v, want a UsageError containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestMarathonLimits(t *testing.T) {
+	c, err := parseSync(t, []string{"-m", "http://m:8080"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MarathonMaxBody != DefaultMarathonMaxBody || c.MarathonTimeout != DefaultMarathonTimeout || c.AllowLinkLocal {
+		t.Errorf("defaults: %d %s %v", c.MarathonMaxBody, c.MarathonTimeout, c.AllowLinkLocal)
+	}
+	for in, want := range map[string]int64{
+		"1048576": 1 << 20, "64KiB": 64 << 10, "256MiB": 256 << 20, "256mib": 256 << 20, "1G": 1 << 30,
+		"100MB": 100e6, " 2 GiB ": 2 << 30, "512K": 512 << 10, "70000B": 70000,
+	} {
+		c, err := parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"MARATHON_MAX_BODY": in})
+		if err != nil || c.MarathonMaxBody != want {
+			t.Errorf("MARATHON_MAX_BODY=%q: %v, %d; want %d", in, err, c.MarathonMaxBody, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1KB", "10", "1.5GiB", "17GiB", "256 furlongs", "99999999999999999999"} {
+		if bad == "" {
+			continue
+		}
+		_, err := parseSync(t, []string{"-m", "http://m:8080", "--marathon-max-body", bad}, nil)
+		if err == nil || !strings.Contains(err.Error(), "marathon-max-body") && !strings.Contains(err.Error(), "want a size") {
+			t.Errorf("--marathon-max-body %q: %v", bad, err)
+		}
+	}
+	for in, want := range map[string]time.Duration{"45": 45 * time.Second, "1500ms": 1500 * time.Millisecond, "2m": 2 * time.Minute} {
+		c, err := parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"MARATHON_TIMEOUT": in})
+		if err != nil || c.MarathonTimeout != want {
+			t.Errorf("MARATHON_TIMEOUT=%q: %v %s", in, err, c.MarathonTimeout)
+		}
+	}
+	for _, bad := range []string{"0", "-5s", "soon", "0s"} {
+		if _, err := parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"MARATHON_TIMEOUT": bad}); err == nil || !strings.Contains(err.Error(), "MARATHON_TIMEOUT") {
+			t.Errorf("MARATHON_TIMEOUT=%q: %v", bad, err)
+		}
+	}
+	c, err = parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"ALLOW_LINK_LOCAL": "true"})
+	if err != nil || !c.AllowLinkLocal {
+		t.Errorf("ALLOW_LINK_LOCAL: %v %v", err, c.AllowLinkLocal)
+	}
+	r, err := parseReload(t, []string{"--allow-link-local"}, nil)
+	if err != nil || !r.AllowLinkLocal {
+		t.Errorf("reload --allow-link-local: %v %v", err, r.AllowLinkLocal)
+	}
+}
+
+// A Marathon URL without a scheme must not print its password.
+func TestSchemelessURLRedacted(t *testing.T) {
+	for _, raw := range []string{"alice:s3cr3t@host:8080", "alice:s3cr3t@host", "http://alice:s3cr3t/x@host:8080", "alice:s3cr3t@host:8080/v2?x#y"} {
+		_, err := parseSync(t, []string{"-m", raw}, nil)
+		if err == nil {
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%q: error shows the password: %v", raw, err)
+		}
+	}
+	if got := redact("alice:s3cr3t@host:8080"); got != "alice:xxxxx@host:8080" {
+		t.Errorf("redact: %q", got)
+	}
+	if got := redact("etcd://u:s3cr3t@h:2379/p"); got != "etcd://u:xxxxx@h:2379/p" {
+		t.Errorf("redact: %q", got)
+	}
+}
+
+func TestVHostDomainLoweredAsASCII(t *testing.T) {
+	if _, err := parseReload(t, []string{"--vhost-domain", "\u212Aube.example"}, nil); err == nil {
+		t.Error("a Kelvin sign in --vhost-domain was accepted (lowered into a 'k')")
 	}
 }

@@ -166,3 +166,97 @@ func clipValue(s string) string {
 	}
 	return s
 }
+
+// size binds a byte count given as a number of bytes or with a unit:
+// KiB, MiB, GiB (and K, M, G) are powers of 1024, KB, MB, GB powers of
+// 1000, B is bytes; the unit is case-insensitive. It must lie in [lo, hi].
+func (b binder) size(p *int64, name, env string, def, lo, hi int64, usage string) {
+	*p = def
+	want := fmt.Sprintf("a size from %s to %s, in bytes or with a unit such as 256MiB", FormatSize(lo), FormatSize(hi))
+	b.add(&value{typ: "size", want: want, str: func() string { return FormatSize(*p) },
+		set: func(s string) error {
+			v, err := ParseSize(s)
+			if err != nil || v < lo || v > hi {
+				return fmt.Errorf("out of range")
+			}
+			*p = v
+			return nil
+		}}, name, "", env, usage)
+}
+
+// ParseSize reads a size as the size flags take it (see binder.size).
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 18 {
+		return 0, fmt.Errorf("not a size")
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	mult := int64(0)
+	switch strings.ToUpper(strings.TrimSpace(s[i:])) {
+	case "", "B":
+		mult = 1
+	case "K", "KIB":
+		mult = 1 << 10
+	case "M", "MIB":
+		mult = 1 << 20
+	case "G", "GIB":
+		mult = 1 << 30
+	case "KB":
+		mult = 1e3
+	case "MB":
+		mult = 1e6
+	case "GB":
+		mult = 1e9
+	default:
+		return 0, fmt.Errorf("unknown unit")
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("too large")
+	}
+	return n * mult, nil
+}
+
+// FormatSize writes a size in the largest binary unit that divides it.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		unit string
+		mult int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.unit
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// durationOrSeconds binds a duration given as a Go duration (30s, 1m) or
+// as whole seconds (30), the way the original image's other times were
+// given. It must be positive.
+func (b binder) durationOrSeconds(p *time.Duration, name, env string, def time.Duration, usage string) {
+	*p = def
+	b.add(&value{typ: "duration", want: "a positive duration such as 30s, or whole seconds", str: func() string { return p.String() },
+		set: func(s string) error {
+			s = strings.TrimSpace(s)
+			var v time.Duration
+			if n, err := strconv.Atoi(s); err == nil {
+				if n > 86400 {
+					return fmt.Errorf("out of range")
+				}
+				v = time.Duration(n) * time.Second
+			} else if v, err = time.ParseDuration(s); err != nil {
+				return err
+			}
+			if v <= 0 {
+				return fmt.Errorf("not positive")
+			}
+			*p = v
+			return nil
+		}}, name, "", env, usage)
+}

@@ -41,6 +41,7 @@ const (
 	VHostConflict    Reason = "vhost-conflict"    // two services want one virtual host name
 	PortInUse        Reason = "port-in-use"       // another process holds the service port
 	ProxyRejected    Reason = "proxy-rejected"    // the proxy refused the config for this service
+	ProxyFailed      Reason = "proxy-failed"      // the proxy did not start or reload with a checked config
 	PenSlotsFull     Reason = "pen-slots-full"    // more servers than --pen-servers
 	NotInFile        Reason = "dropped-from-file" // left out of a services.yaml that was cut or invalid
 )

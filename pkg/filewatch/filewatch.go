@@ -162,6 +162,10 @@ func (w *Watcher) follow(ctx context.Context, fw *fsnotify.Watcher, dir, name st
 	}
 }
 
+// Read reads the file now, as Run would, without waiting for an event (a
+// SIGHUP asking for the file to be applied again).
+func (w *Watcher) Read() Snapshot { return w.read(filepath.Clean(w.Path)) }
+
 func (w *Watcher) read(path string) Snapshot {
 	limit := w.MaxSize
 	if limit <= 0 {

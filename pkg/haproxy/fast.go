@@ -22,11 +22,15 @@ global
     # Run with -W (master-worker) in the foreground: no "daemon" here.
     maxconn `...)
 	b = strconv.AppendInt(b, int64(v.GlobalMaxConn), 10)
-	b = append(b, `
-    spread-checks 5
+	b = append(b, "\n    spread-checks 5"...)
+	if v.HardStopAfter != "" {
+		b = append(b, `
     # Old workers finishing long connections after a reload are stopped
     # after this, so frequent reloads cannot pile them up.
-    hard-stop-after 30m
+    hard-stop-after `...)
+		b = append(b, v.HardStopAfter...)
+	}
+	b = append(b, `
     stats socket `...)
 	b = append(b, v.AdminSocket...)
 	b = append(b, ` mode 600 level admin expose-fd listeners
@@ -91,8 +95,14 @@ func writeListen(b []byte, s *serviceView, maxConn int) []byte {
 		b = append(b, "\n    option forwardfor if-none"...)
 	}
 	if s.CheckPath != "" {
-		b = append(b, "\n    option httpchk GET "...)
+		b = append(b, "\n    option httpchk\n    http-check send meth GET uri "...)
 		b = append(b, s.CheckPath...)
+		b = append(b, " ver HTTP/1.1 hdr Host "...)
+		b = append(b, s.CheckHost...)
+	}
+	if s.CheckTimeout != "" {
+		b = append(b, "\n    timeout check "...)
+		b = append(b, s.CheckTimeout...)
 	}
 	if s.TimeoutClient != "" {
 		b = append(b, "\n    timeout client "...)
@@ -116,9 +126,7 @@ func writeListen(b []byte, s *serviceView, maxConn int) []byte {
 			b = append(b, " maxconn "...)
 			b = strconv.AppendInt(b, int64(sv.srv.MaxConn), 10)
 		}
-		if sv.Check {
-			b = append(b, " check"...)
-		}
+		b = sv.appendCheck(b)
 	}
 	return append(b, '\n')
 }

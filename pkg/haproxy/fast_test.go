@@ -26,15 +26,25 @@ func TestWriteDefaultMatchesTemplate(t *testing.T) {
 			HealthCheck: &services.HealthCheck{Path: "/health/check/path"},
 			Timeouts:    &services.Timeouts{Client: 90 * time.Minute, Server: 1500 * time.Millisecond},
 			Servers: []services.Server{
-				{IP: ip("255.255.255.255"), Port: 65535, Weight: 1000, MaxConn: 1000000, Host: "agent-255.a.long.domain.example.com"},
-				{IP: ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, Weight: 999, MaxConn: 1000000, Host: "v6.example"},
+				{IP: ip("255.255.255.254"), Port: 65535, Weight: 1000, MaxConn: 1000000, Host: "agent-255.a.long.domain.example.com"},
+				{IP: ip("fdff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, Weight: 999, MaxConn: 1000000, Host: "v6.example"},
 			}},
+		{Name: "f", Port: 6, Protocol: services.TCP, Mode: services.ModeHTTP,
+			HealthCheck: &services.HealthCheck{Path: "/h", Interval: 24 * time.Hour, Timeout: time.Nanosecond, Failures: 1000},
+			Servers:     []services.Server{{IP: ip("10.0.0.6"), Port: 80, Weight: 500}}},
+		{Name: "g", Port: 7, Protocol: services.TCP, Mode: services.ModeHTTP,
+			HealthCheck: &services.HealthCheck{Path: "/h", Failures: 2},
+			Servers:     []services.Server{{IP: ip("10.0.0.7"), Port: 80, Weight: 500}}},
+		{Name: "h." + string(bytes.Repeat([]byte(string(bytes.Repeat([]byte("x"), 60))+"."), 3)) + string(bytes.Repeat([]byte("x"), 47)), Port: 8, Protocol: services.TCP, Mode: services.ModeHTTP,
+			HealthCheck: &services.HealthCheck{Path: "/h", Interval: 1500 * time.Millisecond},
+			Servers:     []services.Server{{IP: ip("10.0.0.8"), Port: 80, Weight: 500}}},
 	}
 	for n := 0; n <= len(all); n++ {
 		for _, p := range []Params{
 			{RunDir: "/run", MaxConnections: 1},
-			{RunDir: "/var/run/x", MaxConnections: 9999, StatsSocket: "/s.sock", User: "haproxy"},
-			{RunDir: "/var/run/x", MaxConnections: 9999, FDLimit: 1000, User: "haproxy", Group: "haproxy"},
+			{RunDir: "/var/run/x", MaxConnections: 9999, StatsSocket: "/s.sock", User: "haproxy", HardStopAfter: 30 * time.Minute},
+			{RunDir: "/var/run/x", MaxConnections: 9999, FDLimit: 1000, User: "haproxy", Group: "haproxy", HardStopAfter: 1500 * time.Millisecond, VHostDomain: "apps.example.com"},
+			{RunDir: "/run", MaxConnections: 5, HardStopAfter: MaxHardStopAfter, VHostDomain: "a"},
 		} {
 			v, err := newView(p, all[:n])
 			if err != nil {
@@ -63,8 +73,12 @@ func TestWriteDefaultMatchesTemplate(t *testing.T) {
 // size must bound every server line, the longest shapes included: with many
 // servers per service the per-service slack cannot hide a short estimate.
 func TestSizeBoundsLongestServerLines(t *testing.T) {
-	long := "agent-" + string(bytes.Repeat([]byte("x"), 240))
-	for _, ipText := range []string{"255.255.255.255", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "1.2.3.4"} {
+	// The longest valid host: 253 bytes in labels of at most 63.
+	label := string(bytes.Repeat([]byte("x"), 63))
+	long := "agent-" + label[6:] + "." + label + "." + label + "." + label[:61]
+	// The longest addresses a server may have (broadcast and multicast are
+	// never one).
+	for _, ipText := range []string{"255.255.255.254", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "1.2.3.4"} {
 		s := services.Service{Name: "svc", Port: 65535, Protocol: services.TCP, Mode: services.ModeHTTP,
 			HealthCheck: &services.HealthCheck{Path: "/"}}
 		base := netip.MustParseAddr(ipText)

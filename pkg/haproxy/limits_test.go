@@ -1,8 +1,11 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"math"
+	"net/netip"
 	"os"
 	"os/user"
 	"strings"
@@ -57,7 +60,7 @@ func TestLiveFDLimitAndUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rl.Max < 20000 {
-		t.Skipf("hard fd limit %d is below 20000", rl.Max)
+		testbin.Missing(t, "hard fd limit %d is below 20000 (ulimit -Hn)", rl.Max)
 	}
 	// Children inherit the soft limit; HAProxy raises it up to the hard one.
 	p := Params{MaxConnections: 8192, FDLimit: 20000}
@@ -132,5 +135,81 @@ func waitGet(t *testing.T, port int, want string) {
 			t.Fatalf("through haproxy: %q, %v; want %q", got, err, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// millis never wraps: the largest Duration used to round up into a negative
+// number of milliseconds.
+func TestMillisSaturates(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                                  "",
+		-time.Second:                       "",
+		time.Nanosecond:                    "1ms",
+		1500 * time.Microsecond:            "2ms",
+		services.MaxTimeout:                "2147483647ms",
+		services.MaxTimeout + 1:            "2147483647ms",
+		time.Duration(math.MaxInt64):       "2147483647ms",
+		time.Duration(math.MaxInt64 - 1e6): "2147483647ms",
+	} {
+		if got := millis(d); got != want {
+			t.Errorf("millis(%d) = %q, want %q", int64(d), got, want)
+		}
+	}
+}
+
+// longName is a valid name (DNS labels of at most 63) at the longest a
+// name may be.
+var longName = strings.Repeat(strings.Repeat("a", 62)+"b.", 3) + strings.Repeat("c", services.MaxNameLen-3*64)
+
+// Every value at the largest services.Validate accepts passes the real
+// `haproxy -c`; one over the timeout limit would not, and Validate refuses
+// it. (maxconn one over is accepted by `haproxy -c` and silently wraps, so
+// only Validate can catch it.)
+func TestLimitsAcceptedByProxy(t *testing.T) {
+	bin := testbin.Require(t, "haproxy")
+	edge := services.Server{Host: longName, IP: netip.MustParseAddr("fdff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535,
+		Weight: services.MaxWeight, MaxConn: services.MaxServerConns}
+	svcs := []services.Service{
+		{Name: longName, Port: 65535, Protocol: services.TCP, Mode: services.ModeHTTP,
+			HealthCheck: &services.HealthCheck{Path: "/" + strings.Repeat("p", services.MaxPathLen-1)},
+			Timeouts:    &services.Timeouts{Client: services.MaxTimeout, Server: services.MaxTimeout - time.Nanosecond},
+			Servers: []services.Server{edge,
+				{IP: netip.MustParseAddr("10.0.0.1"), Port: 1, Weight: 1, MaxConn: 1},
+				{IP: netip.MustParseAddr("10.0.0.2"), Port: 1, Weight: 0}}},
+		{Name: "a", Port: 1, Protocol: services.TCP, Mode: services.ModeTCP,
+			Timeouts: &services.Timeouts{Client: time.Nanosecond}},
+	}
+	f := services.File{Version: services.Version, Services: svcs}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Render(Params{RunDir: "/run/proxymatic", MaxConnections: 1}, svcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"timeout client 2147483647ms", "timeout server 2147483647ms", "weight 256 maxconn 2147483647", "weight 1 maxconn 1", "weight 0", "bind :65535", "timeout client 1ms"} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("config lacks %q", want)
+		}
+	}
+	check := func(cfg []byte) error {
+		path := t.TempDir() + "/haproxy.cfg"
+		if err := os.WriteFile(path, cfg, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Check(context.Background(), bin, path)
+	}
+	if err := check(cfg); err != nil {
+		t.Fatalf("haproxy refuses values Validate accepts: %v", err)
+	}
+	// The limit is HAProxy's own: one millisecond more is refused by the
+	// proxy, and one nanosecond more by Validate.
+	over := bytes.Replace(cfg, []byte("timeout client 2147483647ms"), []byte("timeout client 2147483648ms"), 1)
+	if err := check(over); err == nil || !strings.Contains(err.Error(), "timer overflow") {
+		t.Errorf("haproxy accepted a timeout over its limit: %v", err)
+	}
+	svcs[0].Timeouts.Client = services.MaxTimeout + time.Nanosecond
+	if _, err := Render(Params{RunDir: "/run/proxymatic", MaxConnections: 1}, svcs); err == nil || !strings.Contains(err.Error(), "timeouts.client") {
+		t.Errorf("rendered a timeout over the limit: %v", err)
 	}
 }

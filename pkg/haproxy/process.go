@@ -16,13 +16,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/supervise"
 )
 
 // MasterSocket is the master CLI socket (-S): reload and show proc go there.
 func MasterSocket(runDir string) string { return runDir + "/haproxy-master.sock" }
 
-// PidFile is the master's pid file (-p).
+// PidFile is where the agent records the master's pid and start time
+// (supervise.WritePidFile). HAProxy is not given -p: its own file would
+// hold the pid alone, which a later agent cannot tell from a reused one.
 func PidFile(runDir string) string { return runDir + "/haproxy.pid" }
 
 // ConfigFile is the live haproxy.cfg in the run dir.
@@ -54,8 +57,9 @@ func NewMaster(bin, runDir string, backoff supervise.Backoff, logger *slog.Logge
 		// No -D: the master stays in the foreground, supervised. The
 		// master passes the listening sockets to each new worker itself,
 		// so reloads are seamless without -x.
-		Args:       []string{"-W", "-f", ConfigFile(runDir), "-p", PidFile(runDir), "-S", MasterSocket(runDir) + ",mode,600"},
+		Args:       []string{"-W", "-f", ConfigFile(runDir), "-S", MasterSocket(runDir) + ",mode,600"},
 		Dir:        runDir,
+		PidFile:    PidFile(runDir),
 		StopSignal: syscall.SIGUSR1, // soft stop: finish the connections in flight
 		LogLevel:   logLevel,
 	}
@@ -65,13 +69,13 @@ func NewMaster(bin, runDir string, backoff supervise.Backoff, logger *slog.Logge
 // Start starts the master and waits until it has a worker. The master CLI
 // socket of an earlier run is removed first so a stale one is never dialled.
 func (m *Master) Start(ctx context.Context) error {
-	_ = supervise.StopStale(ctx, PidFile(m.runDir), m.bin, m.log)
+	_ = supervise.StopStale(ctx, PidFile(m.runDir), m.bin, ConfigFile(m.runDir), m.log)
 	_ = removeSocket(MasterSocket(m.runDir))
 	// The config loads server state from this file; before the first save
 	// an empty state (just the format version) keeps HAProxy from warning
 	// that it cannot open it on every first start.
 	if path := StateFile(m.runDir); !exists(path) {
-		_ = os.WriteFile(path, []byte("1\n"), 0o600)
+		_, _ = atomicfile.New(path, 0o600).Write([]byte("1\n"))
 	}
 	if err := m.proc.Start(ctx); err != nil {
 		return fmt.Errorf("haproxy: %w", err)
@@ -145,14 +149,9 @@ func (m *Master) saveServerState(ctx context.Context) {
 		m.log.Debug("server state not saved", "err", err)
 		return
 	}
-	path := StateFile(m.runDir)
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, []byte(state), 0o600); err != nil {
-		m.log.Debug("server state not saved", "err", err)
-		return
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	// A new file created exclusively, then renamed: never written through
+	// a link left in the run dir.
+	if _, err := atomicfile.New(StateFile(m.runDir), 0o600).Write([]byte(state)); err != nil {
 		m.log.Debug("server state not saved", "err", err)
 	}
 }

@@ -7,6 +7,7 @@ package haproxy
 import (
 	"embed"
 	"text/template"
+	"time"
 
 	"github.com/meltwater/proxymatic/pkg/services"
 )
@@ -37,6 +38,14 @@ type Params struct {
 	// User and Group are the global user/group the workers drop to after
 	// the master (root) has bound the sockets. Empty omits them.
 	User, Group string
+	// HardStopAfter bounds how long old workers may finish their
+	// connections after a reload (--hard-stop-after); 0 omits the setting
+	// (no limit, as the original image had).
+	HardStopAfter time.Duration
+	// VHostDomain, when set, makes the Host header of a service's HTTP
+	// health checks its virtual host name, <name>.<domain>; otherwise the
+	// check sends the service name.
+	VHostDomain string
 	// StatsSocket is where the stats frontend binds; empty means
 	// StatsSocket(RunDir).
 	StatsSocket string

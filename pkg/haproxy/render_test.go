@@ -43,12 +43,15 @@ func fixture() []services.Service {
 			Servers:     []services.Server{web, srv("fd00::7", 31003, 3)}},
 		{Name: "api", Port: 8081, Protocol: services.TCP, Mode: services.ModeHTTP,
 			Servers: []services.Server{srv("10.0.0.4", 31004, 250)}},
+		{Name: "shop", Port: 8082, Protocol: services.TCP, Mode: services.ModeHTTP,
+			HealthCheck: &services.HealthCheck{Path: "/", Interval: 20 * time.Second, Timeout: 10 * time.Second, Failures: 5},
+			Servers:     []services.Server{srv("10.0.0.5", 31005, 500)}},
 		{Name: "empty", Port: 9000, Protocol: services.TCP, Mode: services.ModeTCP},
 	}
 }
 
 func params(runDir string) haproxy.Params {
-	return haproxy.Params{RunDir: runDir, MaxConnections: 4096}
+	return haproxy.Params{RunDir: runDir, MaxConnections: 4096, HardStopAfter: 30 * time.Minute, VHostDomain: "apps.example.com"}
 }
 
 func checkWithHAProxy(t *testing.T, cfg []byte) {
@@ -98,10 +101,13 @@ func TestRenderRequiredSettings(t *testing.T) {
 		"\n    bind unix@/run/pm/haproxy-stats.sock mode 600\n",
 		"\n    stats uri /haproxy\n",
 		"\n    monitor-uri /status\n",
-		"\nlisten web-8080\n    bind :8080\n    mode http\n    balance leastconn\n    maxconn 4096\n    option forwardfor if-none\n    option httpchk GET /health?full=1\n    timeout client 90000ms\n    timeout server 1500ms\n",
+		"\nlisten web-8080\n    bind :8080\n    mode http\n    balance leastconn\n    maxconn 4096\n    option forwardfor if-none\n    option httpchk\n    http-check send meth GET uri /health?full=1 ver HTTP/1.1 hdr Host web.apps.example.com\n    timeout client 90000ms\n    timeout server 1500ms\n",
 		" 10.0.0.1:31000 id ", "weight 256 maxconn 50 check\n",
 		" [fd00::7]:31003 id ", // IPv6 bracketed
 		"weight 1 check\n",     // 3/1000 does not round to a draining 0
+		// Marathon's check settings: timeout per listen, inter and fall per server.
+		"\n    http-check send meth GET uri / ver HTTP/1.1 hdr Host shop.apps.example.com\n    timeout check 10000ms\n",
+		" 10.0.0.5:31005 id ", " weight 128 check inter 20000ms fall 5\n",
 		"\nlisten api-8081\n    bind :8081\n    mode http\n    balance leastconn\n    maxconn 4096\n    option forwardfor if-none\n    server 10.0.0.4_31004 10.0.0.4:31004 id ",
 	} {
 		if !strings.Contains(string(cfg), want) {

@@ -82,6 +82,11 @@ func PlanUpdate(p Params, old, new []services.Service) (*Update, error) {
 	u := &Update{}
 	for i := range nv.Services {
 		was, ns := &ov.Services[i], &nv.Services[i]
+		// inter and fall are on the server lines, which the comparison
+		// above leaves out; a running server's check cannot be retimed.
+		if (was.check == nil) != (ns.check == nil) || (was.check != nil && *was.check != *ns.check) {
+			return nil, fmt.Errorf("%w: health check settings of %s changed", ErrNeedsReload, ns.Name)
+		}
 		b := backendUpdate{name: ns.Name, want: ns.Servers, servers: len(ns.Servers)}
 		before := make(map[string]*serverView, len(was.Servers))
 		for j := range was.Servers {
@@ -138,10 +143,7 @@ func (s serverView) serverArgs() string {
 		b = append(b, " maxconn "...)
 		b = strconv.AppendInt(b, int64(s.srv.MaxConn), 10)
 	}
-	if s.Check {
-		b = append(b, " check"...)
-	}
-	return string(b)
+	return string(s.appendCheck(b))
 }
 
 // ServerState is one line of `show servers state`.
@@ -262,7 +264,7 @@ func (m *Master) Apply(ctx context.Context, u *Update) error {
 				return err
 			}
 			// A dynamic server starts in maintenance with its check off.
-			if sv.Check {
+			if sv.Check() {
 				if err := m.admin(ctx, "enable health "+key, ""); err != nil {
 					return err
 				}

@@ -66,6 +66,14 @@ func TestPlanUpdate(t *testing.T) {
 		{"port", with(func(s []services.Service) { s[1].Port = 5433 }), true, ""},
 		{"health path", with(func(s []services.Service) { s[0].HealthCheck = &services.HealthCheck{Path: "/other"} }), true, ""},
 		{"timeouts", with(func(s []services.Service) { s[1].Timeouts = &services.Timeouts{Client: time.Second} }), true, ""},
+		// inter and fall live on the server lines: still a reload.
+		{"check interval", with(func(s []services.Service) {
+			s[0].HealthCheck = &services.HealthCheck{Path: "/health", Interval: time.Second}
+		}), true, ""},
+		{"check failures", with(func(s []services.Service) { s[0].HealthCheck = &services.HealthCheck{Path: "/health", Failures: 9} }), true, ""},
+		{"check timeout", with(func(s []services.Service) {
+			s[0].HealthCheck = &services.HealthCheck{Path: "/health", Timeout: time.Second}
+		}), true, ""},
 	} {
 		u, err := PlanUpdate(p, base, tc.new)
 		switch {
@@ -94,14 +102,18 @@ func TestPlanUpdate(t *testing.T) {
 func TestServerArgsMatchRenderedLine(t *testing.T) {
 	s := server("[fd00::7]:31003", 3)
 	s.MaxConn = 5
-	v, err := newView(Params{RunDir: "/run", MaxConnections: 1}, []services.Service{svc("w", 1, services.ModeHTTP, "/h", s)})
+	checked := svc("w2", 2, services.ModeHTTP, "/h", s)
+	checked.HealthCheck.Interval, checked.HealthCheck.Failures = 7*time.Second, 4
+	v, err := newView(Params{RunDir: "/run", MaxConnections: 1}, []services.Service{svc("w", 1, services.ModeHTTP, "/h", s), checked})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv := v.Services[0].Servers[0]
-	line := "    server " + sv.Name() + " " + sv.serverArgs() + "\n"
-	if !strings.Contains(string(writeDefault(nil, v)), line) {
-		t.Fatalf("%q not in\n%s", line, writeDefault(nil, v))
+	for i, want := range []string{" check\n", " check inter 7000ms fall 4\n"} {
+		sv := v.Services[i].Servers[0]
+		line := "    server " + sv.Name() + " " + sv.serverArgs() + "\n"
+		if !strings.Contains(string(writeDefault(nil, v)), line) || !strings.HasSuffix(line, want) {
+			t.Fatalf("%q (want it to end in %q) not in\n%s", line, want, writeDefault(nil, v))
+		}
 	}
 }
 
@@ -145,6 +157,11 @@ func startRuntime(t *testing.T, check string, srvs ...services.Server) *liveRunt
 	runDir := t.TempDir()
 	r := &liveRuntime{t: t, p: Params{RunDir: runDir, MaxConnections: 64}, port: freePort(t)}
 	r.svcs = []services.Service{svc("web", r.port, services.ModeHTTP, check, srvs...)}
+	if check != "" {
+		// Marathon's settings ride on the server lines: HAProxy refusing
+		// them in `add server` would fail Apply below.
+		r.svcs[0].HealthCheck.Interval, r.svcs[0].HealthCheck.Failures = 500*time.Millisecond, 2
+	}
 	r.write()
 	r.m = NewMaster(bin, runDir, supervise.Backoff{Min: 50 * time.Millisecond, Max: time.Second, Reset: time.Minute}, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)

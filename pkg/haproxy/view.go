@@ -22,11 +22,14 @@ import (
 type view struct {
 	GlobalMaxConn int
 	MaxConn       int
+	HardStopAfter string // "" omits hard-stop-after
 	AdminSocket   string
 	StatsSocket   string
 	StateFile     string
 	User, Group   string
 	Services      []serviceView
+
+	vhostDomain string // names the health checks' Host header
 }
 
 type serviceView struct {
@@ -35,17 +38,64 @@ type serviceView struct {
 	Mode          string // "tcp" or "http"
 	HTTP          bool
 	CheckPath     string // "" when no HTTP health check
+	CheckHost     string // the Host header of the check
+	CheckTimeout  string // "" keeps the default (timeout check)
 	TimeoutClient string // "" keeps the default
 	TimeoutServer string
 	Servers       []serverView
+
+	check *serverCheck // what every server's line says about checks
+}
+
+// serverCheck is the health check settings on a service's server lines
+// (not default-server: `add server` at run time does not read it).
+type serverCheck struct {
+	inter string // "" keeps HAProxy's default (2s)
+	fall  int    // 0 keeps HAProxy's default (3)
 }
 
 type serverView struct {
 	// A pointer into the services being rendered, which outlive the view:
 	// a copy per server was 2.9 MB of fresh memory at 40,000 servers.
 	srv   *services.Server
+	check *serverCheck // nil: not checked
 	ID    uint32
-	Check bool
+}
+
+// appendCheck writes the check keywords of the server's line.
+func (s serverView) appendCheck(b []byte) []byte {
+	if s.check == nil {
+		return b
+	}
+	b = append(b, " check"...)
+	if s.check.inter != "" {
+		b = append(b, " inter "...)
+		b = append(b, s.check.inter...)
+	}
+	if s.check.fall != 0 {
+		b = append(b, " fall "...)
+		b = strconv.AppendInt(b, int64(s.check.fall), 10)
+	}
+	return b
+}
+
+// Check reports whether the server is health checked.
+func (s serverView) Check() bool { return s.check != nil }
+
+// Inter is the time between two checks, "" for HAProxy's default.
+func (s serverView) Inter() string {
+	if s.check == nil {
+		return ""
+	}
+	return s.check.inter
+}
+
+// Fall is how many failed checks mark the server down, 0 for HAProxy's default.
+func (s serverView) Fall() int {
+	if s.check == nil {
+		return 0
+	}
+	return s.check.fall
 }
 
 // Name is the server's name in HAProxy: "[host_]ip_port". It depends only
@@ -147,8 +197,9 @@ func writeListens(b []byte, v *view, svcs []services.Service) []byte {
 	var servers []serverView
 	for i := range svcs {
 		s := &svcs[i]
-		servers = serverViewsInto(servers, s.Servers, checkPath(s) != "")
-		sv := listenView(s, servers)
+		chk := checkOf(s)
+		servers = serverViewsInto(servers, s.Servers, chk)
+		sv := listenView(s, servers, chk, v.vhostDomain)
 		b = writeListen(b, &sv, v.MaxConn)
 	}
 	return b
@@ -166,6 +217,12 @@ func (p *Params) validate() error {
 	}
 	if p.FDLimit < 0 {
 		return fmt.Errorf("haproxy: fd limit %d: want 0 (no cap) or more", p.FDLimit)
+	}
+	if p.HardStopAfter < 0 || p.HardStopAfter > MaxHardStopAfter {
+		return fmt.Errorf("haproxy: hard-stop-after %s: want 0 (none) up to %s", p.HardStopAfter, MaxHardStopAfter)
+	}
+	if p.VHostDomain != "" && !services.ValidName(p.VHostDomain) {
+		return fmt.Errorf("haproxy: vhost domain %q: want a DNS name of lowercase [a-z0-9._-]", p.VHostDomain)
 	}
 	for _, n := range []string{p.User, p.Group} {
 		if n != "" && !accountName.MatchString(n) {
@@ -237,11 +294,13 @@ func listenSize(s *services.Service) int {
 	}
 	path := checkPath(s)
 	if path != "" {
-		n += len("\n    option httpchk GET ") + len(path)
+		n += len("\n    option httpchk\n    http-check send meth GET uri  ver HTTP/1.1 hdr Host ") + len(path) + services.MaxNameLen
+		// timeout check: at most 24h in millis.
+		n += len("\n    timeout check 86400000ms")
 	}
 	if s.Timeouts != nil {
-		// millis: at most 19 digits and "ms".
-		n += 2 * (len("\n    timeout client ") + 21)
+		// millis: at most 10 digits and "ms".
+		n += 2 * (len("\n    timeout client ") + 12)
 	}
 	for j := range s.Servers {
 		srv := &s.Servers[j]
@@ -252,10 +311,35 @@ func listenSize(s *services.Service) int {
 			n += len(" maxconn ") + 10
 		}
 		if path != "" {
-			n += len(" check")
+			n += len(" check inter 86400000ms fall 1000")
 		}
 	}
 	return n
+}
+
+// checkOf is the check on s's server lines, nil when they are not checked.
+func checkOf(s *services.Service) *serverCheck {
+	if checkPath(s) == "" {
+		return nil
+	}
+	hc := s.HealthCheck
+	if hc.Interval == 0 && hc.Failures == 0 {
+		return &defaultCheck // shared: most checks carry no settings of their own
+	}
+	return &serverCheck{inter: millis(hc.Interval), fall: hc.Failures}
+}
+
+// defaultCheck is a bare " check" with HAProxy's interval and fall.
+var defaultCheck serverCheck
+
+// checkHost is the Host header of s's health checks: its virtual host name
+// under domain, as nginx serves it, or its name without a domain (or when
+// the virtual host name would be longer than DNS allows).
+func checkHost(s *services.Service, domain string) string {
+	if domain == "" || len(s.Name)+1+len(domain) > services.MaxNameLen {
+		return s.Name
+	}
+	return s.Name + "." + domain
 }
 
 // checkPath is the HTTP health check path HAProxy checks s's servers with,
@@ -294,7 +378,8 @@ func newView(p Params, svcs []services.Service) (*view, error) {
 	v.Services = make([]serviceView, 0, len(svcs))
 	for i := range svcs {
 		s := &svcs[i]
-		v.Services = append(v.Services, listenView(s, serverViews(s.Servers, checkPath(s) != "")))
+		chk := checkOf(s)
+		v.Services = append(v.Services, listenView(s, serverViews(s.Servers, chk), chk, v.vhostDomain))
 	}
 	return v, nil
 }
@@ -326,6 +411,8 @@ func headerView(p Params, svcs []services.Service) (*view, error) {
 	return &view{
 		GlobalMaxConn: global,
 		MaxConn:       perListen,
+		HardStopAfter: haproxyTime(p.HardStopAfter),
+		vhostDomain:   p.VHostDomain,
 		User:          p.User,
 		Group:         p.Group,
 		AdminSocket:   AdminSocket(p.RunDir),
@@ -334,8 +421,9 @@ func headerView(p Params, svcs []services.Service) (*view, error) {
 	}, nil
 }
 
-// listenView is the view of one service's listen section.
-func listenView(s *services.Service, servers []serverView) serviceView {
+// listenView is the view of one service's listen section; chk is
+// checkOf(s), shared with its servers' views.
+func listenView(s *services.Service, servers []serverView, chk *serverCheck, domain string) serviceView {
 	sv := serviceView{
 		Name:      s.Name + "-" + strconv.Itoa(s.Port),
 		Port:      s.Port,
@@ -343,6 +431,11 @@ func listenView(s *services.Service, servers []serverView) serviceView {
 		HTTP:      s.Mode == services.ModeHTTP,
 		CheckPath: checkPath(s),
 		Servers:   servers,
+		check:     chk,
+	}
+	if chk != nil {
+		sv.CheckHost = checkHost(s, domain)
+		sv.CheckTimeout = millis(s.HealthCheck.Timeout)
 	}
 	if s.Timeouts != nil {
 		sv.TimeoutClient = millis(s.Timeouts.Client)
@@ -355,12 +448,12 @@ func listenView(s *services.Service, servers []serverView) serviceView {
 // only on itself (never on its position), so a reload that adds or removes
 // other servers leaves them unchanged and HAProxy's server-state file and
 // stats keep following the same server.
-func serverViews(srvs []services.Server, check bool) []serverView {
+func serverViews(srvs []services.Server, check *serverCheck) []serverView {
 	return serverViewsInto(nil, srvs, check)
 }
 
 // serverViewsInto is serverViews reusing dst's array.
-func serverViewsInto(dst []serverView, srvs []services.Server, check bool) []serverView {
+func serverViewsInto(dst []serverView, srvs []services.Server, check *serverCheck) []serverView {
 	out := slices.Grow(dst[:0], len(srvs))[:len(srvs)]
 	clear(out)
 	// A scan is cheaper than a map for the usual handful of servers; ids
@@ -392,7 +485,7 @@ func serverViewsInto(dst []serverView, srvs []services.Server, check bool) []ser
 		for used(id) {
 			id = id%maxID + 1
 		}
-		out[i] = serverView{srv: srv, ID: id, Check: check}
+		out[i] = serverView{srv: srv, ID: id, check: check}
 	}
 	return out
 }
@@ -429,12 +522,39 @@ func Weight(w int) int {
 	return hw
 }
 
+// MaxHardStopAfter is the longest hard-stop-after HAProxy takes: its timers
+// hold 2^31-1 milliseconds.
+const MaxHardStopAfter = (1<<31 - 1) * time.Millisecond
+
+// haproxyTime renders a duration in HAProxy's time format with the largest
+// unit that is exact ("30m", "90s"), "" for zero.
+func haproxyTime(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return ""
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return millis(d)
+}
+
 // millis renders a timeout in milliseconds; "" for zero (keep the default).
-// A sub-millisecond remainder rounds up so a timeout never becomes 0.
+// A sub-millisecond remainder rounds up so a timeout never becomes 0. The
+// result saturates at HAProxy's limit (services.MaxTimeout, which Validate
+// enforces): rounding up by adding first overflowed near the largest
+// Duration into a negative timeout.
 func millis(d time.Duration) string {
 	if d <= 0 {
 		return ""
 	}
-	ms := (d + time.Millisecond - 1) / time.Millisecond
+	ms := d / time.Millisecond
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	ms = min(ms, services.MaxTimeout/time.Millisecond)
 	return strconv.FormatInt(int64(ms), 10) + "ms"
 }

@@ -1,5 +1,7 @@
 // Package logging builds the slog logger both binaries use: text by default,
-// JSON with LOG_FORMAT=json, debug level with --verbose.
+// JSON with LOG_FORMAT=json, debug level with --verbose. The logger also
+// keeps its most recent warnings and errors in a Ring (RingOf) for the
+// status page.
 package logging
 
 import (
@@ -9,18 +11,22 @@ import (
 	"strings"
 )
 
-// New returns a logger writing to w in the given format ("", "text" or "json").
+// New returns a logger writing to w in the given format ("", "text" or
+// "json"), keeping its last DefaultRingSize warnings and errors (RingOf).
 func New(w io.Writer, format string, verbose bool) (*slog.Logger, error) {
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch strings.ToLower(format) {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("invalid LOG_FORMAT %q: want text or json", format)
 	}
-	return nil, fmt.Errorf("invalid LOG_FORMAT %q: want text or json", format)
+	return slog.New(NewRingHandler(h, NewRing(DefaultRingSize))), nil
 }

@@ -49,9 +49,10 @@ type portSpec struct {
 
 // portOpts are the per-port-index label settings of an app.
 type portOpts struct {
-	servicePort int // 0: not moved
-	weight      int // -1: default
-	maxConn     int // 0: unlimited
+	servicePort int  // 0: not moved
+	off         bool // servicePort label 0: the port index is not served
+	weight      int  // -1: default
+	maxConn     int  // 0: unlimited
 	mode        services.Mode
 	timeouts    services.Timeouts
 }
@@ -63,7 +64,7 @@ type claim struct {
 	appID    string
 	moved    bool // the port was moved here by a servicePort label
 	mode     services.Mode
-	health   string
+	health   services.HealthCheck // Path "": none
 	timeouts services.Timeouts
 }
 
@@ -269,11 +270,15 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 		addr     netip.Addr
 		name     string // "" when the host is not a valid name
 		resolved bool
+		never    string // why addr is never a service (services.NeverService), "" when it can be
 	}
 	hosts := make([]hostInfo, len(cm.hosts))
 	for i, h := range cm.hosts {
 		hosts[i].addr, hosts[i].resolved = c.addrs[h]
-		if name := strings.ToLower(h); services.ValidName(name) {
+		if hosts[i].resolved {
+			hosts[i].never = services.NeverService(hosts[i].addr)
+		}
+		if name := services.ASCIILower(h); services.ValidName(name) {
 			hosts[i].name = name
 		}
 	}
@@ -289,6 +294,7 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 		g.servers, all = all[:0:g.max], all[g.max:]
 	}
 	for _, r := range cm.apps {
+		warned := int32(-1)
 		for _, ps := range r.servers {
 			h := &hosts[ps.host]
 			if !h.resolved {
@@ -296,6 +302,13 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 				c.log.Debug("task host unresolved, server dropped", "app", r.id, "host", cm.hosts[ps.host])
 				if c.explain {
 					cm.note(explain.Entry{App: r.id, Port: ps.g.key.Port, Protocol: string(ps.g.key.Protocol), Reason: explain.UnresolvableHost, Detail: clip(cm.hosts[ps.host])})
+				}
+				continue
+			}
+			if h.never != "" {
+				if warned != ps.host {
+					c.log.Warn("task address is never a service, its servers dropped", "app", clip(r.id), "host", clip(cm.hosts[ps.host]), "ip", h.addr.String(), "reason", h.never)
+					warned = ps.host
 				}
 				continue
 			}
@@ -323,8 +336,9 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 		}
 		if k.Protocol == services.TCP && g.owner.mode == services.ModeHTTP {
 			svc.Mode = services.ModeHTTP
-			if g.owner.health != "" {
-				svc.HealthCheck = &services.HealthCheck{Path: g.owner.health}
+			if g.owner.health.Path != "" {
+				hc := g.owner.health
+				svc.HealthCheck = &hc
 			}
 		}
 		if g.owner.timeouts != (services.Timeouts{}) {
@@ -378,6 +392,10 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 	// keys[i] are the services (groups) port index i feeds.
 	keys := make([][]*group, len(specs))
 	for i, sp := range specs {
+		if opts[i].off {
+			log.Debug("port index taken out by its servicePort label 0", "portIndex", i)
+			continue
+		}
 		port, moved := sp.servicePort, false
 		if opts[i].servicePort != 0 {
 			port, moved = opts[i].servicePort, true
@@ -438,11 +456,9 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 					continue // a service port listed twice in one app counts once
 				}
 				done[g] = true
-				if hostPort == g.key.Port && !c.exposeHost {
-					log.Debug("net=host task skipped: host port equals service port", "task", t.id(), "port", g.key.Port)
-					log.note(explain.Entry{Task: t.id(), Port: g.key.Port, Protocol: string(g.key.Protocol), Reason: explain.NetHost, Detail: "host port equals the service port"})
-					continue
-				}
+				// A server on the service's own port (net=host) is kept:
+				// the syncer drops the whole service (unless
+				// --expose-host), for every source alike.
 				g.max++
 				ps := pendingServer{g: g, host: host, port: int32(hostPort), weight: services.DefaultWeight}
 				if w := opts[i].weight; w >= 0 {
@@ -500,7 +516,7 @@ func (c *compiler) serves(a *app, t *task, log *appLogger) bool {
 // serviceName reverses and dots the app id: /product/system/service gives
 // service.system.product.
 func serviceName(id string) (string, bool) {
-	parts := strings.FieldsFunc(strings.ToLower(id), func(r rune) bool { return r == '/' })
+	parts := strings.FieldsFunc(services.ASCIILower(id), func(r rune) bool { return r == '/' })
 	slices.Reverse(parts)
 	name := strings.Join(parts, ".")
 	return name, services.ValidName(name)
@@ -538,7 +554,7 @@ var (
 )
 
 func protocols(p string, log *appLogger) []services.Protocol {
-	switch strings.ToLower(p) {
+	switch services.ASCIILower(p) {
 	case "", "tcp":
 		return tcpOnly
 	case "udp":
@@ -550,15 +566,18 @@ func protocols(p string, log *appLogger) []services.Protocol {
 	return tcpOnly
 }
 
-// httpHealthPaths gives, for each of the app's n port indexes, the path of
-// its first HTTP-style health check on it ("" if none).
-func httpHealthPaths(a *app, n int, log *appLogger) []string {
+// httpHealthPaths gives, for each of the app's n port indexes, the path,
+// interval, timeout and failure count of its first HTTP-style health check
+// on it (Path "" if none). A setting out of the services contract's range is
+// left out (the proxy's default applies) with a warning; Marathon's 0 (no
+// limit on failures) is left out silently.
+func httpHealthPaths(a *app, n int, log *appLogger) []services.HealthCheck {
 	if len(a.HealthChecks) == 0 {
-		return make([]string, n)
+		return make([]services.HealthCheck, n)
 	}
-	paths := map[int]string{}
+	paths := map[int]services.HealthCheck{}
 	for _, hc := range a.HealthChecks {
-		switch strings.ToUpper(hc.Protocol) {
+		switch services.ASCIIUpper(hc.Protocol) {
 		case "HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS":
 		default:
 			continue
@@ -579,9 +598,24 @@ func httpHealthPaths(a *app, n int, log *appLogger) []string {
 			log.note(explain.Entry{Reason: explain.MalformedField, Detail: "health check path " + strconv.Quote(clip(path)) + " is not valid"})
 			continue
 		}
-		paths[idx] = path
+		check := services.HealthCheck{Path: path}
+		seconds := func(v int, field string) time.Duration {
+			if v > int(services.MaxCheckDuration/time.Second) {
+				log.Warn("health check setting out of range, proxy default used", "portIndex", idx, "field", field, "value", v)
+				return 0
+			}
+			return time.Duration(max(v, 0)) * time.Second
+		}
+		check.Interval = seconds(hc.IntervalSeconds, "intervalSeconds")
+		check.Timeout = seconds(hc.TimeoutSeconds, "timeoutSeconds")
+		if f := hc.MaxConsecutiveFailures; f > services.MaxFailures {
+			log.Warn("health check setting out of range, proxy default used", "portIndex", idx, "field", "maxConsecutiveFailures", "value", f)
+		} else if f > 0 {
+			check.Failures = f
+		}
+		paths[idx] = check
 	}
-	out := make([]string, n)
+	out := make([]services.HealthCheck, n)
 	for i := range out {
 		out[i] = paths[i]
 	}
@@ -618,12 +652,14 @@ func (c *compiler) portLabels(a *app, n int, log *appLogger) []portOpts {
 		o := &opts[idx]
 		switch field {
 		case "servicePort":
-			v, ok := intIn(val, 1, 65535)
+			// Read as the original did (any run of digits: 020031 is
+			// 20031), unlike the other labels; 0 takes the port out.
+			v, ok := digitsIn(val, 65535)
 			if !ok {
-				bad("want a port 1-65535")
+				bad("want a port 1-65535, or 0 to take the port out")
 				continue
 			}
-			o.servicePort = v
+			o.servicePort, o.off = v, v == 0
 		case "weight":
 			v, ok := intIn(val, 0, services.MaxWeight)
 			if !ok {
@@ -671,6 +707,25 @@ func intIn(s string, lo, hi int) (int, bool) {
 	v, err := strconv.Atoi(s)
 	if err != nil || strconv.Itoa(v) != s || v < lo || v > hi {
 		return 0, false
+	}
+	return v, true
+}
+
+// digitsIn parses a non-empty run of ASCII digits, leading zeros allowed,
+// up to hi (the original's str.isdigit() then int()).
+func digitsIn(s string, hi int) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	v := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if v = v*10 + int(c-'0'); v > hi {
+			return 0, false
+		}
 	}
 	return v, true
 }

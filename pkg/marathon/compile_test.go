@@ -64,6 +64,9 @@ func summary(svcs []services.Service) []string {
 		fmt.Fprintf(&b, "%s %s %s", s.Name, s.Key(), s.Mode)
 		if s.HealthCheck != nil {
 			fmt.Fprintf(&b, " hc=%s", s.HealthCheck.Path)
+			if hc := s.HealthCheck; hc.Interval != 0 || hc.Timeout != 0 || hc.Failures != 0 {
+				fmt.Fprintf(&b, "(%s,%s,%d)", hc.Interval, hc.Timeout, hc.Failures)
+			}
 		}
 		if s.Timeouts != nil {
 			fmt.Fprintf(&b, " t=%s/%s", s.Timeouts.Client, s.Timeouts.Server)
@@ -184,7 +187,7 @@ func TestCompileRules(t *testing.T) {
 				return []*mt{a}
 			},
 			want: []string{
-				"web 10001/tcp http hc=/health?full=1 t=30s/1m30s: 10.0.0.1@10.0.0.1:31001/250/33",
+				"web 10001/tcp http hc=/health?full=1(1m0s,20s,3) t=30s/1m30s: 10.0.0.1@10.0.0.1:31001/250/33",
 				"web 10002/tcp tcp: 10.0.0.1@10.0.0.1:31002/500/1",
 			},
 		},
@@ -228,20 +231,14 @@ func TestCompileRules(t *testing.T) {
 			},
 		},
 		{
-			name: "net=host: host port equal to service port skipped",
+			// The syncer drops the whole service (pkg/syncer merge.go): the
+			// compiler keeps the server so that the syncer sees it.
+			name: "net=host: host port equal to service port kept for the syncer",
 			apps: func() []*mt {
 				a := marathontest.HostApp("/h", 10001).WithTask("10.0.0.1", 10001).WithTask("10.0.0.2", 31001)
 				return []*mt{a}
 			},
-			want: []string{"h 10001/tcp tcp: 10.0.0.2@10.0.0.2:31001/500/0"},
-		},
-		{
-			name: "net=host kept with ExposeHost",
-			opts: compileOpts{exposeHost: true},
-			apps: func() []*mt {
-				return []*mt{marathontest.HostApp("/h", 10001).WithTask("10.0.0.1", 10001)}
-			},
-			want: []string{"h 10001/tcp tcp: 10.0.0.1@10.0.0.1:10001/500/0"},
+			want: []string{"h 10001/tcp tcp: 10.0.0.1@10.0.0.1:10001/500/0 10.0.0.2@10.0.0.2:31001/500/0"},
 		},
 		{
 			name: "hosts resolved and lowercased; IPv4 preferred; IPv6 literal gets no host; unresolvable dropped",
@@ -264,6 +261,40 @@ func TestCompileRules(t *testing.T) {
 			want: []string{
 				"p 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0",
 				"p 10002/tcp tcp:",
+			},
+		},
+		{
+			name: "health check interval, timeout and failures from Marathon; out of range or 0 left to the proxy",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/w", 10001, 10002, 10003).WithLabel(L+"0.mode", "http").
+					WithLabel(L+"1.mode", "http").WithLabel(L+"2.mode", "http").
+					WithHealthCheck(marathontest.HealthCheck{Path: "/h", IntervalSeconds: 20, TimeoutSeconds: 10, MaxConsecutiveFailures: 5}).
+					WithHealthCheck(marathontest.HealthCheck{Path: "/never-kill", PortIndex: 1, MaxConsecutiveFailures: -1}).
+					WithHealthCheck(marathontest.HealthCheck{Path: "/slow", PortIndex: 2, IntervalSeconds: 86401, TimeoutSeconds: 86400, MaxConsecutiveFailures: 1001})
+				a.AddTask("10.0.0.1", 31001, 31002, 31003)
+				return []*mt{a}
+			},
+			want: []string{
+				"w 10001/tcp http hc=/h(20s,10s,5): 10.0.0.1@10.0.0.1:31001/500/0",
+				"w 10002/tcp http hc=/never-kill(1m0s,20s,0): 10.0.0.1@10.0.0.1:31002/500/0",
+				"w 10003/tcp http hc=/slow(0s,24h0m0s,0): 10.0.0.1@10.0.0.1:31003/500/0",
+			},
+			log: []string{"intervalSeconds", "maxConsecutiveFailures"},
+		},
+		{
+			name: "servicePort label read as the original: leading zeros, 0 takes the port out",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/z", 10001, 10002, 10003).
+					WithLabel(L+"0.servicePort", "020031").WithLabel(L+"1.servicePort", "0").
+					WithLabel(L+"2.servicePort", "00")
+				a.AddTask("10.0.0.1", 31001, 31002, 31003)
+				b := marathontest.BridgeApp("/y", 10005).WithLabel(L+"0.servicePort", "0000000000000000000010006")
+				b.AddTask("10.0.0.2", 31005)
+				return []*mt{a, b}
+			},
+			want: []string{
+				"y 10006/tcp tcp: 10.0.0.2@10.0.0.2:31005/500/0",
+				"z 20031/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0",
 			},
 		},
 		{
@@ -300,7 +331,7 @@ func TestBadLabelsNeverReachOutput(t *testing.T) {
 	base := func() *mt { return marathontest.BridgeApp("/prod/web", 10001).WithTask("10.0.0.1", 31001) }
 	want, _ := compileJSON(t, compileOpts{}, marathontest.AppsJSON([]*mt{base()}))
 	bad := map[string][]string{
-		"servicePort":    {"0", "65536", "10002\n", " 10002", "10002;", "-1", "1e4", "010002", ""},
+		"servicePort":    {"65536", "065536", "10002\n", " 10002", "10002;", "-1", "+1", "1e4", "0x10", "１", ""},
 		"weight":         {"1001", "-1", "50 ", "5\nserver evil 1.2.3.4:1", "half", "0x10"},
 		"maxconn":        {"0", "-5", "10;", "ten", "1 0"},
 		"mode":           {"HTTP", "http\n", "http ", "tcp; x", "udp", "http\n  option httpchk"},
@@ -420,5 +451,49 @@ func TestCompileIgnoresAppOrder(t *testing.T) {
 	permute(0)
 	if s := strings.Join(summary(want), "\n"); !strings.Contains(s, "main.web 10001/tcp http") || !strings.Contains(s, "first.a 10002/tcp http") {
 		t.Fatalf("owners are not the expected apps:\n%s", s)
+	}
+}
+
+// Addresses that are never a service (0.0.0.0, link-local such as a cloud
+// metadata endpoint, broadcast, multicast) are dropped with a warning that
+// names the app; the app's other servers are kept.
+func TestNeverServiceAddressesDropped(t *testing.T) {
+	apps := []*mt{
+		marathontest.BridgeApp("/shop/web", 10001).
+			WithTask("agent-1", 31001).
+			WithTask("169.254.169.254", 31002).
+			WithTask("0.0.0.0", 31003).
+			WithTask("224.0.0.1", 31004).
+			WithTask("255.255.255.255", 31005),
+	}
+	got, logs := compileJSON(t, compileOpts{}, marathontest.AppsJSON(apps))
+	want := []string{"web.shop 10001/tcp tcp: agent-1@10.1.0.1:31001/500/0"}
+	if !slices.Equal(summary(got), want) {
+		t.Errorf("got %q, want %q", summary(got), want)
+	}
+	for _, ip := range []string{"169.254.169.254", "0.0.0.0", "224.0.0.1", "255.255.255.255"} {
+		if !strings.Contains(logs, "never a service") || !strings.Contains(logs, "app=/shop/web host="+ip) {
+			t.Errorf("no warning naming the app for %s:\n%s", ip, logs)
+		}
+	}
+	// With link-local allowed, the metadata address is kept, the others not.
+	services.AllowLinkLocal(true)
+	defer services.AllowLinkLocal(false)
+	got, _ = compileJSON(t, compileOpts{}, marathontest.AppsJSON(apps))
+	if s := summary(got); len(s) != 1 || !strings.Contains(s[0], "169.254.169.254:31002") || strings.Contains(s[0], "0.0.0.0") {
+		t.Errorf("with link-local allowed: %q", s)
+	}
+}
+
+// Ids and hosts are lowered as ASCII only: a Kelvin sign never becomes 'k'.
+func TestASCIIOnlyLowering(t *testing.T) {
+	apps := []*mt{
+		marathontest.BridgeApp("/\u212Aube", 10001).WithTask("agent-1", 31001),
+		marathontest.BridgeApp("/Shop/Web", 10002).WithTask("agent-1", 31001),
+	}
+	got, logs := compileJSON(t, compileOpts{}, marathontest.AppsJSON(apps))
+	want := []string{"web.shop 10002/tcp tcp: agent-1@10.1.0.1:31001/500/0"}
+	if !slices.Equal(summary(got), want) {
+		t.Errorf("got %q, want %q\n%s", summary(got), want, logs)
 	}
 }

@@ -53,9 +53,12 @@ type portDef struct {
 }
 
 type healthCheck struct {
-	Protocol  string `json:"protocol"`
-	Path      string `json:"path"`
-	PortIndex *int   `json:"portIndex"`
+	Protocol               string `json:"protocol"`
+	Path                   string `json:"path"`
+	PortIndex              *int   `json:"portIndex"`
+	IntervalSeconds        int    `json:"intervalSeconds"`
+	TimeoutSeconds         int    `json:"timeoutSeconds"`
+	MaxConsecutiveFailures int    `json:"maxConsecutiveFailures"`
 }
 
 type task struct {
@@ -1201,7 +1204,7 @@ func (s *scanner) versionInfo(v *versionInfo) error {
 	})
 }
 
-var healthCheckFields = []string{"protocol", "path", "portIndex"}
+var healthCheckFields = []string{"protocol", "path", "portIndex", "intervalSeconds", "timeoutSeconds", "maxConsecutiveFailures"}
 
 func (s *scanner) healthChecks(dst *[]healthCheck) error {
 	return slice(s, dst, func(h *healthCheck) error {
@@ -1219,6 +1222,12 @@ func (s *scanner) healthChecks(dst *[]healthCheck) error {
 				return s.str(&h.Protocol, true)
 			case 1:
 				return s.str(&h.Path, true)
+			case 3:
+				return s.integer(&h.IntervalSeconds)
+			case 4:
+				return s.integer(&h.TimeoutSeconds)
+			case 5:
+				return s.integer(&h.MaxConsecutiveFailures)
 			}
 			if null, err := s.null(); null || err != nil {
 				h.PortIndex = nil

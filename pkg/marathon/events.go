@@ -198,13 +198,15 @@ func (q *queue) put(ev event) {
 // missed while no stream was open. It never blocks on the loop: when the
 // queue is full, the event is dropped and overflow set.
 func (s *Source) streamEvents(ctx context.Context, q *queue) (received bool, err error) {
-	resp, rep, err := s.client.get(ctx, eventsPath, "text/event-stream", s.opts.StreamIdleTimeout)
+	resp, rep, idx, err := s.client.get(ctx, eventsPath, "text/event-stream", s.opts.StreamIdleTimeout)
 	if err != nil {
 		streamConnects.WithLabelValues("error").Inc()
 		return false, err
 	}
 	defer resp.Body.Close()
 	streamConnects.WithLabelValues("ok").Inc()
+	streamUp.Set(1)
+	defer streamUp.Set(0)
 	s.log.Info("event stream attached", "replica", rep.name)
 	q.put(event{kind: evAttached, typ: "attached", replica: rep.name, at: time.Now()})
 	err = readEvents(resp.Body, func(typ string, data []byte, truncated bool) {
@@ -226,6 +228,9 @@ func (s *Source) streamEvents(ctx context.Context, q *queue) (received bool, err
 		return received, ctx.Err()
 	}
 	failuresTotal.WithLabelValues(rep.name).Inc()
+	// A stream that went silent or broke: the next connection (and the
+	// next refresh) starts at another replica.
+	s.client.failed(idx)
 	return received, fmt.Errorf("marathon %s: event stream: %w", rep.name, err)
 }
 

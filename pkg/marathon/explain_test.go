@@ -35,7 +35,7 @@ func explainedApps() []*marathontest.App {
 	bad.AddTask("10.0.0.1", 31001).Unhealthy("HTTP 500")
 	bad.AddTask("10.0.0.2", 31002).Health = nil
 	bad.AddTask("10.0.0.3", 31003).WithState("TASK_KILLING")
-	bad.AddTask("10.0.0.4", 10001) // net=host
+	bad.AddTask("10.0.0.4", 10001) // net=host: the syncer's reason, not Marathon's
 	canary := marathontest.BridgeApp("/prod/canary", 10099).WithLabel(LabelPrefix+"0.servicePort", "10001")
 	canary.AddTask("nowhere.invalid", 31005)
 	return []*marathontest.App{bad, canary, marathontest.BridgeApp("/Bad Name", 10002)}
@@ -47,7 +47,6 @@ const wantReasons = `/Bad Name invalid-name
 /prod/web health-failing task
 /prod/web invalid-label
 /prod/web killing task
-/prod/web net-host task 10001
 /prod/web no-health-result task`
 
 func TestFetchExplains(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -14,8 +15,19 @@ import (
 // versionFetchers bounds the version definitions asked for at once.
 const versionFetchers = 4
 
-// isNotFound reports a 404: the app (or version) does not exist.
+// isNotFound reports that every replica asked answered 404: the app (or
+// version) does not exist. A 404 from one replica and another failure from
+// the next is no answer at all.
 func isNotFound(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		for _, e := range errs {
+			if !isNotFound(e) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	}
 	var se *statusError
 	return errors.As(err, &se) && se.code == http.StatusNotFound
 }
@@ -27,7 +39,16 @@ func (s *Source) fetchApp(ctx context.Context, id string) (a *app, rep string, g
 	if !ok {
 		return nil, "", false, fmt.Errorf("marathon: app id %q cannot be fetched on its own", clip(id))
 	}
-	resp, r, err := s.client.get(ctx, path+"?embed=app.tasks", "application/json", s.opts.ReadTimeout)
+	r, err := s.client.do(ctx, path+"?embed=app.tasks", "application/json", func(body io.Reader) error {
+		var err error
+		if a, err = decodeApp(body); err != nil {
+			return fmt.Errorf("reading app %s: %w", clip(id), err)
+		}
+		if a.ID != id {
+			return fmt.Errorf("asked for app %s, got %s", clip(id), clip(a.ID))
+		}
+		return nil
+	})
 	if err != nil {
 		if isNotFound(err) {
 			appFetches.WithLabelValues("gone").Inc()
@@ -35,19 +56,6 @@ func (s *Source) fetchApp(ctx context.Context, id string) (a *app, rep string, g
 		}
 		appFetches.WithLabelValues("error").Inc()
 		return nil, "", false, err
-	}
-	defer resp.Body.Close()
-	a, err = decodeApp(resp.Body)
-	if err != nil {
-		appFetches.WithLabelValues("error").Inc()
-		if ctx.Err() == nil {
-			failuresTotal.WithLabelValues(r.name).Inc()
-		}
-		return nil, "", false, fmt.Errorf("marathon %s: reading app %s: %w", r.name, clip(id), readErr(resp.Body, err))
-	}
-	if a.ID != id {
-		appFetches.WithLabelValues("error").Inc()
-		return nil, "", false, fmt.Errorf("marathon %s: asked for app %s, got %s", r.name, clip(id), clip(a.ID))
 	}
 	appFetches.WithLabelValues("ok").Inc()
 	for i := range a.Tasks {
@@ -63,7 +71,14 @@ func (s *Source) fetchVersion(ctx context.Context, id, version string) (*app, er
 	if !ok || !validVersion(version) {
 		return nil, nil
 	}
-	resp, r, err := s.client.get(ctx, path+"/versions/"+version, "application/json", s.opts.ReadTimeout)
+	var def *app
+	_, err := s.client.do(ctx, path+"/versions/"+version, "application/json", func(body io.Reader) error {
+		var err error
+		if def, err = decodeAppVersion(body); err != nil {
+			return fmt.Errorf("reading app %s version %s: %w", clip(id), clip(version), err)
+		}
+		return nil
+	})
 	if err != nil {
 		if isNotFound(err) {
 			versionFetches.WithLabelValues("gone").Inc()
@@ -71,12 +86,6 @@ func (s *Source) fetchVersion(ctx context.Context, id, version string) (*app, er
 		}
 		versionFetches.WithLabelValues("error").Inc()
 		return nil, err
-	}
-	defer resp.Body.Close()
-	def, err := decodeAppVersion(resp.Body)
-	if err != nil {
-		versionFetches.WithLabelValues("error").Inc()
-		return nil, fmt.Errorf("marathon %s: reading app %s version %s: %w", r.name, clip(id), clip(version), readErr(resp.Body, err))
 	}
 	versionFetches.WithLabelValues("ok").Inc()
 	return def, nil
@@ -221,24 +230,28 @@ func (s *Source) liveCompiler() compiler {
 // does, keeping the apps.
 func (s *Source) readLive(ctx context.Context) (*live, string, error) {
 	start := time.Now()
-	resp, rep, err := s.client.get(ctx, appsPath, "application/json", s.opts.ReadTimeout)
-	if err != nil {
-		return nil, "", err
-	}
-	l := newLive(s.liveCompiler())
+	var l *live
 	dups := 0
-	body := newReadAhead(resp.Body)
-	err = decodeAppStream(body, func() *app { return &app{} }, func(a *app) error {
-		l.addListed(a, &dups)
+	rep, err := s.client.do(ctx, appsPath, "application/json", func(body io.Reader) error {
+		// A new state for each replica tried: nothing of a failed answer stays.
+		l, dups = newLive(s.liveCompiler()), 0
+		ra := newReadAhead(body)
+		err := decodeAppStream(ra, func() *app { return &app{} }, func(a *app) error {
+			l.addListed(a, &dups)
+			return nil
+		})
+		// As in Fetch: the body is closed before the read-ahead stops.
+		defer ra.Close()
+		if closer, ok := body.(io.Closer); ok {
+			closer.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("reading apps: %w", err)
+		}
 		return nil
 	})
-	resp.Body.Close()
-	body.Close()
 	if err != nil {
-		if ctx.Err() == nil {
-			failuresTotal.WithLabelValues(rep.name).Inc()
-		}
-		return nil, "", fmt.Errorf("marathon %s: reading apps: %w", rep.name, readErr(resp.Body, err))
+		return nil, "", err
 	}
 	if dups > 0 {
 		s.log.Warn("app ids listed more than once; events reach the first of each", "count", dups)

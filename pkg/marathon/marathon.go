@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +39,8 @@ const (
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultStreamIdleTimeout = 60 * time.Second
 	DefaultDNSTTL            = 60 * time.Second
+	DefaultRequestTimeout    = 30 * time.Second
+	DefaultMaxBody           = 256 << 20
 )
 
 // Resolver turns task host names into addresses; *net.Resolver satisfies it.
@@ -48,10 +51,12 @@ type Resolver interface {
 // Options configure a Source. Zero values take the defaults above.
 type Options struct {
 	// URLs are the Marathon replicas, e.g. "http://user:pass@marathon-01:8080".
-	// A path is kept as a prefix (Marathon behind a reverse proxy).
+	// A path is kept as a prefix (Marathon behind a reverse proxy). One
+	// file:///path/apps.json instead reads a saved answer (file.go).
 	URLs []string
-	// ExposeHost keeps servers of net=host tasks whose host port equals
-	// the service port (the proxy would collide with them on that host).
+	// ExposeHost is no longer applied here: servers on their service's own
+	// port (net=host) are compiled like any other, and the syncer drops
+	// the whole service unless --expose-host, for every source alike.
 	ExposeHost bool
 	// GroupSize is the number of proxymatic instances sharing the
 	// backends; a maxconn label is divided by it.
@@ -74,8 +79,16 @@ type Options struct {
 	HealthCacheSize int
 	// HTTPClient replaces the built-in client (its timeouts and TLS
 	// settings are then the caller's). Its CheckRedirect is replaced so
-	// that credentials follow the redirect to the leader.
+	// that credentials follow the redirect to the leader, and only there.
 	HTTPClient *http.Client
+	// MaxBody caps one decompressed /v2/apps answer in bytes; a larger one
+	// fails that replica (--marathon-max-body). 0 means DefaultMaxBody,
+	// negative no cap.
+	MaxBody int64
+	// RequestTimeout bounds one /v2/apps request, from connect to the last
+	// byte of its body; when it passes, the next replica is asked
+	// (--marathon-timeout). 0 means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 
 	ConnectTimeout    time.Duration // TCP connect (and TLS handshake) limit
 	ReadTimeout       time.Duration // longest silence while reading /v2/apps
@@ -94,6 +107,8 @@ type Source struct {
 
 	explainMu sync.Mutex
 	explained map[string]bool // apps with reasons in opts.Explain
+
+	again chan struct{} // ReadAgain's request to the watch loop
 }
 
 // New validates opts and builds a Source. It does not contact Marathon.
@@ -117,6 +132,7 @@ func New(opts Options) (*Source, error) {
 		{&opts.ReadTimeout, DefaultReadTimeout, "read timeout"},
 		{&opts.StreamIdleTimeout, DefaultStreamIdleTimeout, "stream idle timeout"},
 		{&opts.DNSTTL, DefaultDNSTTL, "DNS TTL"},
+		{&opts.RequestTimeout, DefaultRequestTimeout, "request timeout"},
 	} {
 		if *d.v < 0 {
 			return nil, fmt.Errorf("marathon: %s %s is negative", d.name, *d.v)
@@ -130,6 +146,12 @@ func New(opts Options) (*Source, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("source", "marathon")
+	if opts.MaxBody == 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if slices.ContainsFunc(opts.URLs, isFileURL) {
+		return newFileSource(opts, log) // a saved answer: file.go
+	}
 	replicas := make([]replica, 0, len(opts.URLs))
 	for _, raw := range opts.URLs {
 		r, err := parseReplica(raw)
@@ -138,7 +160,8 @@ func New(opts Options) (*Source, error) {
 		}
 		replicas = append(replicas, r)
 	}
-	hc, err := httpClient(opts)
+	maxBody := max(opts.MaxBody, 0)
+	hc, err := httpClient(opts, replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -151,19 +174,20 @@ func New(opts Options) (*Source, error) {
 	}
 	return &Source{
 		opts:      opts,
-		client:    &client{replicas: replicas, http: hc, log: log},
+		client:    &client{replicas: replicas, http: hc, log: log, maxBody: maxBody, timeout: opts.RequestTimeout, idle: opts.ReadTimeout},
 		dns:       newDNSCache(res, opts.DNSTTL, log),
 		log:       log,
 		versions:  newVersionCache(versionCacheSize),
 		health:    newHealthCache(opts.HealthCacheSize),
 		explained: map[string]bool{},
+		again:     make(chan struct{}, 1),
 	}, nil
 }
 
-func httpClient(opts Options) (*http.Client, error) {
+func httpClient(opts Options, replicas []replica) (*http.Client, error) {
 	if opts.HTTPClient != nil {
 		c := *opts.HTTPClient
-		c.CheckRedirect = keepAuthOnRedirect
+		c.CheckRedirect = redirectPolicy(replicas)
 		return &c, nil
 	}
 	// No extra CA: RootCAs stays nil and crypto/tls loads the system pool on
@@ -195,7 +219,7 @@ func httpClient(opts Options) (*http.Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return &http.Client{Transport: tr, CheckRedirect: keepAuthOnRedirect}, nil
+	return &http.Client{Transport: tr, CheckRedirect: redirectPolicy(replicas)}, nil
 }
 
 // SeedHealth takes the servers of the services.yaml a previous run left as
@@ -209,23 +233,30 @@ func (s *Source) SeedHealth(previous []services.Service) {
 // Name identifies the source.
 func (s *Source) Name() string { return string(services.SourceMarathon) }
 
-// Fetch reads all apps with their tasks once and compiles them.
+// Fetch reads all apps with their tasks once and compiles them. A replica
+// whose answer fails anywhere — status, body, size, deadline — is that
+// replica's failure, and the next one is asked.
 func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 	start := time.Now()
-	resp, rep, err := s.client.get(ctx, appsPath, "application/json", s.opts.ReadTimeout)
-	if err != nil {
-		return nil, err
-	}
+	var cm *compilation
 	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log, versions: s.versions.get, explain: s.opts.Explain != nil}
-	body := newReadAhead(resp.Body)
-	cm, err := c.stream(ctx, body, streamBatch)
-	resp.Body.Close() // releases a Read the read-ahead may be blocked in
-	body.Close()
-	if err != nil {
-		err = fmt.Errorf("marathon %s: reading apps: %w", rep.name, readErr(resp.Body, err))
-		if ctx.Err() == nil {
-			failuresTotal.WithLabelValues(rep.name).Inc()
+	rep, err := s.client.do(ctx, appsPath, "application/json", func(body io.Reader) error {
+		ra := newReadAhead(body)
+		var err error
+		cm, err = c.stream(ctx, ra, streamBatch)
+		// The read-ahead may be blocked in a Read of the body: the client
+		// closes the body once this returns, which releases it, so the
+		// goroutine is stopped after that, not here.
+		defer ra.Close()
+		if closer, ok := body.(io.Closer); ok {
+			closer.Close()
 		}
+		if err != nil {
+			return fmt.Errorf("reading apps: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(cm.deferred) > 0 {

@@ -177,20 +177,42 @@ func TestAllReplicasFail(t *testing.T) {
 	}
 }
 
-func TestClientErrorDoesNotFailOver(t *testing.T) {
-	a, b := marathontest.New(t), marathontest.New(t)
+// Any non-2xx answer is that replica's failure: a 401 from a replica with
+// stale credentials, a proxy's 403 or 404 in front of one, a follower that
+// is not ready. The next replica is asked and the failing one is not first
+// next time.
+func TestNon2xxFailsOver(t *testing.T) {
+	for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			a, b := marathontest.New(t), marathontest.New(t)
+			if code == http.StatusUnauthorized {
+				a.RequireAuth("u", "right")
+			} else {
+				a.Fail(code)
+			}
+			b.SetApps(webApp(31001))
+			s, _ := newSource(t, Options{URLs: []string{"http://u:wrong@" + strings.TrimPrefix(a.URL, "http://"), b.URL}})
+			for range 2 {
+				got, err := s.Fetch(context.Background())
+				if err != nil || len(got) != 1 {
+					t.Fatalf("%v %v", summary(got), err)
+				}
+			}
+			if n := a.Requests("/v2/apps"); n != 1 {
+				t.Errorf("failing replica asked %d times, want once", n)
+			}
+			if n := b.Requests("/v2/apps"); n != 2 {
+				t.Errorf("good replica asked %d times, want 2", n)
+			}
+		})
+	}
+	// Every replica failing: the error names each, without the password.
+	a := marathontest.New(t)
 	a.RequireAuth("u", "right")
-	b.SetApps(webApp(31001))
-	s, _ := newSource(t, Options{URLs: []string{"http://u:wrong@" + strings.TrimPrefix(a.URL, "http://"), b.URL}})
+	s, _ := newSource(t, Options{URLs: []string{"http://u:wrong@" + strings.TrimPrefix(a.URL, "http://")}})
 	_, err := s.Fetch(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") || strings.Contains(err.Error(), "wrong") {
 		t.Fatalf("err = %v", err)
-	}
-	if strings.Contains(err.Error(), "wrong") {
-		t.Errorf("error leaks the password: %v", err)
-	}
-	if b.Requests("/v2/apps") != 0 {
-		t.Errorf("a 401 failed over: the other replica would answer the same")
 	}
 }
 
@@ -200,8 +222,9 @@ func TestRedirectToLeaderWithAuth(t *testing.T) {
 	leader.RequireAuth("admin", "pa55word")
 	follower.RequireAuth("admin", "pa55word")
 	follower.RedirectTo(leader.URL)
-	u := "http://admin:pa55word@" + strings.TrimPrefix(follower.URL, "http://")
-	s, logs := newSource(t, Options{URLs: []string{u}})
+	withAuth := func(u string) string { return "http://admin:pa55word@" + strings.TrimPrefix(u, "http://") }
+	// The leader is another configured replica: the credentials follow.
+	s, logs := newSource(t, Options{URLs: []string{withAuth(follower.URL), withAuth(leader.URL)}})
 	got, err := s.Fetch(context.Background())
 	if err != nil || len(got) != 1 {
 		t.Fatalf("%v %v", summary(got), err)
@@ -211,6 +234,39 @@ func TestRedirectToLeaderWithAuth(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "pa55word") {
 		t.Errorf("password logged:\n%s", logs)
+	}
+}
+
+// A redirect anywhere but a configured replica's scheme, host and port is
+// followed without the credentials: not to another port of the same host
+// (which Go alone would send them to), not to a host that only resembles
+// a replica.
+func TestRedirectNeverCarriesAuthElsewhere(t *testing.T) {
+	for name, target := range map[string]func(t *testing.T, other *marathontest.Server) string{
+		"same host, other port": func(_ *testing.T, other *marathontest.Server) string { return other.URL },
+		"other host name": func(_ *testing.T, other *marathontest.Server) string {
+			return strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			follower, other := marathontest.New(t), marathontest.New(t)
+			other.SetApps(webApp(31001))
+			follower.RequireAuth("admin", "pa55word")
+			follower.RedirectTo(target(t, other))
+			s, _ := newSource(t, Options{URLs: []string{"http://admin:pa55word@" + strings.TrimPrefix(follower.URL, "http://")}})
+			if _, err := s.Fetch(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			seen := other.Authorization()
+			if len(seen) == 0 {
+				t.Fatal("the redirect was not followed")
+			}
+			for _, a := range seen {
+				if a != "" {
+					t.Errorf("credentials sent to a host that is not a configured replica: %q", a)
+				}
+			}
+		})
 	}
 }
 

@@ -28,6 +28,10 @@ var (
 		Name: "proxymatic_marathon_event_stream_connects_total",
 		Help: "Event stream connection attempts, by result (ok, error).",
 	}, []string{"result"})
+	streamUp = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_marathon_event_stream_up",
+		Help: "1 while an event stream (/v2/events) is attached, 0 while reconnecting.",
+	})
 	refreshDuration = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "proxymatic_marathon_refresh_duration_seconds",
 		Help:    "Time to fetch, decode and compile all apps.",
@@ -55,7 +59,7 @@ var (
 	}, []string{"result"})
 	fullFetches = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "proxymatic_marathon_full_fetches_total",
-		Help: "Full reads of /v2/apps by a watching source, by reason (start, poll, reconnect, replica, unparseable, unknown-app, unknown-type, overflow, fetch-failed, retry).",
+		Help: "Full reads of /v2/apps by a watching source, by reason (start, poll, refresh, reconnect, replica, unparseable, unknown-app, unknown-type, unnamed-apps, many-apps, overflow, fetch-failed, retry).",
 	}, []string{"reason"})
 	driftTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "proxymatic_marathon_drift_apps_total",

@@ -70,6 +70,16 @@ func (s *Source) WatchChanges(ctx context.Context, publish func(services.Delta))
 	})
 }
 
+// ReadAgain asks the watch loop to read everything again now (SIGHUP) and
+// publish what differs; it does not wait. Without a watch loop it does
+// nothing.
+func (s *Source) ReadAgain() {
+	select {
+	case s.again <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
 // watchLoop is the state of one watch loop.
 type watchLoop struct {
 	s        *Source
@@ -130,6 +140,9 @@ func (s *Source) watch(ctx context.Context, emit func(*live, []services.Key)) er
 					owed = "poll"
 				}
 				now = true
+				continue
+			case <-s.again:
+				owed, now = "refresh", true
 				continue
 			case ev := <-w.q.ch:
 				batch = append(batch, ev)

@@ -40,8 +40,23 @@ events {
 }
 
 http {
-    access_log off;
+    # Every request is logged to nginx's stdout, which the reload agent
+    # forwards to its own log (as the original image logged every request).
+    log_format vhost '$host $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"';
+    access_log /dev/stdout vhost;
     server_tokens off;
+    # Longer than the idle timeout of a cloud load balancer in front (the
+    # original's 1200 s ELB setting + 100 s): the load balancer, not nginx,
+    # must close an idle keep-alive connection, or a request it sends as
+    # nginx closes fails with a 502.
+    keepalive_timeout 1300s;
+    # Text responses are compressed, as the original image did.
+    gzip on;
+    gzip_comp_level 5;
+    gzip_min_length 256;
+    gzip_proxied any;
+    gzip_vary on;
+    gzip_types application/atom+xml application/javascript application/json application/rss+xml application/vnd.ms-fontobject application/x-font-ttf application/x-web-app-manifest+json application/xhtml+xml application/xml font/opentype image/svg+xml image/x-icon text/css text/javascript text/plain text/x-component text/xml;
     client_body_temp_path `...)
 	b = append(b, v.ClientBodyTemp...)
 	b = append(b, ";\n    proxy_temp_path "...)
@@ -78,7 +93,8 @@ http {
     }
 
     proxy_http_version 1.1;
-    proxy_set_header Host $host;
+    # The Host header as the client sent it, port included.
+    proxy_set_header Host $http_host;
     proxy_set_header Upgrade $http_upgrade;
     proxy_set_header Connection $connection_upgrade;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -88,6 +104,9 @@ http {
     proxy_send_timeout 300s;
     proxy_read_timeout 300s;
     proxy_next_upstream error timeout;
+    # Responses reach the client as the server sends them (streams, server-
+    # sent events, long polls), not once nginx has buffered them.
+    proxy_buffering off;
 
     # Unknown hosts get 503; /_status tells a load balancer nginx is up.
     server {

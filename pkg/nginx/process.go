@@ -14,6 +14,11 @@ import (
 	"github.com/meltwater/proxymatic/pkg/supervise"
 )
 
+// AgentPidFile is where the agent records nginx's master pid and start time
+// (supervise.WritePidFile), beside nginx's own pid file (PidFile), which
+// holds the pid alone: a later agent could not tell it from a reused pid.
+func AgentPidFile(runDir string) string { return runDir + "/nginx-agent.pid" }
+
 // ConfigFile is the live nginx.conf under nginx's prefix.
 func ConfigFile(prefix string) string { return prefix + "/nginx.conf" }
 
@@ -39,6 +44,7 @@ func NewServer(bin, prefix string, backoff supervise.Backoff, logger *slog.Logge
 		Dir:        prefix,
 		StopSignal: syscall.SIGQUIT, // graceful: finish the requests in flight
 		LogLevel:   logLevel,
+		PidFile:    AgentPidFile(prefix),
 	}
 	return &Server{bin: bin, prefix: prefix, log: logger, proc: supervise.New(spec, backoff, logger)}
 }
@@ -46,7 +52,7 @@ func NewServer(bin, prefix string, backoff supervise.Backoff, logger *slog.Logge
 // Start starts nginx, first stopping one an earlier agent left running on
 // the same prefix, and waits until its workers are up.
 func (s *Server) Start(ctx context.Context) error {
-	_ = supervise.StopStale(ctx, PidFile(s.prefix), s.bin, s.log)
+	_ = supervise.StopStale(ctx, AgentPidFile(s.prefix), s.bin, ConfigFile(s.prefix), s.log)
 	if err := s.proc.Start(ctx); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
@@ -129,13 +135,24 @@ func reloaded(before, now []int) bool {
 	return fresh
 }
 
-// logLevel maps nginx's error log levels to log levels.
+// logLevel maps nginx's error log levels to log levels. Only the tag where
+// nginx puts it counts ("2024/05/01 10:00:00 [error] ..." in the error log,
+// "nginx: [emerg] ..." before it is open): access log lines share the
+// output, and a request for /[error] is not an error.
 func logLevel(line string) slog.Level {
+	rest, ok := strings.CutPrefix(line, "nginx: ")
+	if !ok {
+		// "YYYY/MM/DD HH:MM:SS " is 20 bytes.
+		if len(line) < 21 || line[4] != '/' || line[7] != '/' || line[10] != ' ' || line[13] != ':' || line[19] != ' ' {
+			return slog.LevelInfo
+		}
+		rest = line[20:]
+	}
 	for _, l := range []struct {
 		tag   string
 		level slog.Level
 	}{{"[emerg]", slog.LevelError}, {"[alert]", slog.LevelError}, {"[crit]", slog.LevelError}, {"[error]", slog.LevelError}, {"[warn]", slog.LevelWarn}} {
-		if strings.Contains(line, l.tag) {
+		if strings.HasPrefix(rest, l.tag) {
 			return l.level
 		}
 	}

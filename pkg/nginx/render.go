@@ -38,6 +38,12 @@ type Params struct {
 	ProxyProtocol bool
 	// MaxConnections sizes worker_connections.
 	MaxConnections int
+	// FDLimit is the hard RLIMIT_NOFILE nginx runs under (the agent's,
+	// read with getrlimit at start-up); worker_rlimit_nofile and
+	// worker_connections are kept within it, so that a worker's setrlimit
+	// never needs a privilege the container lacks ("setrlimit ... Operation
+	// not permitted" on every reload). 0 means no cap.
+	FDLimit int
 	// User is written as the user directive; only meaningful when nginx
 	// runs as root (it is an error for a non-root master). Empty omits it.
 	User string

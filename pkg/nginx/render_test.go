@@ -96,14 +96,18 @@ func TestRenderSettings(t *testing.T) {
 		"\n    fastcgi_temp_path /run/pm/nginx-tmp/fastcgi;\n",
 		"\n    uwsgi_temp_path /run/pm/nginx-tmp/uwsgi;\n",
 		"\n    scgi_temp_path /run/pm/nginx-tmp/scgi;\n",
-		"\n    access_log off;\n",
+		"\n    access_log /dev/stdout vhost;\n",
+		"\n    keepalive_timeout 1300s;\n",
+		"\n    gzip on;\n", "\n    gzip_proxied any;\n", " text/css ", " application/json ",
+		"\n    proxy_set_header Host $http_host;\n",
+		"\n    proxy_buffering off;\n",
 		"\n        listen 80 default_server;\n",
 	} {
 		if !strings.Contains(string(cfg), want) {
 			t.Errorf("config lacks %q", want)
 		}
 	}
-	for _, unwanted := range []string{"\nuser ", "proxy_protocol", "real_ip_header"} {
+	for _, unwanted := range []string{"\nuser ", "proxy_protocol", "real_ip_header", "access_log off", "Host $host;"} {
 		if strings.Contains(string(cfg), unwanted) {
 			t.Errorf("config holds %q", unwanted)
 		}
@@ -114,9 +118,10 @@ func TestRenderSettings(t *testing.T) {
 // server_names hash (the default sizes fail well before this).
 func TestRenderManyLongHosts(t *testing.T) {
 	var vhosts []nginx.VHost
-	long := strings.Repeat("a", 200)
+	// Names up to 200 bytes and more, in DNS labels of at most 50 + digits.
+	long := strings.TrimSuffix(strings.Repeat(strings.Repeat("a", 49)+".", 5), ".")
 	for i := 0; i < 3000; i++ {
-		vhosts = append(vhosts, nginx.VHost{Host: fmt.Sprintf("%s%d.example.com", long[:i%200+1], i),
+		vhosts = append(vhosts, nginx.VHost{Host: fmt.Sprintf("%s%d.example.com", strings.TrimSuffix(long[:i%200+1], "."), i),
 			Servers: []services.Server{srv("10.0.0.1", 1000+i, 500)}})
 	}
 	checkWithNginx(t, nginx.Params{Port: 80, MaxConnections: 100}, vhosts)

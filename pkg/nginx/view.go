@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"text/template"
 
+	"github.com/meltwater/proxymatic/pkg/rundir"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/templates"
 )
@@ -83,8 +84,13 @@ func makeDirs(runDir string) error {
 	}
 	// Only the parent: nginx creates the temp dirs itself and, as root,
 	// hands them to its worker user.
+	// A real directory, never a link: nginx (as root) creates the temp
+	// dirs in it and chowns them to its worker user.
 	dir := filepath.Dir(TempDirs(runDir)[0])
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), rundir.DirMode); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	if err := rundir.Mkdir(dir, rundir.DirMode, -1, -1); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
 	return nil
@@ -131,12 +137,17 @@ func newView(p Params, vhosts []VHost) (*view, error) {
 	temps := TempDirs(p.RunDir)
 	// A proxied request holds two connections: the client's and the upstream's.
 	wc := 2 * p.MaxConnections
+	rlimit := 2*wc + 64
+	if p.FDLimit > 0 && rlimit > p.FDLimit {
+		rlimit = p.FDLimit
+		wc = max(1, min(wc, p.FDLimit-64))
+	}
 	v := &view{
 		User: p.User, Group: p.Group,
 		PidFile:        PidFile(p.RunDir),
 		ClientBodyTemp: temps[0], ProxyTemp: temps[1], FastCGITemp: temps[2], UWSGITemp: temps[3], SCGITemp: temps[4],
 		WorkerConnections: wc,
-		RlimitNofile:      2*wc + 64,
+		RlimitNofile:      rlimit,
 		Port:              p.Port,
 		ProxyProtocol:     p.ProxyProtocol,
 		VHosts:            make([]vhostView, 0, len(vhosts)),

@@ -12,14 +12,14 @@ import (
 // keeps the two identical, so the template stays the documented format and
 // the override point.
 func writeDefault(b []byte, v *view) []byte {
-	return writeSlots(b, v.Name, v.Port, v.Protocol, func(i int) *services.Server { return v.Slots[i].srv }, len(v.Slots), nil)
+	return writeSlots(b, v.Name, v.Port, v.Protocol, v.HTTP, func(i int) *services.Server { return v.Slots[i].srv }, len(v.Slots), nil)
 }
 
 // writeSlots is writeDefault without the view, which would cost an
 // allocation per slot.
 // free, when long enough, holds each slot's free line ready made (most
 // slots are free, and formatting them is most of the work).
-func writeSlots(b []byte, name string, port int, proto string, slot func(int) *services.Server, n int, free []string) []byte {
+func writeSlots(b []byte, name string, port int, proto string, http bool, slot func(int) *services.Server, n int, free []string) []byte {
 	b = append(b, "# pen "...)
 	b = strconv.AppendInt(b, int64(port), 10)
 	b = append(b, '/')
@@ -27,6 +27,11 @@ func writeSlots(b []byte, name string, port int, proto string, slot func(int) *s
 	b = append(b, " ("...)
 	b = append(b, name...)
 	b = append(b, "), rendered by proxymatic-reload. Every slot is listed: pen's reload only adds and changes servers.\n"...)
+	if http {
+		b = append(b, "http\n"...)
+	} else {
+		b = append(b, "no http\n"...)
+	}
 	for i := 0; i < n; i++ {
 		srv := slot(i)
 		if srv == nil && i < len(free) {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/rundir"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/supervise"
 	"golang.org/x/sys/unix"
@@ -113,6 +114,10 @@ func NewProcess(c ProcessConfig, backoff supervise.Backoff, logger *slog.Logger)
 	return p
 }
 
+// Credential is the uid and primary gid pen runs as when started as
+// User; the agent gives pen's configs that group so pen can read them.
+func Credential(name string) (*syscall.Credential, error) { return credential(name) }
+
 func credential(name string) (*syscall.Credential, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -127,16 +132,16 @@ func credential(name string) (*syscall.Credential, error) {
 }
 
 // prepareControlDir makes the control socket directory, owned by the user
-// pen runs as and closed to everyone else.
+// pen runs as and closed to everyone else. A link or file found at its name
+// is removed, and the owner and mode are set on the opened directory, never
+// through a link (rundir.Mkdir).
 func (p *Process) prepareControlDir() error {
-	dir := controlDir(p.cfg.RunDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("pen control dir: %w", err)
-	}
+	uid, gid := -1, -1
 	if cred := p.proc.Credential(); cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fmt.Errorf("pen control dir: %w", err)
-		}
+		uid, gid = int(cred.Uid), int(cred.Gid)
+	}
+	if err := rundir.Mkdir(controlDir(p.cfg.RunDir), 0o700, uid, gid); err != nil {
+		return fmt.Errorf("pen control dir: %w", err)
 	}
 	return nil
 }
@@ -149,7 +154,7 @@ func (p *Process) Start(ctx context.Context) error {
 	if p.credErr != nil {
 		return p.credErr
 	}
-	_ = supervise.StopStale(ctx, PidFile(p.cfg.RunDir, k), p.cfg.Bin, p.log)
+	_ = supervise.StopStale(ctx, PidFile(p.cfg.RunDir, k), p.cfg.Bin, ConfigFile(p.cfg.RunDir, k), p.log)
 	if err := p.prepareControlDir(); err != nil {
 		return fmt.Errorf("pen %s: %w", k, err)
 	}

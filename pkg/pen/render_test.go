@@ -60,7 +60,7 @@ func slotsOf(t *testing.T, cfg []byte, size int) []string {
 	out := make([]string, size)
 	n := 0
 	for _, l := range strings.Split(strings.TrimSuffix(string(cfg), "\n"), "\n") {
-		if strings.HasPrefix(l, "#") {
+		if strings.HasPrefix(l, "#") || l == "http" || l == "no http" {
 			continue
 		}
 		m := line.FindStringSubmatch(l)
@@ -452,7 +452,7 @@ func TestLivePenUDP(t *testing.T) {
 func TestLivePenIPv6Server(t *testing.T) {
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+		testbin.Missing(t, "no IPv6 loopback: %v", err)
 	}
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "v6") }))
 	s.Listener.Close()
@@ -468,4 +468,41 @@ func TestLivePenIPv6Server(t *testing.T) {
 	os.WriteFile(cfgPath, cfg, 0o644)
 	startPen(t, false, port, cfgPath)
 	waitFor(t, func() bool { return get(port) == "v6" }, "pen to reach the IPv6 server")
+}
+
+// TestLivePenHTTPOption: a mode http service gets pen's http option, and a
+// real pen then adds X-Forwarded-For; back to mode tcp, the rendered "no
+// http" turns it off again on a reload (pen keeps what a file does not say).
+func TestLivePenHTTPOption(t *testing.T) {
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "xff=%s", r.Header.Get("X-Forwarded-For"))
+	}))
+	defer b.Close()
+	port := freePort(t, "tcp")
+	cfgPath := filepath.Join(t.TempDir(), "cfg")
+	slots := pen.NewSlots(2)
+	write := func(mode services.Mode) {
+		s := svc(srv("127.0.0.1", b.Listener.Addr().(*net.TCPAddr).Port, 500))
+		s.Mode = mode
+		cfg, err := pen.Render(pen.Params{Servers: 2}, s, slots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pen.Parse(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(services.ModeHTTP)
+	if !strings.Contains(readFile(t, cfgPath), "\nhttp\n") {
+		t.Fatalf("no http option for a mode http service:\n%s", readFile(t, cfgPath))
+	}
+	cmd := startPen(t, false, port, cfgPath)
+	waitFor(t, func() bool { return get(port) == "xff=127.0.0.1" }, "X-Forwarded-For added by pen")
+
+	write(services.ModeTCP)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return get(port) == "xff=" }, "X-Forwarded-For no longer added after the reload")
 }

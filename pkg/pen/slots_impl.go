@@ -142,7 +142,7 @@ func (s *Slots) save(path string) error {
 	if err != nil {
 		return fmt.Errorf("pen slots: %w", err)
 	}
-	if _, err := atomicfile.New(path, 0o644).Write(append(data, '\n')); err != nil {
+	if _, err := atomicfile.New(path, 0o640).Write(append(data, '\n')); err != nil {
 		return fmt.Errorf("pen slots: %w", err)
 	}
 	return nil

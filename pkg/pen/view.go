@@ -16,7 +16,11 @@ type view struct {
 	Name     string
 	Port     int
 	Protocol string
-	Slots    []slotView
+	// HTTP turns on pen's http option (X-Forwarded-For) for a mode http
+	// service; off is written too ("no http"), as a reload keeps what the
+	// file does not say.
+	HTTP  bool
+	Slots []slotView
 }
 
 type slotView struct {
@@ -86,10 +90,10 @@ func render(p Params, svc services.Service, slots *Slots) ([]byte, error) {
 	if p.Template == nil {
 		// The embedded format, which the tests parse; not parsed again here
 		// (it would double the cost of rendering 320,000 lines).
-		return writeSlots(make([]byte, 0, 160+56*p.Servers), svc.Name, svc.Port, string(svc.Protocol),
+		return writeSlots(make([]byte, 0, 160+56*p.Servers), svc.Name, svc.Port, string(svc.Protocol), svc.Mode == services.ModeHTTP,
 			func(i int) *services.Server { return assigned[i] }, len(assigned), slots.free), nil
 	}
-	v := view{Name: svc.Name, Port: svc.Port, Protocol: string(svc.Protocol), Slots: make([]slotView, p.Servers)}
+	v := view{Name: svc.Name, Port: svc.Port, Protocol: string(svc.Protocol), HTTP: svc.Mode == services.ModeHTTP, Slots: make([]slotView, p.Servers)}
 	for i, srv := range assigned {
 		v.Slots[i] = slotView{N: i, srv: srv, Free: srv == nil}
 	}

@@ -342,7 +342,7 @@ func runSuite(t *testing.T, e *etcdtest.Etcd, st store) {
 			"/web/h1:web_1:443":       "10.2.0.1:31443", // same name, second port
 			"/dns/h1:dns:53:udp":      "10.2.0.1:31053",
 			"/api@9000/H1.Corp:api:8": "10.2.0.3:31008", // @port override, hostname lowercased
-			"/zzz/h9:zzz:80":          "10.2.0.9:1",     // loses port 80 to "web"
+			"/zzz/h9:zzz:80":          "10.2.0.9:1",     // merged into port 80's "web"
 		}
 		bad := map[string]string{
 			"/web\nbackend evil/h:c:81": "10.2.0.1:1",
@@ -362,7 +362,7 @@ func runSuite(t *testing.T, e *etcdtest.Etcd, st store) {
 		for k, v := range bad {
 			st.put(t, prefix+k, v)
 		}
-		want := "{dns@53/udp[h1=10.2.0.1:31053] web@80/tcp[h1=10.2.0.1:31000,h2=[2001:db8::2]:31000] web@443/tcp[h1=10.2.0.1:31443] api@9000/tcp[h1.corp=10.2.0.3:31008]}"
+		want := "{dns@53/udp[h1=10.2.0.1:31053] web@80/tcp[h1=10.2.0.1:31000,h9=10.2.0.9:1,h2=[2001:db8::2]:31000] web@443/tcp[h1=10.2.0.1:31443] api@9000/tcp[h1.corp=10.2.0.3:31008]}"
 		src, logs := newSource(t, Options{URL: url(prefix)})
 		ss, err := src.Fetch(context.Background())
 		if err != nil {
@@ -377,8 +377,8 @@ func runSuite(t *testing.T, e *etcdtest.Etcd, st store) {
 		if n := strings.Count(logs.String(), "skipping key"); n != len(bad) {
 			t.Errorf("logged %d skipped keys, want %d:\n%s", n, len(bad), logs.String())
 		}
-		if !strings.Contains(logs.String(), "lowest name wins") {
-			t.Error("the port conflict between web and zzz was not logged")
+		if !strings.Contains(logs.String(), "merged under the lowest name") {
+			t.Error("the merge of web and zzz on one port was not logged")
 		}
 		rec := watch(t, src)
 		rec.waitFor(t, "the valid registrations only", hasRender(want))
@@ -386,6 +386,30 @@ func runSuite(t *testing.T, e *etcdtest.Etcd, st store) {
 		st.put(t, prefix+"/x;y/h:c:99", "10.2.0.1:1")
 		st.put(t, prefix+"/late/h:late:99", "10.2.0.7:1")
 		rec.waitFor(t, "the valid late key", func(ss []services.Service) bool { return strings.Contains(render(ss), "late@99/tcp") })
+	})
+
+	t.Run("HostNames", func(t *testing.T) {
+		// Values naming a host, as the original resolved them: localhost
+		// resolves (the IPv4 loopback is preferred), a name under .invalid
+		// never does and leaves its server out, the rest stays.
+		prefix := "/names"
+		st.put(t, prefix+"/web/h1:web_1:80", "localhost:31001")
+		st.put(t, prefix+"/web/h2:web_2:80", "no-such-host.invalid:31002")
+		st.put(t, prefix+"/web/h3:web_3:80", "10.4.0.3:31003")
+		src, logs := newSource(t, Options{URL: url(prefix)})
+		want := "{web@80/tcp[h3=10.4.0.3:31003,h1=127.0.0.1:31001]}"
+		ss, err := src.Fetch(context.Background())
+		if err != nil || render(ss) != want {
+			t.Fatalf("Fetch = %s, %v; want %s", render(ss), err, want)
+		}
+		if !strings.Contains(logs.String(), "no-such-host.invalid") {
+			t.Errorf("the unresolvable name is not logged:\n%s", logs.String())
+		}
+		rec := watch(t, src)
+		rec.waitFor(t, "localhost resolved", hasRender(want))
+		// The next change resolves again: a key moved to a name.
+		st.put(t, prefix+"/web/h3:web_3:80", "LocalHost.:31003")
+		rec.waitFor(t, "the changed key resolved", hasRender("{web@80/tcp[h1=127.0.0.1:31001,h3=127.0.0.1:31003]}"))
 	})
 
 	t.Run("TTLRefreshDoesNotPublish", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meltwater/proxymatic/pkg/resolve"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -24,6 +25,9 @@ func TestParseKey(t *testing.T) {
 		// Container names with colons: the port is the last field.
 		{"web/h:a:b:80:tcp", " 10.0.0.1:1\n", Registration{Name: "web", Port: 80, Protocol: services.TCP, Host: "h", Addr: netip.MustParseAddrPort("10.0.0.1:1")}},
 		{"web/h:c:80", "[::ffff:10.0.0.1]:1", Registration{Name: "web", Port: 80, Protocol: services.TCP, Host: "h", Addr: netip.MustParseAddrPort("10.0.0.1:1")}},
+		// A host name instead of an address: resolved later, by the state.
+		{"web/h:c:80", "Node-1.Example.com.:31000\n", Registration{Name: "web", Port: 80, Protocol: services.TCP, Host: "h", Target: "node-1.example.com", Addr: netip.AddrPortFrom(netip.Addr{}, 31000)}},
+		{"web/h:c:80", "localhost:8080", Registration{Name: "web", Port: 80, Protocol: services.TCP, Host: "h", Target: "localhost", Addr: netip.AddrPortFrom(netip.Addr{}, 8080)}},
 	}
 	for _, tt := range tests {
 		got, err := ParseKey(tt.rel, tt.value)
@@ -53,11 +57,24 @@ func TestParseKeyRejects(t *testing.T) {
 		{"web;x/h:c:80", "10.0.0.1:1", "not a valid name"},
 		{"web{/h:c:80", "10.0.0.1:1", "not a valid name"},
 		{"we b/h:c:80", "10.0.0.1:1", "not a valid name"},
-		{"web/h:c:80", "host.example:1", "not ip:port"},
+		{"web/h:c:80", "host_x.example:1", "not ip:port"},
+		{"web/h:c:80", "host.example:0", "not ip:port"},
+		{"web/h:c:80", "host.example", "not ip:port"},
+		{"web/h:c:80", "host.example:80:81", "not ip:port"},
+		{"web/h:c:80", "10.0.0.300:80", "not ip:port"},
+		{"web/h:c:80", "host;evil:80", "not ip:port"},
+		{"web/h:c:80", "-host:80", "not ip:port"},
 		{"web/h:c:80", "10.0.0.1", "not ip:port"},
 		{"web/h:c:80", "2001:db8::1:80", "not ip:port"},
 		{"web/h:c:80", "[fe80::1%eth0]:80", "without zone"},
-		{"web/h:c:80", "0.0.0.0:80", "routable"},
+		{"web/h:c:80", "0.0.0.0:80", "unspecified"},
+		{"web/h:c:80", "169.254.169.254:80", "link-local"},
+		{"web/h:c:80", "[fe80::1]:80", "link-local"},
+		{"web/h:c:80", "255.255.255.255:80", "broadcast"},
+		{"web/h:c:80", "224.0.0.1:80", "multicast"},
+		{"web/h:c:80", "[ff02::1]:80", "multicast"},
+		{"api./h:c:80", "10.0.0.1:1", "not a valid name"},
+		{"a..b/h:c:80", "10.0.0.1:1", "not a valid name"},
 		{"web/h:c:80", "10.0.0.1:0", "port 0"},
 		{"web/h:c:80", "10.0.0.1:80\nserver x", "not ip:port"},
 	}
@@ -84,6 +101,8 @@ func FuzzParseKey(f *testing.F) {
 		{"web/h;x:c:80", "10.0.0.1:1"},
 		{"a/b:c:99999", "1.2.3.4:5"},
 		{"a/B{:c:1", "[::ffff:1.2.3.4]:5"},
+		{"a/b:c:1", "node-1.example.com:5"},
+		{"a/b:c:1", "no de:5"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -91,6 +110,14 @@ func FuzzParseKey(f *testing.F) {
 		r, err := ParseKey(rel, value)
 		if err != nil {
 			return
+		}
+		if r.Target != "" {
+			// What reaches a config is the resolved address; the name
+			// itself must be one a resolver can be asked about.
+			if !resolve.ValidHost(r.Target) {
+				t.Fatalf("ParseKey(%q, %q) accepted target %q", rel, value, r.Target)
+			}
+			r.Addr = netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), r.Addr.Port())
 		}
 		file := services.File{Services: []services.Service{{
 			Name: r.Name, Port: r.Port, Protocol: r.Protocol, Mode: services.ModeTCP, Source: services.SourceRegistrator,
@@ -115,5 +142,13 @@ func TestParseKeyLowercasesServiceNames(t *testing.T) {
 	}
 	if r.Name != "myservice" {
 		t.Errorf("name %q, want myservice", r.Name)
+	}
+	// The host is lowered as ASCII only: a Kelvin sign is not a 'k'.
+	r, err = ParseKey("web/\u212Aube:c:80", "10.0.0.1:31000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Host != "" {
+		t.Errorf("host %q from a Kelvin sign, want it dropped", r.Host)
 	}
 }

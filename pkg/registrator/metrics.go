@@ -31,6 +31,10 @@ var (
 		Name: "proxymatic_registrator_publishes_total",
 		Help: "States handed to the sync daemon (unchanged states are not published).",
 	})
+	watchUp = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_registrator_watch_up",
+		Help: "1 while a watch on etcd is open after a complete read, 0 while reconnecting.",
+	})
 	skipped = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "proxymatic_registrator_skipped_keys_total",
 		Help: "Keys skipped because the key or value did not parse or a name was invalid.",

@@ -22,6 +22,7 @@ import (
 
 	"github.com/meltwater/proxymatic/pkg/backoff"
 	"github.com/meltwater/proxymatic/pkg/explain"
+	"github.com/meltwater/proxymatic/pkg/resolve"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -48,6 +49,9 @@ type Options struct {
 	// Explain, when set, receives why a key is not served (key
 	// "registrator <etcd key>"), replaced on every compile.
 	Explain *explain.Book
+	// Resolver looks up values that name a host instead of an address
+	// (default net.DefaultResolver).
+	Resolver resolve.Resolver
 }
 
 const (
@@ -64,6 +68,7 @@ type Source struct {
 	opts Options
 	tls  *tls.Config
 	log  *slog.Logger
+	res  *resolve.Cache
 	open func(ctx context.Context, endpoint string) (session, error)
 
 	// afterList, when set by a test, runs between a complete read and the
@@ -111,6 +116,7 @@ func New(opts Options) (*Source, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Source{cfg: cfg, opts: opts, log: opts.Logger.With("source", "registrator", "url", cfg.Redacted())}
+	s.res = resolve.New(resolve.Options{Resolver: opts.Resolver, Logger: s.log, Name: "registrator"})
 	if s.tls, err = loadTLS(cfg.TLS, opts); err != nil {
 		return nil, err
 	}
@@ -166,9 +172,10 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 	for _, ep := range s.cfg.Endpoints {
 		kv, err := s.fetchFrom(ctx, ep)
 		if err == nil {
-			st := newState(s.cfg.Prefix, s.log)
+			st := newState(s.cfg.Prefix, s.log, s.res)
+			st.why = newExplainer(s.opts.Explain)
 			st.replace(kv)
-			return st.services(), nil
+			return st.services(ctx), nil
 		}
 		failures.WithLabelValues(ep).Inc()
 		errs = append(errs, err)
@@ -219,7 +226,8 @@ func (s *Source) Watch(ctx context.Context, publish func([]services.Service)) er
 	defer wg.Wait()
 	defer cancel()
 
-	st := newState(s.cfg.Prefix, s.log)
+	st := newState(s.cfg.Prefix, s.log, s.res)
+	st.why = newExplainer(s.opts.Explain)
 	var (
 		last      []services.Service
 		published bool
@@ -254,7 +262,7 @@ func (s *Source) Watch(ctx context.Context, publish func([]services.Service)) er
 			}
 		case <-fire:
 			fire = nil
-			svcs := st.services()
+			svcs := st.services(ctx)
 			if published && equalServices(last, svcs) {
 				continue
 			}
@@ -325,6 +333,8 @@ func (s *Source) session(ctx context.Context, ep string, out chan<- update) (lis
 		s.afterList()
 	}
 
+	watchUp.Set(1)
+	defer watchUp.Set(0)
 	wctx, stop := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)

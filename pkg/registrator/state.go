@@ -1,11 +1,15 @@
 package registrator
 
 import (
+	"context"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
+	"github.com/meltwater/proxymatic/pkg/resolve"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -22,12 +26,14 @@ type change struct {
 type state struct {
 	prefix string
 	log    *slog.Logger
+	res    *resolve.Cache // host names in values
 	raw    map[string]string
 	valid  map[string]Registration
+	why    *explainer // nil without Options.Explain
 }
 
-func newState(prefix string, log *slog.Logger) *state {
-	return &state{prefix: prefix, log: log, raw: map[string]string{}, valid: map[string]Registration{}}
+func newState(prefix string, log *slog.Logger, res *resolve.Cache) *state {
+	return &state{prefix: prefix, log: log, res: res, raw: map[string]string{}, valid: map[string]Registration{}}
 }
 
 // replace swaps in a complete read and reports whether anything changed.
@@ -78,6 +84,7 @@ func (s *state) apply(cs []change) bool {
 func (s *state) remove(k string) {
 	delete(s.raw, k)
 	delete(s.valid, k)
+	s.why.parsed(k)
 }
 
 // put records one key. A key is parsed (and a bad one logged) only when it
@@ -96,41 +103,67 @@ func (s *state) put(k, v string) bool {
 	if err != nil {
 		skipped.Inc()
 		s.log.Warn("registrator: skipping key", "key", clip(k), "error", err)
+		s.why.rejected(k, rel, r, err)
 		return true
 	}
+	s.why.parsed(k)
 	s.valid[k] = r
 	return true
 }
 
 // services builds the services of the current state: one per (port,
 // protocol), named by its registrations. When several names claim the same
-// (port, protocol), the lowest name wins and the others are logged and left
-// out, so the outcome never depends on the order keys were read in.
-func (s *state) services() []services.Service {
+// (port, protocol), their servers are merged under the lowest name (as the
+// original merged them under one), so the outcome never depends on the
+// order keys were read in. Values that name a host are resolved now (within
+// the resolver's time bound); one that does not resolve leaves its server
+// out.
+func (s *state) services(ctx context.Context) []services.Service {
 	type group struct {
 		names map[string][]string // name -> keys, for the log
-		regs  map[string][]Registration
+		regs  []Registration      // every name's, in key order
 	}
+	s.why.compiling()
+	defer s.why.record()
 	keys := slices.Sorted(maps.Keys(s.valid))
+	var targets []string
+	for _, k := range keys {
+		if t := s.valid[k].Target; t != "" {
+			targets = append(targets, t)
+		}
+	}
+	var addrs map[string]netip.Addr
+	if len(targets) > 0 {
+		addrs = s.res.Resolve(ctx, targets)
+	}
 	groups := map[services.Key]*group{}
 	for _, k := range keys {
 		r := s.valid[k]
+		if r.Target != "" {
+			a, ok := addrs[r.Target]
+			if !ok {
+				s.log.Debug("registrator: value names a host that does not resolve; server left out", "key", clip(k), "host", r.Target)
+				s.why.leftOut(s.prefix, k, r, explain.UnresolvableHost, "host "+r.Target+" does not resolve; the server is left out")
+				continue
+			}
+			r.Addr = netip.AddrPortFrom(a, r.Addr.Port())
+		}
 		gk := services.Key{Port: r.Port, Protocol: r.Protocol}
 		g := groups[gk]
 		if g == nil {
-			g = &group{names: map[string][]string{}, regs: map[string][]Registration{}}
+			g = &group{names: map[string][]string{}}
 			groups[gk] = g
 		}
 		g.names[r.Name] = append(g.names[r.Name], k)
-		g.regs[r.Name] = append(g.regs[r.Name], r)
+		g.regs = append(g.regs, r)
 	}
 	out := make([]services.Service, 0, len(groups))
 	for gk, g := range groups {
 		names := slices.Sorted(maps.Keys(g.names))
 		winner := names[0]
-		for _, loser := range names[1:] {
-			s.log.Warn("registrator: two services claim one port; the lowest name wins",
-				"port", gk.String(), "service", winner, "ignored", loser, "ignored_keys", len(g.names[loser]))
+		for _, other := range names[1:] {
+			s.log.Info("registrator: two service names on one port; their servers are merged under the lowest name",
+				"port", gk.String(), "service", winner, "merged", other, "merged_keys", len(g.names[other]))
 		}
 		svc := services.Service{
 			Name:     winner,
@@ -140,7 +173,7 @@ func (s *state) services() []services.Service {
 			Source:   services.SourceRegistrator,
 		}
 		seen := map[string]bool{}
-		for _, r := range g.regs[winner] {
+		for _, r := range g.regs {
 			// Two keys pointing at one address are one server; the first key
 			// in sorted order names it.
 			if a := r.Addr.String(); !seen[a] {

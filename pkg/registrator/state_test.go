@@ -1,23 +1,29 @@
 package registrator
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"testing"
 
+	"github.com/meltwater/proxymatic/pkg/resolve"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestStateBuild(t *testing.T) {
-	st := newState("/services", quiet())
+	st := newState("/services", quiet(), resolve.New(resolve.Options{Resolver: testDNS, Logger: quiet()}))
 	changed := st.replace(map[string]string{
 		"/services/web/h1:web_1:80":      "10.0.0.2:31000",
 		"/services/web/h2:web_2:80":      "10.0.0.1:31000",
 		"/services/web/h3:web_3:80":      "10.0.0.1:31000", // same address twice: one server
 		"/services/web/h1:web_1:443":     "10.0.0.2:31443", // same name, other port: second service
-		"/services/zeta/h1:z:80":         "10.0.0.9:1",     // loses port 80 to "web"
+		"/services/zeta/h1:z:80":         "10.0.0.9:1",     // merged into port 80's "web"
+		"/services/web/h4:web_4:80":      "node-4:31000",   // a host name, resolved
+		"/services/web/h5:web_5:80":      "gone.invalid:1", // one that does not resolve: left out
 		"/services/dns/h1:dns:53:udp":    "10.0.0.3:31053",
 		"/services/bad name/h1:x:81":     "10.0.0.3:1",
 		"/services/web/h1:web_9:82":      "not-an-address",
@@ -27,12 +33,12 @@ func TestStateBuild(t *testing.T) {
 	if !changed {
 		t.Fatal("first replace reported no change")
 	}
-	got := st.services()
+	got := st.services(context.Background())
 	want := []services.Service{
 		{Name: "dns", Port: 53, Protocol: services.UDP, Mode: services.ModeTCP, Source: services.SourceRegistrator,
 			Servers: []services.Server{srv("h1", "10.0.0.3", 31053)}},
 		{Name: "web", Port: 80, Protocol: services.TCP, Mode: services.ModeTCP, Source: services.SourceRegistrator,
-			Servers: []services.Server{srv("h2", "10.0.0.1", 31000), srv("h1", "10.0.0.2", 31000)}},
+			Servers: []services.Server{srv("h2", "10.0.0.1", 31000), srv("h1", "10.0.0.2", 31000), srv("h4", "10.0.0.4", 31000), srv("h1", "10.0.0.9", 1)}},
 		{Name: "web", Port: 443, Protocol: services.TCP, Mode: services.ModeTCP, Source: services.SourceRegistrator,
 			Servers: []services.Server{srv("h1", "10.0.0.2", 31443)}},
 	}
@@ -48,13 +54,25 @@ func TestStateBuild(t *testing.T) {
 	if !st.apply([]change{{key: "/services/web", deleted: true, dir: true}}) {
 		t.Error("directory delete reported no change")
 	}
-	got = st.services()
-	if len(got) != 2 || got[0].Name != "dns" || got[1].Name != "zeta" {
+	got = st.services(context.Background())
+	if len(got) != 2 || got[0].Name != "dns" || got[1].Name != "zeta" || len(got[1].Servers) != 1 {
 		t.Errorf("after deleting /services/web: %+v", got)
 	}
-	if !st.replace(map[string]string{}) || len(st.services()) != 0 {
+	if !st.replace(map[string]string{}) || len(st.services(context.Background())) != 0 {
 		t.Error("replacing with nothing left services behind")
 	}
+}
+
+// testDNS answers node-N with 10.0.0.N; anything else does not resolve.
+var testDNS = dnsTable{"node-4": "10.0.0.4", "node-5": "10.0.0.5"}
+
+type dnsTable map[string]string
+
+func (d dnsTable) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := d[host]; ok {
+		return []netip.Addr{netip.MustParseAddr(a)}, nil
+	}
+	return nil, errors.New("no such host")
 }
 
 func srv(host, ip string, port int) services.Server {

@@ -26,6 +26,7 @@ import (
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
+	"github.com/meltwater/proxymatic/pkg/supervise"
 )
 
 func freePort(t testing.TB) int {
@@ -103,7 +104,8 @@ func startAgentIn(t testing.TB, m mode, runDir string, port int) *harness {
 	return startAgentWith(t, m, "", runDir, port, nil)
 }
 
-func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, initial []services.Service) *harness {
+// setup, when given, is run on the agent before it starts.
+func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, initial []services.Service, setup ...func(*agent)) *harness {
 	t.Helper()
 	if port == 0 {
 		port = freePort(t)
@@ -143,6 +145,9 @@ func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, 
 		t.Fatal(err)
 	}
 	a.applied = func(_ [sha256.Size]byte, err error) { h.applied <- err }
+	for _, f := range setup {
+		f(a)
+	}
 	h.a = a
 	ln, err := status.Listen("127.0.0.1:0")
 	if err != nil {
@@ -154,7 +159,7 @@ func startAgentWith(t testing.TB, m mode, templateDir, runDir string, port int, 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	go func() { h.done <- serve(ctx, a, h.st, ln, h.cfg.ShutdownDelay, h.cfg.StopTimeout, logger) }()
+	go func() { h.done <- serve(ctx, a, h.st, ln, h.cfg.ShutdownDelay, h.cfg.StopTimeout, nil, logger) }()
 	t.Cleanup(func() { h.stop() })
 	return h
 }
@@ -231,6 +236,21 @@ func (h *harness) statusCode() int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// statusBody is GET /status's code and body, as JSON when asked.
+func (h *harness) statusBody(asJSON bool) (int, string) {
+	req, _ := http.NewRequest("GET", h.statusAt+"/status", nil)
+	if asJSON {
+		req.Header.Set("Accept", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func (h *harness) metrics() string {
@@ -439,13 +459,19 @@ func switchCases(t testing.TB) []switchCase {
 // old one serving and shows in /metrics until a good file heals it; a file
 // that cannot be used keeps everything; SIGTERM leaves nothing running.
 func TestCrashRejectAndShutdown(t *testing.T) {
-	// A template that HAProxy refuses for a service named "rejected".
+	// A template that HAProxy refuses for a service named "rejected", with
+	// the error in the global section: no service is to blame for it (see
+	// TestRefusedServiceLeftOut for one that is), so the whole config is
+	// refused.
 	tmplDir := t.TempDir()
 	tmpl, err := os.ReadFile("../haproxy/templates/haproxy.cfg.tmpl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl = append(tmpl, []byte("{{range .Services}}{{if eq (printf \"%.8s\" .Name) \"rejected\"}}\n    no-such-keyword here\n{{end}}{{end}}\n")...)
+	if !strings.Contains(string(tmpl), "\nglobal\n") {
+		t.Fatal("the template has no global section")
+	}
+	tmpl = []byte(strings.Replace(string(tmpl), "\nglobal\n", "\nglobal\n{{range .Services}}{{if eq (printf \"%.8s\" .Name) \"rejected\"}}    no-such-keyword here\n{{end}}{{end}}", 1))
 	if err := os.WriteFile(filepath.Join(tmplDir, "haproxy.cfg.tmpl"), tmpl, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -496,8 +522,13 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 	if !strings.Contains(m, `proxymatic_reload_failures_total{proxy="haproxy"} 1`) || !strings.Contains(m, `proxymatic_reload_proxy_in_sync{proxy="haproxy"} 0`) {
 		t.Errorf("/metrics does not show the rejected config:\n%s", grep(m, "proxymatic_reload_"))
 	}
-	if code := h.statusCode(); code != http.StatusOK {
-		t.Errorf("/status %d while the old config serves; want 200", code)
+	// 200 (still serving), but DEGRADED with the reason, in the body and
+	// in the JSON.
+	if code, body := h.statusBody(false); code != http.StatusOK || !strings.HasPrefix(body, "DEGRADED\nhaproxy: runs a config older than the services file") {
+		t.Errorf("/status %d %q while the old config serves; want 200 DEGRADED with the reason", code, body)
+	}
+	if code, body := h.statusBody(true); code != http.StatusOK || !strings.Contains(body, `"status":"DEGRADED"`) || !strings.Contains(body, "haproxy: runs a config older") {
+		t.Errorf("/status JSON %d %q", code, body)
 	}
 
 	// Unparseable, then partly invalid: the invalid service is dropped, the
@@ -506,6 +537,9 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 	if err := h.waitApplied(); err == nil {
 		t.Fatal("an unparseable file was applied")
 	}
+	if code, body := h.statusBody(false); code != http.StatusOK || !strings.Contains(body, "services file: unusable") {
+		t.Errorf("/status %d %q with an unusable file", code, body)
+	}
 	invalid := service(1, bs[1])
 	invalid.Name = "Bad Name!"
 	h.write(service(h.port, bs[1]), udp, invalid)
@@ -513,6 +547,9 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 		t.Fatalf("a file with one invalid service was not applied: %v", err)
 	}
 	c.eventually(t, bs[1].name, 10*time.Second)
+	if code, body := h.statusBody(false); code != http.StatusOK || body != "OK\n" {
+		t.Errorf("/status %d %q once every proxy is in step; want OK", code, body)
+	}
 	m = h.metrics()
 	if !strings.Contains(m, "proxymatic_reload_dropped_services 1") || !strings.Contains(m, `proxymatic_reload_proxy_in_sync{proxy="haproxy"} 1`) {
 		t.Errorf("/metrics after healing:\n%s", grep(m, "proxymatic_reload_"))
@@ -642,12 +679,17 @@ func TestStaleProxyStopped(t *testing.T) {
 	}
 	port := freePort(t)
 	cfg := fmt.Sprintf("defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nlisten old\n  bind 127.0.0.1:%d\n  server s %s\n", port, bs[1].srv.Address())
-	if err := os.WriteFile(filepath.Join(runDir, "stale.cfg"), []byte(cfg), 0o644); err != nil {
+	// As an earlier agent left it: running this run dir's haproxy.cfg,
+	// recorded with its start time.
+	if err := os.WriteFile(filepath.Join(runDir, "haproxy.cfg"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stale := exec.Command(bin, "-W", "-f", filepath.Join(runDir, "stale.cfg"), "-p", filepath.Join(runDir, "haproxy.pid"))
+	stale := exec.Command(bin, "-W", "-f", filepath.Join(runDir, "haproxy.cfg"))
 	stale.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := stale.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := supervise.WritePidFile(filepath.Join(runDir, "haproxy.pid"), stale.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
@@ -661,7 +703,11 @@ func TestStaleProxyStopped(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(runDir, "pen"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stalePen := exec.Command(penBin, "-f", "-r", "127.0.0.1:"+fmt.Sprint(freePort(t)), bs[1].srv.Address())
+	penCfg := filepath.Join(runDir, "pen", "1-udp.cfg")
+	if err := os.WriteFile(penCfg, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stalePen := exec.Command(penBin, "-f", "-r", "-F", penCfg, "127.0.0.1:"+fmt.Sprint(freePort(t)), bs[1].srv.Address())
 	stalePen.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := stalePen.Start(); err != nil {
 		t.Fatal(err)
@@ -669,7 +715,7 @@ func TestStaleProxyStopped(t *testing.T) {
 	penExited := make(chan struct{})
 	go func() { _ = stalePen.Wait(); close(penExited) }()
 	t.Cleanup(func() { _ = syscall.Kill(-stalePen.Process.Pid, syscall.SIGKILL) })
-	if err := os.WriteFile(filepath.Join(runDir, "pen", "1-udp.pid"), []byte(fmt.Sprintf("%d\n", stalePen.Process.Pid)), 0o644); err != nil {
+	if err := supervise.WritePidFile(filepath.Join(runDir, "pen", "1-udp.pid"), stalePen.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 

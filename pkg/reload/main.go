@@ -19,24 +19,32 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/config"
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/filewatch"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
+	"github.com/meltwater/proxymatic/pkg/logging"
 	"github.com/meltwater/proxymatic/pkg/nginx"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/render"
+	"github.com/meltwater/proxymatic/pkg/rundir"
+	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
+	"github.com/meltwater/proxymatic/pkg/statuspage"
 	"github.com/meltwater/proxymatic/pkg/supervise"
 )
 
 // Main runs proxymatic-reload with a validated configuration until ctx is
 // done; with --dry-run it renders, checks and returns.
 func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout io.Writer) error {
+	services.AllowLinkLocal(cfg.AllowLinkLocal)
 	opts := options(cfg)
 	if cfg.DryRun {
 		return render.DryRun(ctx, opts, cfg.Services, cfg.OutputDir, cfg.Check, stdout)
@@ -60,13 +68,34 @@ func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout i
 		st.Handle("/haproxy", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
 		st.Handle("/haproxy/", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
 	}
-	return serve(ctx, a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, logger)
+	hangup := make(chan struct{}, 1)
+	a.hangup = hangup
+	stopHangups := onHangup(hangup)
+	defer stopHangups()
+	explain.Export(a.report.book)
+	p := &page{report: a.report, status: st, ring: logging.RingOf(logger), path: cfg.Services,
+		syncURL: cfg.SyncStatusURL, haproxy: cfg.HAProxy, started: time.Now()}
+	st.Handle("GET "+statuspage.ExplainPath, statuspage.ExplainHandler(a.report.book))
+	st.Handle("GET /proxymatic", statuspage.Handler(p.view))
+	st.Handle("GET /{$}", rootRedirect(a.report))
+	return serve(ctx, a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, secondSignal, logger)
+}
+
+// secondSignal listens for a SIGTERM or SIGINT after the first one has
+// ended the run: it cuts the shutdown delay short. The combined image runs
+// with a delay long enough to keep serving until the container is killed
+// (see deploy/README.md); outside a container this is how to stop it now.
+func secondSignal() (<-chan os.Signal, func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	return c, func() { signal.Stop(c) }
 }
 
 // serve runs the agent and the status endpoint until ctx is done, then shuts
-// down: /status turns 503 at once, the proxies stop after delay, bounded by
-// stopTimeout.
-func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, delay, stopTimeout time.Duration, logger *slog.Logger) error {
+// down: /status turns 503 at once, the proxies stop after delay (or at a
+// signal from again, when set), bounded by stopTimeout.
+func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, delay, stopTimeout time.Duration,
+	again func() (<-chan os.Signal, func()), logger *slog.Logger) error {
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStatus()
 	statusDone := make(chan error, 1)
@@ -76,14 +105,37 @@ func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, de
 		statusDone <- nil
 	}
 
-	runErr := a.run(ctx)
-	st.Set(status.Terminating)
-	logger.Info("terminating: /status reports TERMINATING; proxies stop after the shutdown delay", "delay", delay)
+	// The agent outlives ctx by the shutdown delay: while /status says
+	// TERMINATING the proxies keep serving and keep following the file, as
+	// the original's did until it was killed.
+	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAgent()
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.run(agentCtx) }()
 	select {
-	case <-time.After(delay):
+	case <-ctx.Done():
+	case err := <-runDone:
+		runDone <- err
+	}
+	st.Set(status.Terminating)
+	var sig <-chan os.Signal
+	if again != nil {
+		c, stop := again()
+		defer stop()
+		sig = c
+	}
+	logger.Info("terminating: /status reports TERMINATING; the proxies serve until the shutdown delay ends (or a second SIGTERM/SIGINT)", "delay", delay)
+	delayed := time.NewTimer(delay)
+	defer delayed.Stop()
+	select {
+	case <-delayed.C:
+	case s := <-sig:
+		logger.Info("second signal: the shutdown delay ends now", "signal", s.String())
 	case err := <-statusDone:
 		statusDone <- err
 	}
+	stopAgent()
+	runErr := <-runDone
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	a.shutdown(stopCtx)
 	cancel()
@@ -124,6 +176,7 @@ func options(cfg *config.Reload) render.Options {
 		RunDir:         cfg.RunDir,
 		TemplateDir:    cfg.TemplateDir,
 		FDLimit:        raiseFDLimit(),
+		HardStopAfter:  cfg.HardStopAfter,
 	}
 	// As root, nginx's workers and pen drop to nobody (pen refuses its
 	// control socket as root otherwise).
@@ -171,12 +224,25 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
-		return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
+	// Created when missing, never re-moded; as root, refused when another
+	// user could write it (see pkg/rundir).
+	if err := rundir.Prepare(cfg.RunDir); err != nil {
+		return nil, err
 	}
-	// Proxies that drop privileges read their configs here.
-	if err := os.Chmod(cfg.RunDir, 0o755); err != nil {
-		return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
+	// pen and nginx's workers drop to this user: a run dir it cannot
+	// reach would make pen fail forever (fork/exec: permission denied).
+	if opts.NginxUser != "" {
+		cred, err := pen.Credential(opts.NginxUser)
+		if err != nil {
+			return nil, err
+		}
+		who := "pen"
+		if cfg.VHostDomain != "" {
+			who = "pen and nginx's workers"
+		}
+		if err := rundir.CheckReachable(cfg.RunDir, opts.NginxUser, cred.Uid, cred.Gid, who); err != nil {
+			return nil, err
+		}
 	}
 	templates, err := render.LoadTemplates(cfg.TemplateDir)
 	if err != nil {
@@ -188,11 +254,16 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 		logger.Warn("pen slots unreadable; starting empty (servers may change slots once)", "path", slotsPath, "err", err)
 		slots = pen.NewSlots(cfg.PenServers)
 	}
+	vhostsPath := render.VHostClaimsFile(cfg.RunDir)
+	vhosts, err := render.LoadVHostClaims(vhostsPath)
+	if err != nil {
+		logger.Warn("virtual host holders unreadable; starting empty (a name two services claim may change hands once)", "path", vhostsPath, "err", err)
+	}
 	procCtx, stopProcs := context.WithCancel(context.Background())
 	env := proxyEnv{runDir: cfg.RunDir, backoff: supervise.DefaultBackoff, log: logger, procCtx: procCtx,
 		haproxy: render.HAProxyParams(opts, templates)}
 	a := &agent{
-		opts: opts, templates: templates, slots: slots, slotsPath: slotsPath,
+		opts: opts, templates: templates, slots: slots, slotsPath: slotsPath, vhosts: vhosts, vhostsPath: vhostsPath,
 		status: st, log: logger, stopProcs: stopProcs,
 		watcher: &filewatch.Watcher{Path: cfg.Services, Logger: logger},
 	}
@@ -202,7 +273,7 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 			stopProcs()
 			return nil, err
 		}
-		stopStale(haproxy.PidFile(cfg.RunDir), bin, cfg.StopTimeout, logger)
+		stopStale(haproxy.PidFile(cfg.RunDir), bin, haproxy.ConfigFile(cfg.RunDir), cfg.StopTimeout, logger)
 		a.proxies = append(a.proxies, newHAProxy(bin, env))
 	}
 	if cfg.VHostDomain != "" {
@@ -215,7 +286,7 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 			stopProcs()
 			return nil, err
 		}
-		stopStale(nginx.PidFile(cfg.RunDir), bin, cfg.StopTimeout, logger)
+		stopStale(nginx.AgentPidFile(cfg.RunDir), bin, nginx.ConfigFile(cfg.RunDir), cfg.StopTimeout, logger)
 		a.proxies = append(a.proxies, newNginx(bin, env))
 	}
 	// pen serves UDP always and TCP without --haproxy.
@@ -224,14 +295,14 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 		stopProcs()
 		return nil, err
 	}
-	if err := os.MkdirAll(pen.Dir(cfg.RunDir), 0o755); err != nil {
+	if err := rundir.Mkdir(pen.Dir(cfg.RunDir), rundir.DirMode, -1, -1); err != nil {
 		stopProcs()
 		return nil, fmt.Errorf("pen dir: %w", err)
 	}
 	// pens an earlier agent left behind, whatever services they served.
 	stale, _ := filepath.Glob(filepath.Join(pen.Dir(cfg.RunDir), "*.pid"))
 	for _, pidFile := range stale {
-		stopStale(pidFile, bin, cfg.StopTimeout, logger)
+		stopStale(pidFile, bin, strings.TrimSuffix(pidFile, ".pid")+".cfg", cfg.StopTimeout, logger)
 	}
 	a.proxies = append(a.proxies, newPenSet(bin, env, cfg.MaxConnections, cfg.PenClients, opts.NginxUser))
 	// After the leftovers are gone, so that their ports do not read as
@@ -244,15 +315,16 @@ func newAgent(cfg *config.Reload, opts render.Options, st *status.Server, logger
 	for _, p := range a.proxies {
 		initProxyMetrics(p.name())
 	}
+	a.report = newReport(explain.NewBook(0, 0), a.proxies)
 	return a, nil
 }
 
 // stopStale ends a proxy an earlier agent left behind, before the first
 // file is applied: its ports must be free by then.
-func stopStale(pidFile, bin string, timeout time.Duration, logger *slog.Logger) {
+func stopStale(pidFile, bin, config string, timeout time.Duration, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := supervise.StopStale(ctx, pidFile, bin, logger); err != nil {
+	if err := supervise.StopStale(ctx, pidFile, bin, config, logger); err != nil {
 		logger.Warn("proxy left by an earlier agent", "pid_file", pidFile, "err", err)
 	}
 }
@@ -274,4 +346,30 @@ func haproxyStats(socket string) http.Handler {
 		http.Error(w, "HAProxy stats unavailable: "+err.Error(), http.StatusBadGateway)
 	}
 	return rp
+}
+
+// onHangup forwards every SIGHUP to ch (a burst collapses into one) until
+// the returned stop is called. Without it, SIGHUP would end the agent and
+// take the proxies down with it.
+func onHangup(ch chan<- struct{}) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }

@@ -38,9 +38,21 @@ var (
 		Name: "proxymatic_reload_dropped_services_total",
 		Help: "Invalid services left out, summed over every file applied.",
 	})
+	servicesRefused = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proxymatic_reload_services_rejected_by_proxy",
+		Help: "Services the last apply left out of a proxy because the proxy refused their part of the config (the rest was applied), by proxy.",
+	}, []string{"proxy"})
+	servicesRefusedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_reload_services_rejected_by_proxy_total",
+		Help: "Services left out of a proxy because the proxy refused their part of the config, summed over every apply, by proxy.",
+	}, []string{"proxy"})
 	portConflicts = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "proxymatic_reload_port_conflicts",
 		Help: "Services left out of the last apply because another process holds their port; retried every few seconds.",
+	})
+	vhostConflicts = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_reload_vhost_conflicts",
+		Help: "Services of the last file that got no virtual host because another service holds their name (the holder keeps it; a newcomer never takes it).",
 	})
 	lastGoodTime = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "proxymatic_reload_last_good_timestamp_seconds",
@@ -64,4 +76,6 @@ func initProxyMetrics(proxy string) {
 	runtimeUpdates.WithLabelValues(proxy)
 	runtimeFallbacks.WithLabelValues(proxy)
 	reloadFailures.WithLabelValues(proxy)
+	servicesRefused.WithLabelValues(proxy)
+	servicesRefusedTotal.WithLabelValues(proxy)
 }

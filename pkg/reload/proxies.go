@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/meltwater/proxymatic/pkg/haproxy"
@@ -27,7 +29,13 @@ type proxy interface {
 	// serving reports whether the proxy runs some good config (or has
 	// nothing to serve).
 	serving() bool
+	// refusals are the services the last successful apply left out
+	// because the proxy refused their part of the config (isolate.go).
+	refusals() []render.Refusal
 	stop(ctx context.Context)
+	// action says what the last apply did: "start", "reload", "runtime
+	// update", "stop", "unchanged" (or tried to, when it failed).
+	action() string
 }
 
 // How long a start or a reload may take before it counts as failed.
@@ -65,23 +73,36 @@ type single struct {
 	// Either way a checked reload follows. nil: always reload.
 	runtime      func(ctx context.Context, old, new []services.Service) error
 	pickServices func(*render.Files) []services.Service
+	// isolate: when the check's message names services, leave them out
+	// and check the rest (isolate.go). false: a rejected config is
+	// rejected whole.
+	isolate bool
 
 	run         runner
 	current     []byte             // the live file's bytes; nil before the first good config
 	currentSvcs []services.Service // what current was rendered from (runtime only)
 	wanted      bool               // the last files gave this proxy something to serve
+	refused     []render.Refusal   // left out by the last apply
+	did         string             // see proxy.action
 }
 
 func (s *single) name() string { return s.proxyName }
 
+func (s *single) action() string { return s.did }
+
 func (s *single) serving() bool { return s.run != nil || !s.wanted }
 
+func (s *single) refusals() []render.Refusal { return s.refused }
+
 func (s *single) apply(ctx context.Context, files *render.Files) error {
+	s.refused = nil
 	want := s.pick(files)
 	s.wanted = want != nil
+	s.did = "unchanged"
 	if want == nil {
 		// Nothing to serve (HAProxy without TCP services): stop.
 		if s.run != nil {
+			s.did = "stop"
 			s.stop(ctx)
 		}
 		return nil
@@ -90,18 +111,28 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 		return nil
 	}
 	if s.run != nil && s.runtime != nil && s.current != nil && s.applyRuntime(ctx, files, want) {
+		s.did = "runtime update"
 		return nil
 	}
-	tmp, err := s.file.stage(want)
+	s.did = "reload"
+	if s.run == nil {
+		s.did = "start"
+	}
+	tmp, files, refused, err := s.checkIsolating(ctx, files, want)
 	if err != nil {
 		return err
 	}
-	checkStart := time.Now()
-	if err := s.check(ctx, tmp); err != nil {
-		s.file.discard(tmp)
-		return fmt.Errorf("%s: %w: %w", s.proxyName, errRejected, err)
+	if len(refused) > 0 {
+		s.refused = refused
+		want = s.pick(files)
+		// What is left may be what already runs, or differ from it only
+		// in servers (both checked just now).
+		if s.run != nil && (bytes.Equal(want, s.current) ||
+			(s.runtime != nil && s.current != nil && s.applyRuntime(ctx, files, want))) {
+			s.file.discard(tmp)
+			return nil
+		}
 	}
-	s.log.Debug("config checked", "proxy", s.proxyName, "took", time.Since(checkStart).Round(time.Millisecond))
 	previous := s.current
 	if err := s.file.commit(tmp); err != nil {
 		return err
@@ -214,6 +245,7 @@ func newHAProxy(bin string, env proxyEnv) *single {
 			master = haproxy.NewMaster(bin, env.runDir, env.backoff, env.log)
 			return &procRunner{r: master, ctx: env.procCtx}
 		},
+		isolate:      true,
 		pick:         func(f *render.Files) []byte { return f.HAProxy },
 		pickServices: func(f *render.Files) []services.Service { return f.HAProxyServices },
 		runtime: func(ctx context.Context, old, new []services.Service) error {
@@ -235,8 +267,9 @@ func newNginx(bin string, env proxyEnv) *single {
 		newRunner: func() runner {
 			return &procRunner{r: nginx.NewServer(bin, env.runDir, env.backoff, env.log), ctx: env.procCtx}
 		},
-		pick: func(f *render.Files) []byte { return f.Nginx },
-		log:  env.log,
+		pick:    func(f *render.Files) []byte { return f.Nginx },
+		isolate: true,
+		log:     env.log,
 	}
 }
 
@@ -272,39 +305,101 @@ type penSet struct {
 	clients int
 	maxConn int
 	user    string
+	gid     int // the group pen's configs get so pen (as user) reads them; 0: none
 
 	procs   map[services.Key]*pen.Process
 	current map[services.Key][]byte
 	failed  bool
+	refused []render.Refusal // left out by the last apply
+	did     string           // see proxy.action
 }
 
+// serviceErr is one pen service's failure: the agent explains it under
+// that service's port.
+type serviceErr struct {
+	key services.Key
+	err error
+}
+
+func (e *serviceErr) Error() string { return e.err.Error() }
+func (e *serviceErr) Unwrap() error { return e.err }
+
 func newPenSet(bin string, env proxyEnv, maxConn, clients int, user string) *penSet {
-	return &penSet{bin: bin, env: env, maxConn: maxConn, clients: clients, user: user,
+	p := &penSet{bin: bin, env: env, maxConn: maxConn, clients: clients, user: user,
 		procs: map[services.Key]*pen.Process{}, current: map[services.Key][]byte{}}
+	if user != "" && os.Geteuid() == 0 {
+		if cred, err := pen.Credential(user); err == nil {
+			p.gid = int(cred.Gid)
+		}
+	}
+	return p
 }
 
 func (p *penSet) name() string { return "pen" }
 
+func (p *penSet) action() string { return p.did }
+
 func (p *penSet) serving() bool { return !p.failed }
 
+func (p *penSet) refusals() []render.Refusal { return p.refused }
+
+// apply gives each pen service its file. pen runs one process per service,
+// so a service whose config is refused (it failed to render or to parse)
+// holds back nothing else: its own pen keeps its last good config, or is
+// not started when it has none, and it is reported in refusals.
 func (p *penSet) apply(ctx context.Context, files *render.Files) error {
 	var errs []error
+	p.refused = slices.Clone(files.PenRefused)
+	keep := map[services.Key]bool{}
+	for _, r := range files.PenRefused {
+		keep[r.Service] = true
+	}
+	var did [3]int // started, reloaded, stopped
 	for _, k := range slices.SortedFunc(maps.Keys(p.procs), services.Key.Compare) {
-		if _, ok := files.Pen[k]; !ok {
+		if _, ok := files.Pen[k]; !ok && !keep[k] {
 			p.stopOne(ctx, k)
+			did[2]++
 		}
 	}
 	missing := false
 	for _, k := range slices.SortedFunc(maps.Keys(files.Pen), services.Key.Compare) {
-		if err := p.applyOne(ctx, k, files.Pen[k]); err != nil {
-			errs = append(errs, err)
+		running, same := p.procs[k] != nil, bytes.Equal(files.Pen[k], p.current[k])
+		err := p.applyOne(ctx, k, files.Pen[k])
+		if errors.Is(err, errRejected) {
+			// Refused, not failed: it does not keep /status from OK.
+			p.refused = append(p.refused, render.Refusal{Proxy: "pen", Service: k, Name: files.PenName(k), Message: err.Error()})
+			continue
+		}
+		if err != nil {
+			errs = append(errs, &serviceErr{key: k, err: err})
+		}
+		switch {
+		case !running:
+			did[0]++
+		case !same:
+			did[1]++
 		}
 		if p.procs[k] == nil {
 			missing = true
 		}
 	}
 	p.failed = missing
+	p.did = penAction(did)
 	return errors.Join(errs...)
+}
+
+// penAction summarises one apply of the pen set: "start 2, reload 1".
+func penAction(did [3]int) string {
+	var parts []string
+	for i, verb := range []string{"start", "reload", "stop"} {
+		if did[i] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", verb, did[i]))
+		}
+	}
+	if len(parts) == 0 {
+		return "unchanged"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (p *penSet) applyOne(ctx context.Context, k services.Key, want []byte) error {
@@ -317,7 +412,7 @@ func (p *penSet) applyOne(ctx context.Context, k services.Key, want []byte) erro
 	if err := pen.Parse(want); err != nil {
 		return fmt.Errorf("pen %s: %w: %w", k, errRejected, err)
 	}
-	file := configFile{path: pen.ConfigFile(p.env.runDir, k)}
+	file := configFile{path: pen.ConfigFile(p.env.runDir, k), gid: p.gid}
 	if err := file.write(want); err != nil {
 		return fmt.Errorf("pen %s: %w", k, err)
 	}

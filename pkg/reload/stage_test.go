@@ -37,7 +37,7 @@ func TestConfigFileStageCommitDiscard(t *testing.T) {
 	}
 	live, _ := os.ReadFile(f.path)
 	st, _ := os.Stat(f.path)
-	if string(live) != "next" || st.Mode().Perm() != 0o644 {
+	if string(live) != "next" || st.Mode().Perm() != ConfigMode {
 		t.Fatalf("after commit: %q %v", live, st.Mode())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
@@ -47,6 +48,11 @@ type CheckError struct {
 
 func (e *CheckError) Error() string { return fmt.Sprintf("%s rejects %s: %v", e.Proxy, e.Path, e.Err) }
 func (e *CheckError) Unwrap() error { return e.Err }
+
+// RenderedMode is the mode of every file --dry-run writes into
+// --output-dir: the configs name backends and sockets, nothing the world
+// needs to read.
+const RenderedMode = 0o640
 
 // file names inside the output directory.
 const (
@@ -86,9 +92,13 @@ func dryRun(ctx context.Context, o Options, servicesPath, outputDir string, vali
 		}
 	}
 
-	f, err := os.Open(servicesPath)
+	f, err := os.OpenFile(servicesPath, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("services file: %w", err)
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("services file %s: not a regular file", servicesPath)
 	}
 	decoded, err := services.ReadFile(f)
 	f.Close()
@@ -111,12 +121,20 @@ func dryRun(ctx context.Context, o Options, servicesPath, outputDir string, vali
 	}
 
 	var checkErrs []error
+	// The services a refusing proxy's message names, as the live agent
+	// would leave them out (isolate.go): CI sees which ones to fix.
+	var refused []Refusal
+	blame := func(proxy, p string, data []byte, err error) {
+		r, _ := files.Blame(proxy, data, p, err.Error())
+		refused = append(refused, r...)
+	}
 	checked := map[string]string{}
 	if validate {
 		if files.HAProxy != nil {
 			p := filepath.Join(out, haproxyFile)
 			if err := haproxy.Check(ctx, bins.haproxy, p); err != nil {
 				checkErrs = append(checkErrs, &CheckError{"haproxy", p, err})
+				blame("haproxy", p, files.HAProxy, err)
 			}
 			checked["haproxy"] = " (haproxy -c: " + okOrFailed(len(checkErrs) == 0) + ")"
 		}
@@ -127,13 +145,19 @@ func dryRun(ctx context.Context, o Options, servicesPath, outputDir string, vali
 				checkErrs = append(checkErrs, &CheckError{"nginx", p, err})
 			} else if err := nginx.Check(ctx, bins.nginx, out, p); err != nil {
 				checkErrs = append(checkErrs, &CheckError{"nginx", p, err})
+				blame("nginx", p, files.Nginx, err)
 			}
 			checked["nginx"] = " (nginx -t: " + okOrFailed(len(checkErrs) == n) + ")"
 		}
 	}
 	// pen has no check mode: our parser reads back what was written, so
-	// a file changed on disk or by a template cannot slip through.
+	// a file changed on disk or by a template cannot slip through. A pen
+	// config that did not render (an overriding template) is not written.
 	n := len(checkErrs)
+	for _, r := range files.PenRefused {
+		checkErrs = append(checkErrs, &CheckError{"pen parser", filepath.Join(out, penDir, pen.ConfigName(r.Service)), errors.New(r.Message)})
+		refused = append(refused, r)
+	}
 	for _, k := range sortedKeys(files.Pen) {
 		p := filepath.Join(out, penDir, pen.ConfigName(k))
 		data, err := os.ReadFile(p)
@@ -146,7 +170,7 @@ func dryRun(ctx context.Context, o Options, servicesPath, outputDir string, vali
 	}
 	checked["pen"] = " (parsed: " + okOrFailed(len(checkErrs) == n) + ")"
 
-	summary(w, servicesPath, out, o, decoded, plan, files, written, checked)
+	summary(w, servicesPath, out, o, decoded, plan, files, written, checked, refused)
 
 	var errs []error
 	if len(decoded.Rejected) > 0 {
@@ -183,7 +207,7 @@ func lookPath(name string) (string, error) {
 func writeFiles(out string, files *Files) ([]string, error) {
 	var written []string
 	put := func(rel string, data []byte) error {
-		if _, err := atomicfile.New(filepath.Join(out, rel), 0o644).Write(data); err != nil {
+		if _, err := atomicfile.New(filepath.Join(out, rel), RenderedMode).Write(data); err != nil {
 			return err
 		}
 		written = append(written, rel)
@@ -249,7 +273,7 @@ func countServers(svcs []services.Service) int {
 // summary prints what a CI log needs: how many services each proxy got,
 // what was rejected or skipped and why, and where the files are.
 func summary(w io.Writer, servicesPath, out string, o Options, d *services.Decoded, p Plan,
-	files *Files, written []string, checked map[string]string) {
+	files *Files, written []string, checked map[string]string, refused []Refusal) {
 	fmt.Fprintf(w, "services: %d valid, %d rejected, from %s\n", len(d.File.Services), len(d.Rejected), servicesPath)
 	if o.HAProxy {
 		fmt.Fprintf(w, "haproxy:  %d services, %d servers -> %s%s\n", len(p.HAProxy), countServers(p.HAProxy),
@@ -288,6 +312,9 @@ func summary(w io.Writer, servicesPath, out string, o Options, d *services.Decod
 		for _, pr := range r.Problems {
 			fmt.Fprintf(w, "rejected: %s\n", pr.Error())
 		}
+	}
+	for _, r := range refused {
+		fmt.Fprintf(w, "refused:  %s\n", strings.ReplaceAll(r.String(), "\n", "\n          "))
 	}
 	fmt.Fprintf(w, "wrote %d files\n", len(written))
 }

@@ -79,6 +79,12 @@ func TestDryRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "pen", "53-udp.cfg")); err != nil {
 		t.Error(err)
 	}
+	// Every rendered file is 0640 or stricter.
+	for _, rel := range []string{"haproxy.cfg", "nginx.conf", "pen/53-udp.cfg"} {
+		if st, err := os.Stat(filepath.Join(dir, rel)); err != nil || st.Mode().Perm()&^0o640 != 0 {
+			t.Errorf("%s: mode %v (%v), want 0640 or stricter", rel, st.Mode(), err)
+		}
+	}
 
 	// Run again without --haproxy: pen takes the TCP services and the
 	// haproxy.cfg of the previous run is gone.
@@ -94,13 +100,45 @@ func TestDryRun(t *testing.T) {
 	}
 }
 
+// A clean file: no error, every proxy checked and passed, nothing rejected,
+// skipped, refused or warned about, and each file holds its service.
 func TestDryRunClean(t *testing.T) {
 	requireProxies(t)
 	src := filepath.Join(t.TempDir(), "services.yaml")
-	os.WriteFile(src, []byte("version: 1\nservices:\n- name: web\n  port: 9000\n  servers:\n  - ip: 10.0.0.1\n    port: 80\n"), 0o644)
+	os.WriteFile(src, []byte("version: 1\nservices:\n"+
+		"- name: dns\n  port: 53\n  protocol: udp\n  servers:\n  - ip: 10.0.0.2\n    port: 5353\n"+
+		"- name: web\n  port: 9000\n  servers:\n  - ip: 10.0.0.1\n    port: 80\n"), 0o644)
 	var out bytes.Buffer
-	if err := render.DryRun(context.Background(), opts(), src, t.TempDir(), true, &out); err != nil {
+	dir := t.TempDir()
+	if err := render.DryRun(context.Background(), opts(), src, dir, true, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
+	}
+	summary := out.String()
+	for _, want := range []string{
+		"services: 2 valid, 0 rejected, from " + src + "\n",
+		"haproxy:  1 services, 1 servers -> " + dir + "/haproxy.cfg (haproxy -c: ok)\n",
+		"nginx:    1 virtual hosts *.apps.example.com on port 8000, 1 servers -> " + dir + "/nginx.conf (nginx -t: ok)\n",
+		"pen:      1 services (0 tcp, 1 udp), 1 servers -> " + dir + "/pen/ (parsed: ok)\n",
+		"wrote 3 files\n",
+	} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, summary)
+		}
+	}
+	for _, bad := range []string{"rejected:", "skipped:", "refused:", "warning:", "FAILED"} {
+		if strings.Contains(summary, bad) {
+			t.Errorf("a clean file's summary says %q:\n%s", bad, summary)
+		}
+	}
+	for file, want := range map[string]string{
+		"haproxy.cfg":    "listen web-9000\n",
+		"nginx.conf":     "server_name web.apps.example.com;",
+		"pen/53-udp.cfg": "address 10.0.0.2 port 5353 ",
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("%s (%v) lacks %q", file, err, want)
+		}
 	}
 }
 

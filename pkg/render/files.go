@@ -37,7 +37,7 @@ func renderFiles(o Options, t *Templates, p Plan, slots *pen.Slots) (*Files, err
 	if slots == nil {
 		return nil, fmt.Errorf("render: no pen slots")
 	}
-	out := &Files{Pen: make(map[services.Key][]byte, len(p.Pen)), PenDropped: map[services.Key]int{}}
+	out := &Files{Pen: make(map[services.Key][]byte, len(p.Pen)), PenDropped: map[services.Key]int{}, opts: o, tmpl: t}
 	// The three proxies' configs share nothing (only pen touches slots), so
 	// HAProxy and nginx render on goroutines of their own while pen renders
 	// here: at 10,000 services that is the difference between the sum of
@@ -55,10 +55,8 @@ func renderFiles(o Options, t *Templates, p Plan, slots *pen.Slots) (*Files, err
 	if o.VHostDomain != "" {
 		wg.Go(func() {
 			start := time.Now()
-			out.Nginx, ngErr = nginx.Render(nginx.Params{
-				RunDir: o.RunDir, Port: o.VHostPort, ProxyProtocol: o.ProxyProtocol,
-				MaxConnections: o.MaxConnections, User: o.NginxUser, Group: o.NginxGroup, Template: t.Nginx,
-			}, p.VHosts)
+			out.Nginx, ngErr = nginx.Render(nginxParams(o, t), p.VHosts)
+			out.NginxVHosts = p.VHosts
 			renderSeconds.WithLabelValues("nginx").Observe(time.Since(start).Seconds())
 		})
 	}
@@ -75,16 +73,32 @@ func renderFiles(o Options, t *Templates, p Plan, slots *pen.Slots) (*Files, err
 	return out, nil
 }
 
+func nginxParams(o Options, t *Templates) nginx.Params {
+	p := nginx.Params{
+		RunDir: o.RunDir, Port: o.VHostPort, ProxyProtocol: o.ProxyProtocol,
+		MaxConnections: o.MaxConnections, FDLimit: o.FDLimit, User: o.NginxUser, Group: o.NginxGroup,
+	}
+	if t != nil {
+		p.Template = t.Nginx
+	}
+	return p
+}
+
 // renderPen renders one pen config per pen service into out and keeps the
-// slots of exactly those services.
+// slots of exactly those services. A service whose config cannot be
+// rendered is refused on its own (out.PenRefused): each pen service is its
+// own process and file, so nothing else needs to wait for it.
 func renderPen(o Options, t *Templates, p Plan, slots *pen.Slots, out *Files) error {
 	start := time.Now()
 	keys := make([]services.Key, 0, len(p.Pen))
 	pp := pen.Params{Servers: o.PenServers, Template: t.Pen}
+	out.pen = p.Pen
 	for _, s := range p.Pen {
 		cfg, err := pen.Render(pp, s, slots)
 		if err != nil {
-			return err
+			out.PenRefused = append(out.PenRefused, Refusal{Proxy: "pen", Service: s.Key(), Name: s.Name, Message: err.Error()})
+			keys = append(keys, s.Key()) // its slots stay for its next config
+			continue
 		}
 		out.Pen[s.Key()] = cfg
 		keys = append(keys, s.Key())

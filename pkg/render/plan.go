@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/nginx"
 	"github.com/meltwater/proxymatic/pkg/pen"
 	"github.com/meltwater/proxymatic/pkg/services"
@@ -42,7 +43,7 @@ func (o *Options) validate() error {
 // safePath admits only paths that need no quoting in any proxy's config.
 func safePath(p string) bool { return services.SafeFilePath(p) }
 
-func newPlan(o Options, svcs []services.Service) Plan {
+func newPlan(o Options, svcs []services.Service, held *VHostClaims) Plan {
 	var p Plan
 	vhostOn := o.VHostDomain != ""
 	byKey := func(a, b services.Service) int { return a.Key().Compare(b.Key()) }
@@ -66,25 +67,28 @@ func newPlan(o Options, svcs []services.Service) Plan {
 	} else {
 		p.Pen = make([]services.Service, 0, len(sorted))
 	}
-	byName := map[string]int{} // vhost host -> index in p.VHosts
+	var owners map[string]services.Key
+	if vhostOn {
+		owners = vhostOwners(o, sorted, held)
+	}
 	for _, s := range sorted {
 		if s.Protocol == services.TCP && vhostOn {
 			host := s.Name + "." + o.VHostDomain
-			switch i, dup := byName[host]; {
+			switch owner := owners[host]; {
 			case len(host) > maxHostLen:
-				p.Skipped = append(p.Skipped, Skip{s.Key(), s.Name, fmt.Sprintf("no virtual host: %d-byte name %s... is longer than DNS allows", len(host), host[:40])})
-			case dup:
-				// The original rule: the lowest port wins (services are
-				// visited in port order, so the first one stays).
-				p.Skipped = append(p.Skipped, Skip{s.Key(), s.Name, fmt.Sprintf("no virtual host: %s is served by port %d", host, p.VHosts[i].Service.Port)})
+				p.Skipped = append(p.Skipped, Skip{Service: s.Key(), Name: s.Name, Code: explain.InvalidName,
+					Reason: fmt.Sprintf("no virtual host: %d-byte name %s... is longer than DNS allows", len(host), host[:40])})
+			case owner != s.Key():
+				p.Skipped = append(p.Skipped, Skip{Service: s.Key(), Name: s.Name, Code: explain.VHostConflict,
+					Reason: fmt.Sprintf("no virtual host: %s is served by port %d", host, owner.Port), Holder: owner})
 			default:
-				byName[host] = len(p.VHosts)
 				p.VHosts = append(p.VHosts, nginx.VHost{Host: host, Service: s.Key(), Servers: s.Servers})
 			}
 		}
 		if s.Protocol == services.TCP && vhostOn && s.Port == o.VHostPort {
 			// nginx holds this port: binding it again would stop either.
-			p.Skipped = append(p.Skipped, Skip{s.Key(), s.Name, fmt.Sprintf("not listened on: port %d is the vhost port", s.Port)})
+			p.Skipped = append(p.Skipped, Skip{Service: s.Key(), Name: s.Name, Code: explain.PortInUse,
+				Reason: fmt.Sprintf("not listened on: port %d is the vhost port", s.Port)})
 			continue
 		}
 		if s.Protocol == services.TCP && o.HAProxy {
@@ -93,7 +97,36 @@ func newPlan(o Options, svcs []services.Service) Plan {
 			p.Pen = append(p.Pen, s)
 		}
 	}
+	if held != nil {
+		held.keep(owners)
+	}
 	return p
+}
+
+// vhostOwners decides which service serves each virtual host name. Two
+// services can claim one (/shop/web and /web.shop both become web.shop):
+// the one that held the name at the last plan keeps it, so a newcomer
+// never takes a virtual host away from the app serving it; a name nobody
+// held goes to the lowest port (the original rule). sorted is in key
+// order.
+func vhostOwners(o Options, sorted []services.Service, held *VHostClaims) map[string]services.Key {
+	owners := make(map[string]services.Key, len(sorted))
+	for _, s := range sorted {
+		if s.Protocol != services.TCP {
+			continue
+		}
+		host := s.Name + "." + o.VHostDomain
+		if len(host) > maxHostLen {
+			continue
+		}
+		if _, taken := owners[host]; !taken {
+			owners[host] = s.Key() // the lowest port, visited first
+		}
+		if held != nil && held.byHost[host] == s.Key() {
+			owners[host] = s.Key()
+		}
+	}
+	return owners
 }
 
 func clip(s string) string {

@@ -2,9 +2,12 @@ package render_test
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/render"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
@@ -88,5 +91,67 @@ func TestOptionsValidate(t *testing.T) {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// /shop/web and /web.shop both become web.shop: the service that held the
+// virtual host keeps it, a newcomer (even on a lower port) never takes it;
+// the holders survive a restart through the saved claims.
+func TestVHostHolderKeepsItsName(t *testing.T) {
+	o := render.Options{RunDir: "/run", MaxConnections: 1, PenServers: 1, PenClients: 1, HAProxy: true,
+		VHostDomain: "apps.example.com", VHostPort: 80}
+	holder := func(p render.Plan) string {
+		for _, v := range p.VHosts {
+			if v.Host == "web.shop.apps.example.com" {
+				return v.Service.String()
+			}
+		}
+		return ""
+	}
+	real, newcomer := svc("web.shop", 10002, services.TCP), svc("web.shop", 10001, services.TCP)
+	held := &render.VHostClaims{}
+	if got := holder(render.NewPlanHeld(o, []services.Service{real}, held)); got != "10002/tcp" {
+		t.Fatalf("alone: %q", got)
+	}
+	p := render.NewPlanHeld(o, []services.Service{newcomer, real}, held)
+	if got := holder(p); got != "10002/tcp" {
+		t.Errorf("a newcomer on a lower port took the vhost: %q", got)
+	}
+	if len(p.Skipped) != 1 || p.Skipped[0].Code != explain.VHostConflict || p.Skipped[0].Service.Port != 10001 || p.Skipped[0].Holder.Port != 10002 {
+		t.Errorf("skipped: %+v", p.Skipped)
+	}
+	// Both still listen on their own ports.
+	if keys(p.HAProxy) != "10001/tcp 10002/tcp" {
+		t.Errorf("haproxy: %s", keys(p.HAProxy))
+	}
+	// Saved and loaded (a restart): still the holder's.
+	path := filepath.Join(t.TempDir(), "nginx-vhosts.json")
+	if err := held.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("claims file mode %v", st.Mode())
+	}
+	loaded, err := render.LoadVHostClaims(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := holder(render.NewPlanHeld(o, []services.Service{newcomer, real}, loaded)); got != "10002/tcp" {
+		t.Errorf("after a restart the newcomer took the vhost: %q", got)
+	}
+	// Without memory (a dry run, a first start): the lowest port.
+	if got := holder(render.NewPlan(o, []services.Service{newcomer, real})); got != "10001/tcp" {
+		t.Errorf("no holder: %q, want the lowest port", got)
+	}
+	// The holder gone: the other takes the name, and keeps it when the old
+	// one comes back.
+	render.NewPlanHeld(o, []services.Service{newcomer}, loaded)
+	if got := holder(render.NewPlanHeld(o, []services.Service{newcomer, real}, loaded)); got != "10001/tcp" {
+		t.Errorf("after the holder left and came back: %q", got)
+	}
+	// A claims file that is not ours is refused, and nothing is held.
+	os.WriteFile(path, []byte(`{"version":1,"hosts":{"a b":"x/tcp"}}`), 0o640)
+	if c, err := render.LoadVHostClaims(path); err == nil {
+		t.Errorf("bad claims accepted: %+v", c)
 	}
 }

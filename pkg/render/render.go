@@ -9,8 +9,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"text/template"
+	"time"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
 	"github.com/meltwater/proxymatic/pkg/nginx"
 	"github.com/meltwater/proxymatic/pkg/pen"
@@ -36,12 +39,17 @@ type Options struct {
 	NginxUser string
 	// NginxGroup goes with NginxUser (Debian's nobody needs nogroup).
 	NginxGroup string
-	// FDLimit caps HAProxy's maxconn to what fits under the file-descriptor
-	// limit it will run with (see haproxy.Params.FDLimit); 0 means no cap.
+	// FDLimit caps HAProxy's maxconn and nginx's worker_rlimit_nofile and
+	// worker_connections to what fits under the file-descriptor limit they
+	// will run with (see haproxy.Params.FDLimit, nginx.Params.FDLimit); 0
+	// means no cap.
 	FDLimit int
 	// HAProxyUser and HAProxyGroup are what HAProxy's workers drop to; set
 	// them only when HAProxy runs as root. Empty omits them.
 	HAProxyUser, HAProxyGroup string
+	// HardStopAfter is HAProxy's hard-stop-after (--hard-stop-after); 0
+	// omits it.
+	HardStopAfter time.Duration
 }
 
 // Validate checks the options on their own (the command line validates the
@@ -63,13 +71,27 @@ type Skip struct {
 	Service services.Key
 	Name    string
 	Reason  string
+	// Code is the explanation's reason code (explain.VHostConflict...).
+	Code explain.Reason
+	// Holder is, for a virtual host conflict, the service that kept the
+	// name.
+	Holder services.Key
 }
 
 func (s Skip) String() string { return fmt.Sprintf("service %q (%s): %s", s.Name, s.Service, s.Reason) }
 
 // NewPlan splits valid services between the proxies following the rules in
-// README.md. It does not validate: Render refuses anything invalid.
-func NewPlan(o Options, svcs []services.Service) Plan { return newPlan(o, svcs) }
+// README.md. It does not validate: Render refuses anything invalid. A
+// virtual host name claimed by two services goes to the lowest port.
+func NewPlan(o Options, svcs []services.Service) Plan { return newPlan(o, svcs, nil) }
+
+// NewPlanHeld is NewPlan for a running agent: a virtual host name claimed
+// by two services stays with the one held records for it, and held is
+// then updated to this plan's holders (the agent saves it in the run dir,
+// so a restart keeps them too).
+func NewPlanHeld(o Options, svcs []services.Service, held *VHostClaims) Plan {
+	return newPlan(o, svcs, held)
+}
 
 // Templates are the parsed templates, embedded or from --template-dir.
 type Templates struct {
@@ -89,11 +111,31 @@ type Files struct {
 	// agent can tell a change of servers only (applied at run time) from
 	// one that needs a reload (haproxy.PlanUpdate).
 	HAProxyServices []services.Service
-	Nginx           []byte                  // nil without --vhost-domain
-	Pen             map[services.Key][]byte // one per pen service
+	Nginx           []byte // nil without --vhost-domain
+	// NginxVHosts are the virtual hosts nginx was rendered from.
+	NginxVHosts []nginx.VHost
+	Pen         map[services.Key][]byte // one per pen service
 	// PenDropped counts, per pen service with more servers than
 	// --pen-servers, the servers left out (the caller logs them).
 	PenDropped map[services.Key]int
+	// PenRefused are the pen services whose config failed to render or
+	// parse (an overriding template): they have no entry in Pen, and the
+	// other pen services are rendered as usual (see isolate.go).
+	PenRefused []Refusal
+
+	// What the files were rendered with, for Without.
+	opts Options
+	tmpl *Templates
+	pen  []services.Service // the plan's, in key order
+}
+
+// PenName is the name of the pen service k ("" when unknown).
+func (f *Files) PenName(k services.Key) string {
+	i, ok := slices.BinarySearchFunc(f.pen, k, func(s services.Service, k services.Key) int { return s.Key().Compare(k) })
+	if !ok {
+		return ""
+	}
+	return f.pen[i].Name
 }
 
 // HAProxyParams are the haproxy.Params Render uses for these options.
@@ -101,6 +143,7 @@ func HAProxyParams(o Options, t *Templates) haproxy.Params {
 	p := haproxy.Params{
 		RunDir: o.RunDir, MaxConnections: o.MaxConnections, StatsSocket: o.StatusSocket,
 		FDLimit: o.FDLimit, User: o.HAProxyUser, Group: o.HAProxyGroup,
+		HardStopAfter: o.HardStopAfter, VHostDomain: o.VHostDomain,
 	}
 	if t != nil {
 		p.Template = t.HAProxy

@@ -24,7 +24,9 @@ const MaxFileSize = 64 << 20
 type Decoded struct {
 	File     File       // the valid services, in file order
 	Rejected []Rejected // services with any problem, in file order
-	Warnings []string   // fields this version does not know (ignored, so newer writers stay readable)
+	// Warnings name the fields this version does not know (ignored, so
+	// newer writers stay readable): one line per field name, with a count.
+	Warnings []string
 }
 
 // ErrTooLarge is returned for a document over MaxFileSize.
@@ -94,12 +96,16 @@ func parseYAML(data []byte) (*Decoded, error) {
 	}
 
 	out := &Decoded{}
+	unknown := &unknownFields{}
 	var version, list *yaml.Node
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if seen[k.Value] {
-			return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
+			if k.Value == "version" || k.Value == "services" {
+				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
+			}
+			return nil, fmt.Errorf("line %d: duplicate key", k.Line)
 		}
 		seen[k.Value] = true
 		switch k.Value {
@@ -108,17 +114,24 @@ func parseYAML(data []byte) (*Decoded, error) {
 		case "services":
 			list = v
 		default:
-			out.Warnings = append(out.Warnings, fmt.Sprintf("line %d: unknown field %q ignored", k.Line, clip(k.Value)))
+			unknown.add(k.Value, k.Line)
 		}
 	}
+	// Until the version says this is a services file, nothing read from it
+	// is echoed: pointed at some other file (a secret, a config), the
+	// error must not copy its keys or values into a log.
 	if version == nil {
 		return nil, errors.New("services.yaml: version is missing: want version: 1")
 	}
 	if version.Kind != yaml.ScalarNode || version.Value != strconv.Itoa(Version) {
-		return nil, fmt.Errorf("line %d: version %q is not supported: want %d", version.Line, clip(version.Value), Version)
+		if version.Kind == yaml.ScalarNode && isSmallNumber(version.Value) {
+			return nil, fmt.Errorf("line %d: version %s is not supported: want %d", version.Line, version.Value, Version)
+		}
+		return nil, fmt.Errorf("line %d: version is not supported: want %d", version.Line, Version)
 	}
 	out.File.Version = Version
 	if list == nil || (list.Kind == yaml.ScalarNode && list.Tag == "!!null") {
+		out.Warnings = unknown.warnings()
 		return out, nil
 	}
 	if list.Kind != yaml.SequenceNode {
@@ -128,14 +141,14 @@ func parseYAML(data []byte) (*Decoded, error) {
 	decoded := File{Version: Version, Services: make([]Service, 0, len(list.Content))}
 	var early []Rejected
 	for i, n := range list.Content {
-		s, ps, warns := decodeService(n, i)
-		out.Warnings = append(out.Warnings, warns...)
+		s, ps := decodeService(n, i, unknown)
 		if len(ps) > 0 {
 			early = append(early, Rejected{Service: s, Problems: withFieldChecks(&s, i, ps)})
 			continue
 		}
 		decoded.Services = append(decoded.Services, s)
 	}
+	out.Warnings = unknown.warnings()
 	valid, rejected := decoded.Split()
 	out.File.Services = valid
 	out.Rejected = append(early, rejected...)
@@ -194,7 +207,7 @@ type fieldDecoder struct {
 	svc      *Service
 	index    int
 	problems []Problem
-	warnings []string
+	unknown  *unknownFields
 }
 
 func (d *fieldDecoder) problem(n *yaml.Node, field, format string, args ...any) {
@@ -224,7 +237,7 @@ func (d *fieldDecoder) mapping(n *yaml.Node, path string, fields map[string]func
 			h(v)
 			continue
 		}
-		d.warnings = append(d.warnings, fmt.Sprintf("line %d: unknown field %q ignored", k.Line, clip(path+k.Value)))
+		d.unknown.add(path+k.Value, k.Line)
 	}
 }
 
@@ -262,9 +275,9 @@ func (d *fieldDecoder) duration(n *yaml.Node, field string) time.Duration {
 	return v
 }
 
-func decodeService(n *yaml.Node, index int) (Service, []Problem, []string) {
+func decodeService(n *yaml.Node, index int, unknown *unknownFields) (Service, []Problem) {
 	s := Service{Line: n.Line, Protocol: TCP, Mode: ModeTCP}
-	d := &fieldDecoder{svc: &s, index: index}
+	d := &fieldDecoder{svc: &s, index: index, unknown: unknown}
 	var hasName, hasPort bool
 	d.mapping(n, "", map[string]func(*yaml.Node){
 		"name": func(v *yaml.Node) { s.Name, hasName = d.str(v, "name"), true },
@@ -277,7 +290,18 @@ func decodeService(n *yaml.Node, index int) (Service, []Problem, []string) {
 		"healthCheck": func(v *yaml.Node) {
 			hc := &HealthCheck{}
 			d.mapping(v, "healthCheck.", map[string]func(*yaml.Node){
-				"path": func(v *yaml.Node) { hc.Path = d.str(v, "healthCheck.path") },
+				"path":     func(v *yaml.Node) { hc.Path = d.str(v, "healthCheck.path") },
+				"interval": func(v *yaml.Node) { hc.Interval = d.duration(v, "healthCheck.interval") },
+				"timeout":  func(v *yaml.Node) { hc.Timeout = d.duration(v, "healthCheck.timeout") },
+				"failures": func(v *yaml.Node) {
+					if n, ok := d.int(v, "healthCheck.failures"); ok {
+						if n < 1 {
+							// 0 would read as "absent": say so rather than drop it.
+							d.problem(v, "healthCheck.failures", "%d is out of range 1..%d", n, MaxFailures)
+						}
+						hc.Failures = n
+					}
+				},
 			})
 			if hc.Path == "" {
 				d.problem(v, "healthCheck.path", "is missing")
@@ -314,7 +338,7 @@ func decodeService(n *yaml.Node, index int) (Service, []Problem, []string) {
 	if !hasPort {
 		d.problem(nil, "port", "is missing")
 	}
-	return s, d.problems, d.warnings
+	return s, d.problems
 }
 
 func (d *fieldDecoder) server(n *yaml.Node, j int) Server {
@@ -353,4 +377,95 @@ func (d *fieldDecoder) server(n *yaml.Node, j int) Server {
 		d.problem(n, p+"port", "is missing")
 	}
 	return srv
+}
+
+// isSmallNumber admits a version worth echoing: a few digits, nothing that
+// could be a secret.
+func isSmallNumber(s string) bool {
+	if s == "" || len(s) > 4 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// maxUnknownNames bounds the warnings of one document: a file of 300,000
+// distinct unknown keys is reported in a bounded number of lines.
+const maxUnknownNames = 20
+
+// unknownFields counts the unknown fields of a document by name (a list
+// index does not make a new name: servers[3].x is servers[].x), so that a
+// file repeating one unknown key on every service logs one line, not one
+// per occurrence.
+type unknownFields struct {
+	order  []string
+	byName map[string]*unknownField
+	other  int // occurrences of names beyond maxUnknownNames
+}
+
+type unknownField struct {
+	count, line int
+}
+
+func (u *unknownFields) add(path string, line int) {
+	name := clip(stripIndexes(path))
+	if f := u.byName[name]; f != nil {
+		f.count++
+		return
+	}
+	if len(u.order) == maxUnknownNames {
+		u.other++
+		return
+	}
+	if u.byName == nil {
+		u.byName = map[string]*unknownField{}
+	}
+	u.byName[name] = &unknownField{count: 1, line: line}
+	u.order = append(u.order, name)
+}
+
+func (u *unknownFields) warnings() []string {
+	if len(u.order) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(u.order)+1)
+	for _, name := range u.order {
+		f := u.byName[name]
+		if f.count == 1 {
+			out = append(out, fmt.Sprintf("line %d: unknown field %q ignored", f.line, name))
+		} else {
+			out = append(out, fmt.Sprintf("line %d: unknown field %q ignored (%d times in the file)", f.line, name, f.count))
+		}
+	}
+	if u.other > 0 {
+		out = append(out, fmt.Sprintf("%d more unknown fields ignored, under names not listed (only the first %d names are)", u.other, maxUnknownNames))
+	}
+	return out
+}
+
+// stripIndexes turns "servers[12].x" into "servers[].x".
+func stripIndexes(path string) string {
+	if strings.IndexByte(path, '[') < 0 {
+		return path
+	}
+	var b strings.Builder
+	skip := false
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case c == '[':
+			skip = true
+			b.WriteByte(c)
+		case c == ']':
+			skip = false
+			b.WriteByte(c)
+		case !skip:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

@@ -90,8 +90,21 @@ func appendService(b []byte, s *Service) []byte {
 		b = append(b, s.Source...)
 	}
 	if s.HealthCheck != nil {
+		hc := s.HealthCheck
 		b = append(b, "\n  healthCheck:\n    path: "...)
-		b = appendScalar(b, s.HealthCheck.Path)
+		b = appendScalar(b, hc.Path)
+		if hc.Interval > 0 {
+			b = append(b, "\n    interval: "...)
+			b = append(b, hc.Interval.String()...)
+		}
+		if hc.Timeout > 0 {
+			b = append(b, "\n    timeout: "...)
+			b = append(b, hc.Timeout.String()...)
+		}
+		if hc.Failures > 0 {
+			b = append(b, "\n    failures: "...)
+			b = strconv.AppendInt(b, int64(hc.Failures), 10)
+		}
 	}
 	if s.Timeouts != nil && (s.Timeouts.Client > 0 || s.Timeouts.Server > 0) {
 		b = append(b, "\n  timeouts:"...)

@@ -205,6 +205,12 @@ func intern(b []byte) string {
 		return "healthCheck"
 	case "path":
 		return "path"
+	case "interval":
+		return "interval"
+	case "timeout":
+		return "timeout"
+	case "failures":
+		return "failures"
 	case "timeouts":
 		return "timeouts"
 	case "client":
@@ -426,7 +432,38 @@ func (p *canonParser) service() (Service, bool) {
 			if !ok || k != "path" || !ok2 {
 				return s, false
 			}
-			s.HealthCheck = &HealthCheck{Path: path}
+			hc := &HealthCheck{Path: path}
+			// The optional fields, each at most once; their ranges are
+			// checked by Split, which sends a bad value to the YAML path.
+			for {
+				p.next()
+				k, v, ok := p.field("    ")
+				if !ok {
+					break
+				}
+				switch {
+				case (k == "interval" && hc.Interval == 0) || (k == "timeout" && hc.Timeout == 0):
+					d, err := time.ParseDuration(string(v))
+					if err != nil || d <= 0 {
+						return s, false
+					}
+					if k == "interval" {
+						hc.Interval = d
+					} else {
+						hc.Timeout = d
+					}
+				case k == "failures" && hc.Failures == 0:
+					n, ok := integer(v)
+					if !ok || n < 1 {
+						return s, false
+					}
+					hc.Failures = n
+				default:
+					return s, false
+				}
+			}
+			s.HealthCheck = hc
+			continue // already on the next line
 		case "timeouts":
 			if len(val) != 0 {
 				return s, false

@@ -17,6 +17,14 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nservices:\n- {name: a, port: 1, servers: [{ip: 1.2.3.4, port: 5, weight: 0}]}\n"))
 	f.Add([]byte("version: 1\nservices: &x [*x]\n"))
 	f.Add([]byte("\xff\xfe"))
+	// Health-check fields: canonical, out of order, repeated, out of range,
+	// and spellings only one of the parsers might take.
+	f.Add([]byte("version: 1\nservices:\n- name: a\n  port: 1\n  protocol: tcp\n  mode: http\n  healthCheck:\n    path: /\n    interval: 20s\n    timeout: 10s\n    failures: 3\n  servers: []\n"))
+	f.Add([]byte("version: 1\nservices:\n- name: a\n  port: 1\n  mode: http\n  healthCheck:\n    failures: 3\n    path: /x\n    interval: 1m0s\n"))
+	f.Add([]byte("version: 1\nservices:\n- name: a\n  port: 1\n  healthCheck:\n    path: /\n    interval: 20s\n    interval: 30s\n"))
+	f.Add([]byte("version: 1\nservices:\n- name: a\n  port: 1\n  healthCheck:\n    path: /\n    failures: 0\n    timeout: 25h\n"))
+	f.Add([]byte("version: 1\nservices:\n- name: a\n  port: 1\n  healthCheck:\n    path: /\n    failures: 03\n    interval: \"20s\"\n"))
+	f.Add([]byte("version: 1\nservices:\n- name: a\n  port: 1\n  healthCheck:\n    path: /\n    failures: 1001\n"))
 	canonical := sample()
 	canonical.Normalize()
 	f.Add(canonical.Encode())

@@ -70,9 +70,14 @@ type Service struct {
 	Line int
 }
 
-// HealthCheck is the layer 7 check used when Mode is http.
+// HealthCheck is the layer 7 check used when Mode is http. Interval,
+// Timeout and Failures are optional (zero: the proxy's default); sync takes
+// them from the app's Marathon health check.
 type HealthCheck struct {
-	Path string
+	Path     string
+	Interval time.Duration // between checks of one server
+	Timeout  time.Duration // for one check's answer
+	Failures int           // consecutive failed checks before a server is down; 1..MaxFailures
 }
 
 // Timeouts override the proxies' defaults; a zero value keeps the default.

@@ -276,3 +276,60 @@ func TestParseLargeFileInHalves(t *testing.T) {
 		}
 	}
 }
+
+// The optional health-check fields: written only when set, in a fixed
+// order, read back equal by both parsers, and a file without them (any
+// file written before they existed) reads as it always did.
+func TestHealthCheckFields(t *testing.T) {
+	f := File{Version: 1, Services: []Service{
+		{Name: "a", Port: 1, Protocol: TCP, Mode: ModeHTTP, HealthCheck: &HealthCheck{Path: "/h", Interval: 20 * time.Second, Timeout: 1500 * time.Millisecond, Failures: 3}},
+		{Name: "b", Port: 2, Protocol: TCP, Mode: ModeHTTP, HealthCheck: &HealthCheck{Path: "/h", Failures: 1000}},
+		{Name: "c", Port: 3, Protocol: TCP, Mode: ModeHTTP, HealthCheck: &HealthCheck{Path: "/", Interval: 24 * time.Hour}},
+		{Name: "d", Port: 4, Protocol: TCP, Mode: ModeHTTP, HealthCheck: &HealthCheck{Path: "/only"}},
+	}}
+	f.Normalize()
+	enc := f.Encode()
+	for _, want := range []string{
+		"  healthCheck:\n    path: /h\n    interval: 20s\n    timeout: 1.5s\n    failures: 3\n  servers: []\n",
+		"  healthCheck:\n    path: /h\n    failures: 1000\n  servers: []\n",
+		"  healthCheck:\n    path: /\n    interval: 24h0m0s\n  servers: []\n",
+		"  healthCheck:\n    path: /only\n  servers: []\n",
+	} {
+		if !strings.Contains(string(enc), want) {
+			t.Errorf("encoding lacks %q:\n%s", want, enc)
+		}
+	}
+	fast, ok := parseCanonical(enc)
+	if !ok {
+		t.Fatalf("the fast path gave up on Encode's own output:\n%s", enc)
+	}
+	slow, err := parseYAML(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*Decoded{fast, slow} {
+		if len(d.Rejected) > 0 || len(d.File.Services) != len(f.Services) {
+			t.Fatalf("decoded %d services, %d rejected: %+v", len(d.File.Services), len(d.Rejected), d.Rejected)
+		}
+		for i := range f.Services {
+			if got, want := d.File.Services[i], f.Services[i]; !got.Equal(&want) {
+				t.Errorf("service %d decoded as %+v, want %+v", i, *got.HealthCheck, *want.HealthCheck)
+			}
+		}
+	}
+
+	// Any order, as a hand-written file may have them: the YAML path reads
+	// the same values (the fast path may decline, never disagree).
+	hand := "version: 1\nservices:\n- name: a\n  port: 1\n  mode: http\n  healthCheck:\n    failures: 3\n    timeout: 1500ms\n    path: /h\n    interval: 20s\n"
+	d, err := Parse([]byte(hand))
+	if err != nil || len(d.File.Services) != 1 {
+		t.Fatalf("hand-written order: %v %+v", err, d)
+	}
+	want := *f.Services[0].HealthCheck
+	if got := *d.File.Services[0].HealthCheck; got != want {
+		t.Errorf("hand-written order read as %+v, want %+v", got, want)
+	}
+	if fd, ok := parseCanonical([]byte(hand)); ok && *fd.File.Services[0].HealthCheck != want {
+		t.Errorf("fast path read %+v, want %+v", *fd.File.Services[0].HealthCheck, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxNameLen is the longest service name or host accepted (a DNS name's limit).
@@ -13,6 +14,15 @@ const MaxNameLen = 253
 
 // MaxPathLen bounds a health-check path.
 const MaxPathLen = 1024
+
+// MaxCheckDuration bounds healthCheck.interval and .timeout: a day, far
+// below the 2,147,483,647 ms HAProxy's timers hold; longer is a typo, not
+// an intent.
+const MaxCheckDuration = 24 * time.Hour
+
+// MaxFailures bounds healthCheck.failures: a server marked down only after
+// more than a thousand failed checks is never marked down in practice.
+const MaxFailures = 1000
 
 // Problem is one thing wrong with one field of one service.
 type Problem struct {
@@ -56,24 +66,73 @@ type Rejected struct {
 	Problems []Problem
 }
 
+// MaxLabelLen is the longest DNS label: one dot-separated part of a name.
+const MaxLabelLen = 63
+
 // ValidName reports whether s may be used as a service name or server host:
-// lowercase [a-z0-9._-], starting with a letter or digit, at most 253 bytes.
-// Nothing else may reach a proxy config, so a newline, space, ';', '{' or
-// quote can never get through.
+// lowercase [a-z0-9._-], starting with a letter or digit, and a DNS name by
+// the label rules: no empty label (so no leading, trailing or doubled dot),
+// at most 63 bytes a label and 253 in all. A name becomes a virtual host
+// (<name>.<domain>) that nginx must accept, and nothing else may reach a
+// proxy config, so a newline, space, ';', '{' or quote can never get
+// through.
 func ValidName(s string) bool {
 	if s == "" || len(s) > MaxNameLen {
 		return false
 	}
+	label := 0 // length of the current label
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '.' || c == '_' || c == '-') && i > 0:
+		case (c == '_' || c == '-') && i > 0:
+		case c == '.' && label > 0:
+			label = 0
+			continue
 		default:
 			return false
 		}
+		if label++; label > MaxLabelLen {
+			return false
+		}
 	}
-	return true
+	return label > 0
+}
+
+// ASCIILower lower-cases the ASCII letters of s and nothing else. Every id,
+// host and name proxymatic lowers goes through it: strings.ToLower is
+// Unicode, and would turn a Kelvin sign (U+212A) into 'k' and so make a
+// name that was never given pass as valid.
+func ASCIILower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// ASCIIUpper is ASCIILower's counterpart (strings.ToUpper turns a long s,
+// U+017F, into 'S').
+func ASCIIUpper(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'a' && c <= 'z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'a' && b[j] <= 'z' {
+					b[j] -= 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // ValidPath reports whether p may be used as an HTTP health-check path: it
@@ -111,7 +170,7 @@ func (s *Service) check(i int, out []Problem) []Problem {
 		out = append(out, Problem{Service: label(s, i), Line: s.Line, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if !ValidName(s.Name) {
-		add("name", "%q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit, at most %d characters", clip(s.Name), MaxNameLen)
+		add("name", "%q is not a valid name: want lowercase [a-z0-9._-], starting with a letter or digit, dot-separated labels of 1 to %d characters, at most %d in all", clip(s.Name), MaxLabelLen, MaxNameLen)
 	}
 	if s.Port < 1 || s.Port > 65535 {
 		add("port", "%d is out of range 1..65535", s.Port)
@@ -135,8 +194,20 @@ func (s *Service) check(i int, out []Problem) []Problem {
 	default:
 		add("source", "%q is not marathon or registrator", clip(string(s.Source)))
 	}
-	if s.HealthCheck != nil && !ValidPath(s.HealthCheck.Path) {
-		add("healthCheck.path", "%q is not a valid path: want '/' then URL characters, no spaces, quotes, ';' or '#'", clip(s.HealthCheck.Path))
+	if hc := s.HealthCheck; hc != nil {
+		if !ValidPath(hc.Path) {
+			add("healthCheck.path", "%q is not a valid path: want '/' then URL characters, no spaces, quotes, ';' or '#'", clip(hc.Path))
+		}
+		// Zero is "absent" in memory; a written 0 is refused by the decoder.
+		if hc.Interval < 0 || hc.Interval > MaxCheckDuration {
+			add("healthCheck.interval", "%s is out of range: want a positive duration up to %s", hc.Interval, MaxCheckDuration)
+		}
+		if hc.Timeout < 0 || hc.Timeout > MaxCheckDuration {
+			add("healthCheck.timeout", "%s is out of range: want a positive duration up to %s", hc.Timeout, MaxCheckDuration)
+		}
+		if hc.Failures < 0 || hc.Failures > MaxFailures {
+			add("healthCheck.failures", "%d is out of range 1..%d", hc.Failures, MaxFailures)
+		}
 	}
 	if s.Timeouts != nil {
 		if s.Timeouts.Client < 0 {
@@ -154,10 +225,12 @@ func (s *Service) check(i int, out []Problem) []Problem {
 	for j, srv := range s.Servers {
 		f := func(name string) string { return fmt.Sprintf("servers[%d].%s", j, name) }
 		if srv.Host != "" && !ValidName(srv.Host) {
-			add(f("host"), "%q is not a valid host: want lowercase [a-z0-9._-], starting with a letter or digit", clip(srv.Host))
+			add(f("host"), "%q is not a valid host: want lowercase [a-z0-9._-], starting with a letter or digit, dot-separated labels of 1 to %d characters", clip(srv.Host), MaxLabelLen)
 		}
 		if !srv.IP.IsValid() || srv.IP.Zone() != "" {
 			add(f("ip"), "want an IPv4 or IPv6 address without zone")
+		} else if why := NeverService(srv.IP); why != "" {
+			add(f("ip"), "%s is %s", srv.IP, why)
 		}
 		if srv.Port < 1 || srv.Port > 65535 {
 			add(f("port"), "%d is out of range 1..65535", srv.Port)
@@ -174,6 +247,7 @@ func (s *Service) check(i int, out []Problem) []Problem {
 		}
 		seen[k] = true
 	}
+	s.checkLimits(add)
 	return out
 }
 

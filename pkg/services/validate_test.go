@@ -42,6 +42,15 @@ func TestValidationRules(t *testing.T) {
 		{"health path space", doc("name: a", "port: 1", "healthCheck:\n    path: \"/a b\""), "healthCheck.path"},
 		{"health path hash", doc("name: a", "port: 1", "healthCheck:\n    path: \"/a#b\""), "healthCheck.path"},
 		{"health path missing", doc("name: a", "port: 1", "healthCheck: {}"), "healthCheck.path"},
+		{"check interval not a duration", doc("name: a", "port: 1", "healthCheck:\n    path: /\n    interval: 20"), "healthCheck.interval"},
+		{"check interval zero", doc("name: a", "port: 1", "healthCheck:\n    path: /\n    interval: 0s"), "healthCheck.interval"},
+		{"check interval too long", doc("name: a", "port: 1", "healthCheck:\n    path: /\n    interval: 24h0m1s"), "healthCheck.interval"},
+		{"check timeout negative", doc("name: a", "port: 1", "healthCheck:\n    path: /\n    timeout: -1s"), "healthCheck.timeout"},
+		{"check timeout too long", doc("name: a", "port: 1", "healthCheck:\n    path: /\n    timeout: 596h"), "healthCheck.timeout"},
+		{"check failures zero", doc("name: a", "port: 1", "healthCheck:\n    path: /\n    failures: 0"), "healthCheck.failures"},
+		{"check failures too many", doc("name: a", "port: 1", "healthCheck:\n    path: /\n    failures: 1001"), "healthCheck.failures"},
+		{"check failures not a number", doc("name: a", "port: 1", "healthCheck:\n    path: /\n    failures: three"), "healthCheck.failures"},
+		{"check fields without path", doc("name: a", "port: 1", "healthCheck:\n    failures: 3"), "healthCheck.path"},
 		{"timeout not a duration", doc("name: a", "port: 1", "timeouts:\n    client: 30"), "timeouts.client"},
 		{"timeout negative", doc("name: a", "port: 1", "timeouts:\n    server: -1s"), "timeouts.server"},
 		{"server ip", doc("name: a", "port: 1", "servers:\n  - ip: 10.0.0.300\n    port: 80"), "servers[0].ip"},
@@ -217,8 +226,13 @@ func TestValidName(t *testing.T) {
 	for s, want := range map[string]bool{
 		"a": true, "0": true, "a.b-c_d": true, "service.system.product": true,
 		"": false, "-a": false, "_a": false, "A": false, "a b": false, "a\n": false, "a;": false,
-		"a{": false, "a\"": false, "a'": false, "é": false, "a\x00": false, strings.Repeat("a", 253): true,
-		strings.Repeat("a", 254): false,
+		"a{": false, "a\"": false, "a'": false, "é": false, "a\x00": false,
+		// DNS label rules: no empty label, 63 bytes a label, 253 in all.
+		"api.": false, ".api": false, "a..b": false, "evil.....web.product": false, ".": false,
+		strings.Repeat("a", 63) + ".b": true, strings.Repeat("a", 64) + ".b": false, "b." + strings.Repeat("a", 64): false,
+		strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("a", 61): true,  // 253
+		strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("a", 62): false, // 254
+		"a.-b": true, "a._b": true, "\u212a": false,
 	} {
 		if got := ValidName(s); got != want {
 			t.Errorf("ValidName(%q) = %v", s, got)
@@ -247,5 +261,67 @@ func TestSafeFilePath(t *testing.T) {
 		if got := SafeFilePath(p); got != want {
 			t.Errorf("SafeFilePath(%q) = %v", p, got)
 		}
+	}
+}
+
+func TestASCIILower(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                "",
+		"Web.Shop":        "web.shop",
+		"already":         "already",
+		"\u212aelvin":     "\u212aelvin", // a Kelvin sign stays what it is, and ValidName refuses it
+		"\u0130stanbul":   "\u0130stanbul",
+		"MIXED-\u212a-Ab": "mixed-\u212a-ab",
+	} {
+		if got := ASCIILower(in); got != want {
+			t.Errorf("ASCIILower(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if ValidName(ASCIILower("\u212a8s")) {
+		t.Error("a Kelvin sign lowered into a valid name")
+	}
+	if got := ASCIIUpper("http\u017f"); got != "HTTP\u017f" {
+		t.Errorf("ASCIIUpper turned a long s into %q", got)
+	}
+}
+
+func TestNeverService(t *testing.T) {
+	defer AllowLinkLocal(false)
+	for _, c := range []struct {
+		ip        string
+		refused   bool
+		linkLocal bool
+	}{
+		{"0.0.0.0", true, false}, {"0.1.2.3", true, false}, {"::", true, false},
+		{"255.255.255.255", true, false}, {"224.0.0.1", true, false}, {"239.255.255.250", true, false},
+		{"ff02::1", true, false}, {"::ffff:224.0.0.1", true, false},
+		{"169.254.169.254", true, true}, {"fe80::1", true, true},
+		{"10.0.0.1", false, false}, {"127.0.0.1", false, false}, {"::1", false, false}, {"2001:db8::1", false, false},
+		{"1.0.0.0", false, false}, {"255.255.255.254", false, false},
+	} {
+		ip := netip.MustParseAddr(c.ip)
+		AllowLinkLocal(false)
+		if got := NeverService(ip) != ""; got != c.refused {
+			t.Errorf("NeverService(%s) refused = %v, want %v", c.ip, got, c.refused)
+		}
+		AllowLinkLocal(true)
+		if got := NeverService(ip) != ""; got != (c.refused && !c.linkLocal) {
+			t.Errorf("with link-local allowed, NeverService(%s) refused = %v", c.ip, got)
+		}
+	}
+}
+
+func TestNeverServiceAddressRejected(t *testing.T) {
+	doc := "version: 1\nservices:\n- name: meta\n  port: 80\n  servers:\n  - ip: 169.254.169.254\n    port: 80\n" +
+		"- name: ok\n  port: 81\n  servers:\n  - ip: 10.0.0.1\n    port: 80\n"
+	d, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.File.Services) != 1 || d.File.Services[0].Name != "ok" || len(d.Rejected) != 1 {
+		t.Fatalf("valid %v, rejected %v", d.File.Services, d.Rejected)
+	}
+	if msg := Problems(d.Rejected[0].Problems).Error(); !strings.Contains(msg, "servers[0].ip") || !strings.Contains(msg, "link-local") {
+		t.Errorf("problem %q does not name the field and the reason", msg)
 	}
 }

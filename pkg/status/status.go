@@ -1,8 +1,16 @@
 // Package status serves the health and metrics endpoint both binaries expose:
 // GET /status answers 200 OK when the process is serving, 503 INITIALIZING
 // before its first good state and 503 TERMINATING once it is shutting down
-// (so an upstream load balancer drains the instance first); GET /metrics is
+// (so an upstream load balancer drains the instance first) — the one word,
+// or with "Accept: application/json" a JSON document that also names each
+// discovery source and whether it has been read (see Source); GET /metrics is
 // Prometheus text. Every other path is 404: the endpoint serves nothing else.
+//
+// An instance that serves, but not everything as it should (a proxy still
+// running a config older than the services file), answers 200 DEGRADED
+// with its reasons: it stays in rotation, and says why it is not OK. With
+// Accept: application/json (or ?format=json) the answer is JSON:
+// {"status":"DEGRADED","reasons":["nginx: ..."],"sources":[...]}.
 package status
 
 import (
@@ -12,6 +20,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +37,9 @@ const (
 	Initializing State = iota
 	OK
 	Terminating
+	// Degraded is never Set: it is what /status reports for OK while
+	// some reason is recorded with Degrade.
+	Degraded
 )
 
 func (s State) String() string {
@@ -34,6 +48,8 @@ func (s State) String() string {
 		return "OK"
 	case Terminating:
 		return "TERMINATING"
+	case Degraded:
+		return "DEGRADED"
 	default:
 		return "INITIALIZING"
 	}
@@ -42,8 +58,12 @@ func (s State) String() string {
 // Server is the status endpoint. Its zero value is not usable: use New.
 type Server struct {
 	state    atomic.Int32
+	sources  atomic.Pointer[[]Source]
 	mux      *http.ServeMux
 	gatherer prometheus.Gatherer
+
+	mu       sync.Mutex
+	degraded map[string]string // key (a proxy, "services file") -> reason
 }
 
 // New returns a server reporting Initializing, exposing metrics from g
@@ -79,14 +99,71 @@ func (s *Server) State() State { return State(s.state.Load()) }
 // page); it must be called before Serve.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
-	st := s.State()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if st != OK {
-		w.WriteHeader(http.StatusServiceUnavailable)
+// Degrade records (or, with an empty reason, clears) why key is not as the
+// services file says: /status then answers 200 DEGRADED with every
+// reason, as long as the state is OK.
+func (s *Server) Degrade(key, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if reason == "" {
+		delete(s.degraded, key)
+		return
 	}
+	if s.degraded == nil {
+		s.degraded = map[string]string{}
+	}
+	s.degraded[key] = clip(reason)
+}
+
+// Report is what /status says: the state, DEGRADED for OK with reasons,
+// and the reasons ("key: reason", sorted).
+func (s *Server) Report() (State, []string) {
+	st := s.State()
+	s.mu.Lock()
+	reasons := make([]string, 0, len(s.degraded))
+	for k, r := range s.degraded {
+		reasons = append(reasons, k+": "+r)
+	}
+	s.mu.Unlock()
+	slices.Sort(reasons)
+	if st == OK && len(reasons) > 0 {
+		st = Degraded
+	}
+	return st, reasons
+}
+
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	st, reasons := s.Report()
+	w.Header().Set("Cache-Control", "no-store")
+	code := http.StatusOK
+	if st != OK && st != Degraded {
+		code = http.StatusServiceUnavailable
+	}
+	src := s.Sources()
+	if r.URL.Query().Get("format") == "json" || wantsJSON(r) {
+		writeJSON(w, st, code, reasons, src)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if names := notRead(src); names != "" {
+		w.Header().Set(NotReadHeader, names)
+	}
+	w.WriteHeader(code)
 	fmt.Fprintln(w, st)
+	if st == Degraded {
+		for _, r := range reasons {
+			fmt.Fprintln(w, r)
+		}
+	}
+}
+
+// clip bounds one reason: a proxy's message can be long.
+func clip(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 400 {
+		return s[:400] + "..."
+	}
+	return s
 }
 
 // Handler returns the endpoint's handler (for tests and embedding).

@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -34,7 +33,7 @@ type Spec struct {
 	Path       string   // the binary
 	Args       []string // without argv[0]
 	Dir        string
-	PidFile    string         // when set, written with the child's pid after each start
+	PidFile    string         // when set, written with the child's pid and start time after each start (WritePidFile)
 	StopSignal syscall.Signal // graceful stop; SIGTERM when zero
 	// DeathSignal reaches the child when the agent dies without stopping it;
 	// SIGTERM when zero (a master that is killed outright can leave its
@@ -186,24 +185,39 @@ func (p *Process) startOnce() (*exec.Cmd, error) {
 	cmd.Dir = p.spec.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: p.spec.DeathSignal,
 		Credential: p.spec.Credential, AmbientCaps: p.spec.AmbientCaps}
-	cmd.Stdout = &lineLogger{log: p.log, level: p.spec.LogLevel}
-	cmd.Stderr = &lineLogger{log: p.log, level: p.spec.LogLevel}
-	// A worker that inherited our pipes may outlive its master (a soft-
-	// stopping HAProxy worker draining connections); do not wait for it.
-	cmd.WaitDelay = time.Second
+	// The output goes through a pipe of our own, not one exec.Cmd copies
+	// from: Wait then returns as soon as the child exits. With exec's
+	// pipes Wait also waited for every process that inherited them — the
+	// workers a killed nginx master leaves behind, a soft-stopping HAProxy
+	// worker — up to WaitDelay, which delayed every crash-restart by that
+	// second. The copy ends when the last writer is gone.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: output pipe: %w", p.spec.Path, err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopping {
+		r.Close()
+		w.Close()
 		return nil, errors.New("stopping")
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	w.Close() // the child has its own copy
+	if err != nil {
+		r.Close()
 		return nil, fmt.Errorf("start %s: %w", p.spec.Path, err)
 	}
+	go func() {
+		defer r.Close()
+		_, _ = io.Copy(&lineLogger{log: p.log, level: p.spec.LogLevel}, r)
+	}()
 	p.cmd = cmd
 	running.WithLabelValues(p.spec.Name).Set(1)
 	pid := cmd.Process.Pid
 	if p.spec.PidFile != "" {
-		if err := writePidFile(p.spec.PidFile, pid); err != nil {
+		if err := WritePidFile(p.spec.PidFile, pid); err != nil {
 			p.log.Warn("pid file", "err", err)
 		}
 	}
@@ -351,17 +365,6 @@ func describeExit(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-func writePidFile(path string, pid int) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write pid file %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write pid file %s: %w", path, err)
-	}
-	return nil
 }
 
 // lineLogger turns a child's output into one log record per line.

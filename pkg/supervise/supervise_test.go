@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,15 +10,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
 )
 
 func sleepBin(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary")
-	}
-	return p
+	return testbin.Require(t, "sleep")
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -50,8 +49,9 @@ func TestRestartAfterKillAndStop(t *testing.T) {
 		t.Fatal("no pid after Start")
 	}
 	data, err := os.ReadFile(pidFile)
-	if err != nil || string(data) != strconv.Itoa(first)+"\n" {
-		t.Fatalf("pid file = %q, %v; want %d", data, err, first)
+	start, serr := startTime(first)
+	if err != nil || serr != nil || string(data) != strconv.Itoa(first)+" "+strconv.FormatUint(start, 10)+"\n" {
+		t.Fatalf("pid file = %q, %v; want %d and its start time %d (%v)", data, err, first, start, serr)
 	}
 	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -82,10 +82,7 @@ func TestRestartAfterKillAndStop(t *testing.T) {
 }
 
 func TestStopKillsAChildIgnoringTheStopSignal(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testbin.Require(t, "sh")
 	p := New(Spec{Name: "stubborn", Path: sh, Args: []string{"-c", "trap '' TERM; sleep 60 & wait"}}, DefaultBackoff, nil)
 	if err := p.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -109,43 +106,109 @@ func TestStartFailsForMissingBinary(t *testing.T) {
 	}
 }
 
-func TestStopStale(t *testing.T) {
-	bin := sleepBin(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "60")
+// stale starts a shell whose command line names config, as a proxy's names
+// its config file, and returns its pid and a channel closed when it exits.
+func stale(t *testing.T, config string) (int, string, <-chan struct{}) {
+	t.Helper()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	cmd := exec.Command(sh, "-c", "sleep 60; :", config)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	pidFile := filepath.Join(dir, "x.pid")
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	return cmd.Process.Pid, sh, exited
+}
 
-	// A pid file naming another binary is not ours to stop.
-	if err := StopStale(t.Context(), pidFile, "/usr/sbin/haproxy", nil); err != nil {
-		t.Fatal(err)
-	}
+func stillRuns(t *testing.T, exited <-chan struct{}, what string) {
+	t.Helper()
 	select {
 	case <-exited:
-		t.Fatal("StopStale stopped a process running another binary")
+		t.Fatal(what)
 	case <-time.After(50 * time.Millisecond):
 	}
+}
 
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+func TestStopStale(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "haproxy.cfg")
+	pidFile := filepath.Join(dir, "x.pid")
+	pid, sh, exited := stale(t, config)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	if err := StopStale(ctx, pidFile, bin, nil); err != nil {
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(pidFile, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start, err := startTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := fmt.Sprintf("%d %d\n", pid, start)
+
+	// Each of these is not ours to stop: it is left alone, the file removed.
+	for name, c := range map[string]struct{ data, binary, config string }{
+		"another binary":               {record, "/usr/sbin/haproxy", config},
+		"a pid reused (another start)": {fmt.Sprintf("%d %d\n", pid, start+1), sh, config},
+		"another run dir's config":     {record, sh, filepath.Join(t.TempDir(), "haproxy.cfg")},
+		"no start time (old format)":   {fmt.Sprintf("%d\n", pid), sh, config},
+	} {
+		write(c.data)
+		if err := StopStale(ctx, pidFile, c.binary, c.config, nil); err != nil {
+			t.Fatal(err)
+		}
+		stillRuns(t, exited, "StopStale stopped a process that is not ours: "+name)
+		if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+			t.Errorf("%s: pid file left: %v", name, err)
+		}
+	}
+
+	// The record WritePidFile wrote, for a process naming this config.
+	if err := WritePidFile(pidFile, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := StopStale(ctx, pidFile, sh, config, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-exited:
 	case <-time.After(5 * time.Second):
 		t.Fatal("stale process still running")
+	}
+}
+
+// A link planted at the pid file's temporary or final name is never
+// written through.
+func TestWritePidFileNeverFollowsALink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("keep\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(dir, "1-udp.pid")
+	for _, name := range []string{pidFile + ".tmp", pidFile} {
+		if err := os.Symlink(target, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WritePidFile(pidFile, os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "keep\n" {
+		t.Errorf("link target written: %q", got)
+	}
+	if st, _ := os.Stat(target); st.Mode().Perm() != 0o600 {
+		t.Errorf("link target chmod'ed: %v", st.Mode())
+	}
+	if st, _ := os.Lstat(pidFile); !st.Mode().IsRegular() {
+		t.Errorf("pid file is %v, want a regular file", st.Mode())
 	}
 }
 
@@ -176,8 +239,9 @@ func TestChildDiesWithAgent(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		pid, err = strconv.Atoi(string(data[:len(data)-1]))
-		return err == nil
+		rec, ok := parsePidFile(data)
+		pid = rec.pid
+		return ok
 	})
 	if err := helper.Process.Kill(); err != nil {
 		t.Fatal(err)

@@ -5,10 +5,12 @@
 // the file is written through a Sink (atomicfile in production).
 //
 // The rules it keeps: a source's failure never removes what it last read
-// (an outage cannot empty or shrink the file); nothing is written until
-// every source has had one good read; per (port, protocol) the earlier
-// source wins (Marathon over registrator); invalid services are dropped
-// before anything is encoded. See README.md for the decisions behind them.
+// (an outage cannot empty or shrink the file); a source down at start-up
+// keeps its services of the previous file, or, without one, is waited for
+// InitialWait before the others are published without it; per (port,
+// protocol) the earlier source with servers wins (Marathon over
+// registrator); invalid and net=host services are dropped before anything
+// is encoded. See README.md for the decisions behind them.
 package syncer
 
 import (
@@ -21,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
 )
@@ -50,6 +53,12 @@ type StatusSetter interface {
 	Set(status.State)
 }
 
+// SourceReporter is told which sources have been read; a StatusSetter
+// that also implements it (*status.Server) names them on /status.
+type SourceReporter interface {
+	SetSources([]status.Source)
+}
+
 // Daemon merges its sources into one file. Set the fields, then call Run or
 // Once; a Daemon is used once.
 type Daemon struct {
@@ -67,6 +76,21 @@ type Daemon struct {
 	// Previous is what the file held at start-up; changes are logged
 	// relative to it, so a restart does not log every service as Added.
 	Previous []services.Service
+	// PreviousFound says a previous file was read (Previous may still be
+	// empty). Run then takes each source's services in it (by their
+	// source field) as that source's last good state until its first good
+	// read, and publishes as soon as any source has answered.
+	PreviousFound bool
+	// InitialWait is how long Run waits, without a previous file, for
+	// every source's first good read; then it publishes the sources that
+	// have answered and adds the others when they answer. 0 publishes at
+	// the first answer.
+	InitialWait time.Duration
+
+	// Explain, when set, receives why a service is not served as a source
+	// gave it (keys "sync <port>/<protocol>"; reasons explain.NetHost,
+	// explain.EmptyService, explain.PortTaken).
+	Explain *explain.Book
 
 	// WaitWarning is how often start-up logs the sources it still waits
 	// for (default one minute).
@@ -77,9 +101,17 @@ type Daemon struct {
 	// (default DefaultStopTimeout).
 	StopTimeout time.Duration
 
+	// Refresh, when set, makes Run read every source once more whenever a
+	// value arrives (SIGHUP): each source's Fetch runs beside its Watch and
+	// its result is merged like any update. Asked for while one runs, one
+	// more follows it (the running one may have read a source already).
+	Refresh <-chan struct{}
+
 	// onUpdate, when set by a test, runs after each batch of source
-	// updates has been handled.
-	onUpdate func()
+	// updates has been handled; onInitialWait after the initial wait
+	// ran out and was handled.
+	onUpdate      func()
+	onInitialWait func()
 
 	// image is what the file is meant to hold, kept service by service
 	// for the sources that publish changes (incremental.go).
@@ -89,6 +121,7 @@ type Daemon struct {
 func (d *Daemon) newMerger() *merger {
 	m := newMerger(d.Logger, d.names(), d.Previous)
 	m.exposeHost = d.ExposeHost
+	m.book = d.Explain
 	return m
 }
 
@@ -137,10 +170,18 @@ func (d *Daemon) Once(ctx context.Context) error {
 // Run follows every source until ctx is done, then reports Terminating and
 // waits (up to StopTimeout) for the sources to stop. It returns nil after a
 // clean stop, or the configuration error a source stopped with.
+//
+// The first write happens once every source has had a good read; or, with
+// a previous file, as soon as one has (the others keep their services of
+// that file); or, without one, once InitialWait has passed and one has.
+// A source read after that is added when it answers.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := d.newMerger()
+	if d.PreviousFound {
+		m.seed(d.Previous)
+	}
 	box := newMailbox()
 	// Buffered for every source, so a failing source never blocks on a
 	// daemon that is already shutting down.
@@ -171,8 +212,54 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	waitTicker := time.NewTicker(wait)
 	defer waitTicker.Stop()
-	ready := false
+	waitOver := d.InitialWait <= 0
+	var initialWait <-chan time.Time
+	if !waitOver {
+		t := time.NewTimer(d.InitialWait)
+		defer t.Stop()
+		initialWait = t.C
+	}
+	d.reportSources(m)
+	ready := false // a first write succeeded
+	// publish writes when the rules above allow it, and reports the first
+	// write that succeeds. After the first, a batch of changes only (keys)
+	// is written key by key.
+	publish := func(full bool, keys []services.Key) {
+		if !m.complete() && !(m.anyRead() && (waitOver || d.PreviousFound)) {
+			return
+		}
+		var err error
+		if full || !ready {
+			err = d.publish(m)
+		} else {
+			slices.SortFunc(keys, services.Key.Compare)
+			err = d.publishKeys(m, slices.Compact(keys))
+		}
+		if err != nil || ready {
+			return
+		}
+		ready = true
+		if waiting := m.waiting(); len(waiting) == 0 {
+			d.Logger.Info("every source read; services.yaml published", "sources", strings.Join(d.names(), ","))
+		} else if d.PreviousFound {
+			d.Logger.Warn("services.yaml published; the sources not yet read keep their services of the previous file until they answer",
+				"not_read", strings.Join(waiting, ","))
+		} else {
+			d.Logger.Warn("services.yaml published without the sources not yet read; each is added when it answers",
+				"not_read", strings.Join(waiting, ","), "initial_wait", d.InitialWait)
+		}
+		if d.Status != nil {
+			d.Status.Set(status.OK)
+		}
+	}
 	var runErr error
+	var refreshing sync.WaitGroup
+	refreshDone := make(chan struct{}, 1)
+	busy, pending := false, false
+	refresh := func() {
+		d.refreshAll(ctx, box)
+		refreshDone <- struct{}{}
+	}
 loop:
 	for {
 		select {
@@ -180,39 +267,66 @@ loop:
 			break loop
 		case runErr = <-failed:
 			break loop
-		case <-waitTicker.C:
+		case <-d.Refresh:
+			if busy {
+				// It may have read a source already: one more follows.
+				pending = true
+				d.Logger.Info("refresh requested (SIGHUP) while one is running; another follows it")
+				continue
+			}
+			busy = true
+			d.Logger.Info("refresh requested (SIGHUP): reading every source now", "sources", strings.Join(d.names(), ","))
+			refreshing.Go(refresh)
+		case <-refreshDone:
+			busy = false
+			if pending {
+				pending, busy = false, true
+				refreshing.Go(refresh)
+			}
+		case <-initialWait:
+			waitOver = true
 			if !ready {
-				d.Logger.Warn("services.yaml not written yet: waiting for a first good read", "sources", strings.Join(m.waiting(), ","))
+				if m.anyRead() {
+					publish(true, nil)
+				} else {
+					d.Logger.Warn("initial wait over and no source read yet: nothing to publish", "initial_wait", d.InitialWait,
+						"sources", strings.Join(m.waiting(), ","))
+				}
+			}
+			if d.onInitialWait != nil {
+				d.onInitialWait()
+			}
+		case <-waitTicker.C:
+			if waiting := m.waiting(); len(waiting) == 0 {
+				waitTicker.Stop()
+			} else if !ready {
+				d.Logger.Warn("services.yaml not written yet: waiting for a first good read", "sources", strings.Join(waiting, ","))
+			} else {
+				d.Logger.Warn("still waiting for a first good read; services.yaml is published without these sources' current state", "sources", strings.Join(waiting, ","))
 			}
 		case <-box.ready:
-			full := false
+			newly, full := false, false
 			var keys []services.Key
 			for i, p := range box.take() {
-				switch {
-				case p.full:
-					m.set(i, p.state)
-					full = true
-				case m.ready[i]:
-					keys = append(keys, m.applyDelta(i, p.changed(), p.gone())...)
+				if !p.full {
+					if m.read[i] { // a change before a first state cannot come
+						keys = append(keys, m.applyDelta(i, p.changed(), p.gone())...)
+					}
+					continue
 				}
-			}
-			if m.complete() {
-				var err error
-				if full || !ready {
-					err = d.publish(m)
-				} else {
-					slices.SortFunc(keys, services.Key.Compare)
-					err = d.publishKeys(m, slices.Compact(keys))
-				}
-				if err == nil && !ready {
-					ready = true
-					waitTicker.Stop()
-					d.Logger.Info("every source read; services.yaml published", "sources", strings.Join(d.names(), ","))
-					if d.Status != nil {
-						d.Status.Set(status.OK)
+				if !m.read[i] {
+					newly = true
+					if ready {
+						d.Logger.Info("source read for the first time; its services are added", "source", d.Sources[i].Name())
 					}
 				}
+				m.set(i, p.state)
+				full = true
 			}
+			if newly {
+				d.reportSources(m)
+			}
+			publish(full, keys)
 			if d.onUpdate != nil {
 				d.onUpdate()
 			}
@@ -230,6 +344,7 @@ loop:
 	stopped := make(chan struct{})
 	go func() {
 		wg.Wait()
+		refreshing.Wait()
 		close(stopped)
 	}()
 	timer := time.NewTimer(stopTimeout)
@@ -242,7 +357,57 @@ loop:
 	return runErr
 }
 
-// publish writes the merged state of a complete merger. A failed write
+// reportSources tells the status endpoint (and the gauge) which sources
+// have been read.
+func (d *Daemon) reportSources(m *merger) {
+	src := make([]status.Source, len(d.Sources))
+	notRead := 0
+	for i := range d.Sources {
+		src[i] = status.Source{Name: m.names[i], State: status.SourceRead}
+		if !m.read[i] {
+			notRead++
+			src[i].State = status.SourceNotRead
+			src[i].PreviousFile = m.seeded[i]
+		}
+	}
+	sourcesNotRead.Set(float64(notRead))
+	if r, ok := d.Status.(SourceReporter); ok {
+		r.SetSources(src)
+	}
+}
+
+// refreshAll fetches every source at once and hands each good state to the
+// mailbox, as Watch would; a source that fails keeps its last state.
+func (d *Daemon) refreshAll(ctx context.Context, box *mailbox) {
+	timeout := d.FetchTimeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, src := range d.Sources {
+		if cs, ok := src.(ChangeSource); ok {
+			// It reads everything again itself and publishes what
+			// changed, keeping the changes it publishes in step.
+			cs.ReadAgain()
+			continue
+		}
+		wg.Go(func() {
+			svcs, err := src.Fetch(ctx)
+			if err != nil {
+				if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					d.Logger.Warn("refresh (SIGHUP) failed; the source keeps its last good state", "source", src.Name(), "err", err)
+				}
+				return
+			}
+			box.put(i, svcs)
+		})
+	}
+	wg.Wait()
+}
+
+// publish writes the merged state. A failed write
 // leaves the previous file (and the previous published state) in place; the
 // next update from any source, at the latest the next safety-net poll,
 // tries again.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -112,6 +112,7 @@ func newHarness(t *testing.T, sources ...Source) *harness {
 		Sink:        atomicfile.New(h.path, FileMode),
 		Logger:      slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		StopTimeout: 10 * time.Second,
+		InitialWait: time.Hour, // tests of the initial wait set their own
 		onUpdate:    func() { h.updated <- struct{}{} },
 	}
 	return h
@@ -199,7 +200,7 @@ func TestNothingWrittenUntilEverySourceRead(t *testing.T) {
 		t.Fatalf("status %s before every source was read, want INITIALIZING", st.State())
 	}
 
-	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.2:5432"))
+	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.2:31432"))
 	if got, want := names(h.decoded()), "db:5432/tcp:registrator web:10001/tcp:marathon"; got != want {
 		t.Errorf("services = %q, want %q", got, want)
 	}
@@ -253,14 +254,14 @@ func TestOutageKeepsLastGoodState(t *testing.T) {
 	h := newHarness(t, mar, reg)
 	h.start()
 	h.push(mar, svc("web", 10001, services.SourceMarathon, "10.0.0.1:31000", "10.0.0.2:31000"))
-	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432"))
+	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432"))
 	before, inode := h.file(), h.inode()
 	writes := value(fileWrites)
 
 	// Marathon is down from here on: it publishes nothing. Registrator's
 	// polls go on with the same state: the file is not touched.
 	for range 3 {
-		h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432"))
+		h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432"))
 	}
 	if after := h.file(); !bytes.Equal(before, after) {
 		t.Fatalf("file changed during marathon's outage:\n%s\nwas:\n%s", after, before)
@@ -273,7 +274,7 @@ func TestOutageKeepsLastGoodState(t *testing.T) {
 	}
 
 	// A registrator change during the outage: marathon's last state stays.
-	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432", "10.0.0.4:5432"))
+	h.push(reg, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432", "10.0.0.4:31432"))
 	f := h.decoded()
 	if got, want := names(f), "db:5432/tcp:registrator web:10001/tcp:marathon"; got != want {
 		t.Fatalf("services = %q, want %q", got, want)
@@ -438,7 +439,7 @@ func TestStatusTransitions(t *testing.T) {
 	if code, body := get(); code != 503 || body != "INITIALIZING" {
 		t.Errorf("before a read: %d %s, want 503 INITIALIZING", code, body)
 	}
-	h.push(src, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432"))
+	h.push(src, svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432"))
 	if code, body := get(); code != 200 || body != "OK" {
 		t.Errorf("after a read: %d %s, want 200 OK", code, body)
 	}
@@ -502,7 +503,7 @@ func fetchOf(svcs []services.Service, err error) func(context.Context) ([]servic
 func TestOnceWritesMergedState(t *testing.T) {
 	mar, reg := newFake("marathon"), newFake("registrator")
 	mar.fetch = fetchOf([]services.Service{svc("web", 10001, services.SourceMarathon, "10.0.0.1:31000")}, nil)
-	reg.fetch = fetchOf([]services.Service{svc("other", 10001, services.SourceRegistrator, "10.0.0.9:1"), svc("db", 5432, services.SourceRegistrator, "10.0.0.3:5432")}, nil)
+	reg.fetch = fetchOf([]services.Service{svc("other", 10001, services.SourceRegistrator, "10.0.0.9:1"), svc("db", 5432, services.SourceRegistrator, "10.0.0.3:31432")}, nil)
 	h := newHarness(t, mar, reg)
 	if err := h.d.Once(context.Background()); err != nil {
 		t.Fatal(err)
@@ -564,26 +565,6 @@ func value(c prometheus.Metric) float64 {
 	return m.Gauge.GetValue()
 }
 
-func TestNetHostServersLeftOutUnlessExposeHost(t *testing.T) {
-	for _, expose := range []bool{false, true} {
-		t.Run(fmt.Sprintf("expose=%v", expose), func(t *testing.T) {
-			src := newFake("registrator")
-			h := newHarness(t, src)
-			h.d.ExposeHost = expose
-			h.start()
-			h.push(src, svc("web", 8080, services.SourceRegistrator, "10.0.0.1:8080", "10.0.0.2:31000"))
-			f := h.decoded()
-			want := 1
-			if expose {
-				want = 2
-			}
-			if n := len(f.Services[0].Servers); n != want {
-				t.Errorf("%d servers, want %d:\n%s", n, want, h.file())
-			}
-		})
-	}
-}
-
 func TestLargeChangeLogsASummary(t *testing.T) {
 	var buf bytes.Buffer
 	m := &merger{logger: slog.New(slog.NewTextHandler(&buf, nil))}
@@ -629,4 +610,66 @@ func TestDiffWalksSortedLists(t *testing.T) {
 		t.Fatalf("diff = %q, want %q", got, want)
 	}
 	diff(next, next, func(c change, s, _ *services.Service) { t.Errorf("no change expected, got %s %s", c, s.Name) })
+}
+
+// A refresh (SIGHUP) reads every source with Fetch beside its Watch and
+// publishes what it read; one asked for while another runs follows it,
+// so a change made after the running one read its source is not lost. A
+// source whose refresh fails keeps its last state.
+func TestRefreshReadsEverySource(t *testing.T) {
+	m, r := newFake("marathon"), newFake("registrator")
+	var mu sync.Mutex
+	mState := []services.Service{svc("web", 1000, services.SourceMarathon, "10.0.0.1:80")}
+	gate, fetched := make(chan struct{}, 10), make(chan struct{}, 10)
+	// Fetch reads the state, then is held: a change made while it is held
+	// is only seen by a later refresh.
+	m.fetch = func(context.Context) ([]services.Service, error) {
+		mu.Lock()
+		read := slices.Clone(mState)
+		mu.Unlock()
+		fetched <- struct{}{}
+		<-gate
+		return read, nil
+	}
+	r.fetch = func(context.Context) ([]services.Service, error) { return nil, errors.New("etcd down") }
+	h := newHarness(t, m, r)
+	refresh := make(chan struct{}, 1)
+	h.d.Refresh = refresh
+	h.start()
+	h.push(m, svc("web", 1000, services.SourceMarathon, "10.0.0.1:80"))
+	h.push(r, svc("db", 2000, services.SourceRegistrator, "10.0.1.1:5432"))
+
+	refresh <- struct{}{}
+	waitLog := func(sub string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for h.logs.count(sub) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q (x%d) in:\n%s", sub, n, h.logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitLog("reading every source now", 1)
+	// Asked again while the first is held inside Fetch (it read the old
+	// state), then the state changes: only the refresh that follows sees it.
+	<-fetched
+	refresh <- struct{}{}
+	waitLog("another follows it", 1)
+	mu.Lock()
+	mState = []services.Service{svc("web", 1000, services.SourceMarathon, "10.0.0.2:80")}
+	mu.Unlock()
+	gate <- struct{}{}
+	gate <- struct{}{}
+	deadline := time.Now().Add(30 * time.Second)
+	for !bytes.Contains(h.file(), []byte("10.0.0.2")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refreshed state was not published:\n%s\n%s", h.file(), h.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !bytes.Contains(h.file(), []byte("10.0.1.1")) {
+		t.Errorf("a source whose refresh failed lost its state:\n%s", h.file())
+	}
+	waitLog("refresh (SIGHUP) failed; the source keeps its last good state", 1)
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -20,10 +23,14 @@ import (
 // write itself.
 
 // ChangeSource is a Source that can publish what changed instead of its
-// whole state (marathon.Source). The first publish is Full.
+// whole state (marathon.Source). The first publish is Full. ReadAgain
+// (SIGHUP) asks it to read everything again and publish what differs,
+// without blocking: a Fetch merged beside its changes would put the two out
+// of step.
 type ChangeSource interface {
 	Source
 	WatchChanges(ctx context.Context, publish func(services.Delta)) error
+	ReadAgain()
 }
 
 // BuffersSink is a Sink that takes the file in pieces (*atomicfile.Writer).
@@ -35,37 +42,64 @@ type BuffersSink interface {
 
 func byKey(s services.Service, k services.Key) int { return s.Key().Compare(k) }
 
+// scratch is a merger over the same sources for a few keys: the rules run
+// on it (accept, build) are the full merge's own; what they check as
+// already logged is m's, and what they remember is merged back into m by
+// the caller.
+func (m *merger) scratch() *merger {
+	n := len(m.names)
+	return &merger{
+		logger: m.logger, exposeHost: m.exposeHost, names: m.names,
+		states: make([][]services.Service, n), read: m.read, seeded: m.seeded,
+		collisions: m.collisions, rejections: slices.Clone(m.rejections),
+		netHost: make([][]netHostDrop, n), netLogged: slices.Clone(m.netLogged),
+		emptied: m.emptied, explained: map[string][]explain.Entry{},
+		rejectedKeys: make([]map[services.Key]bool, n), ownState: make([]bool, n),
+	}
+}
+
 // applyDelta puts a change of source i into its state and returns the keys
-// it touches. set is the source's (a private copy).
+// it touches. set is the source's (a private copy). The changed services go
+// through accept, as a whole state does: normalized, invalid ones dropped
+// and logged, net=host services dropped and logged.
 func (m *merger) applyDelta(i int, set []services.Service, removed []services.Key) []services.Key {
-	keys := make([]services.Key, 0, len(set)+len(removed))
+	in := make([]services.Key, len(set))
 	for j := range set {
-		keys = append(keys, set[j].Key())
+		in[j] = set[j].Key()
 	}
-	keys = append(keys, removed...)
-	valid, rejected := m.prepare(set)
-	if m.rejectedKeys[i] == nil {
-		m.rejectedKeys[i] = map[services.Key]bool{}
+	keys := slices.Concat(in, removed)
+	slices.SortFunc(keys, services.Key.Compare)
+	keys = slices.Compact(keys)
+	touched := make(map[services.Key]bool, len(keys))
+	for _, k := range keys {
+		touched[k] = true
 	}
+
+	sub := m.scratch()
+	sub.accept(i, set, false)
+	valid := sub.states[i]
+	// What this change logged stays logged.
 	if m.rejections[i] == nil {
 		m.rejections[i] = map[string]bool{}
 	}
-	for _, k := range keys {
-		delete(m.rejectedKeys[i], k)
+	for msg := range sub.rejections[i] {
+		m.rejections[i][msg] = true
 	}
-	for _, r := range rejected {
-		msg := services.Problems(r.Problems).Error()
-		if !m.rejections[i][msg] {
-			m.rejections[i][msg] = true
-			m.logger.Warn("invalid service dropped; it is not written", "source", m.names[i],
-				"service", r.Service.Name, "port", r.Service.Key().String(), "problems", msg)
+	// Its net=host drops replace the old ones on these keys.
+	drops := slices.DeleteFunc(m.netHost[i], func(d netHostDrop) bool { return touched[d.svc.Key()] })
+	m.netHost[i] = append(drops, sub.netHost[i]...)
+	logged := map[string]bool{}
+	for id := range m.netLogged[i] {
+		if !touched[keyOfID(id)] {
+			logged[id] = true
 		}
-		m.rejectedKeys[i][r.Service.Key()] = true
 	}
-	if len(m.rejectedKeys[i]) == 0 {
-		clear(m.rejections[i])
+	for id := range sub.netLogged[i] {
+		logged[id] = true
 	}
-	rejectedServices.WithLabelValues(m.names[i]).Set(float64(len(m.rejectedKeys[i])))
+	m.netLogged[i] = logged
+	netHostDropped.WithLabelValues(m.names[i]).Set(float64(len(m.netHost[i])))
+	m.noteRejected(i, in, touched, valid, sub.netHost[i])
 
 	if !m.ownState[i] {
 		m.states[i] = slices.Clone(m.states[i])
@@ -92,19 +126,68 @@ func (m *merger) applyDelta(i int, set []services.Service, removed []services.Ke
 		}
 	}
 	m.states[i] = st
-	slices.SortFunc(keys, services.Key.Compare)
-	return slices.Compact(keys)
+	return keys
+}
+
+// noteRejected keeps, per source, the keys whose service was refused by
+// the contract (given, but neither valid nor dropped as net=host), for the
+// rejected-services gauge. touched nil: in is the source's whole state.
+func (m *merger) noteRejected(i int, in []services.Key, touched map[services.Key]bool, valid []services.Service, drops []netHostDrop) {
+	if touched == nil || m.rejectedKeys[i] == nil {
+		m.rejectedKeys[i] = map[services.Key]bool{}
+	}
+	for k := range touched {
+		delete(m.rejectedKeys[i], k)
+	}
+	kept := make(map[services.Key]bool, len(valid)+len(drops))
+	for j := range valid {
+		kept[valid[j].Key()] = true
+	}
+	for _, d := range drops {
+		kept[d.svc.Key()] = true
+	}
+	for _, k := range in {
+		if !kept[k] {
+			m.rejectedKeys[i][k] = true
+		}
+	}
+	if touched != nil && len(m.rejectedKeys[i]) == 0 {
+		clear(m.rejections[i])
+	}
+	rejectedServices.WithLabelValues(m.names[i]).Set(float64(len(m.rejectedKeys[i])))
+}
+
+// keyOfID is the key a log id ("name port/protocol") ends with.
+func keyOfID(id string) services.Key {
+	j := strings.LastIndexByte(id, ' ')
+	port, proto, _ := strings.Cut(id[j+1:], "/")
+	p, _ := strconv.Atoi(port)
+	return services.Key{Port: p, Protocol: services.Protocol(proto)}
 }
 
 // buildKeys merges the sources on the given keys (sorted) only, by build
 // itself on the sources' services with those keys: the rules are the full
-// merge's. The collisions it finds replace those logged for these keys.
+// merge's, precedence and empty services included. The collisions, empty
+// services and reasons it finds replace m's for these keys.
 func (m *merger) buildKeys(keys []services.Key) []services.Service {
-	sub := &merger{logger: m.logger, names: m.names, states: make([][]services.Service, len(m.states)), collisions: m.collisions}
+	sub := m.scratch()
+	sub.book = m.book
+	touched := make(map[services.Key]bool, len(keys))
+	for _, k := range keys {
+		touched[k] = true
+		if es, ok := m.explained["sync "+k.String()]; ok {
+			sub.explained["sync "+k.String()] = es
+		}
+	}
 	for i, st := range m.states {
 		for _, k := range keys {
 			if j, found := slices.BinarySearchFunc(st, k, byKey); found {
 				sub.states[i] = append(sub.states[i], st[j])
+			}
+		}
+		for _, d := range m.netHost[i] {
+			if touched[d.svc.Key()] {
+				sub.netHost[i] = append(sub.netHost[i], d)
 			}
 		}
 	}
@@ -116,10 +199,21 @@ func (m *merger) buildKeys(keys []services.Key) []services.Service {
 			}
 		}
 	}
-	for id := range sub.collisions {
-		m.collisions[id] = true
-	}
+	maps.Copy(m.collisions, sub.collisions)
 	mergeCollisions.Set(float64(len(m.collisions)))
+	emptied := map[string]bool{}
+	for id := range m.emptied {
+		if !touched[keyOfID(id)] {
+			emptied[id] = true
+		}
+	}
+	maps.Copy(emptied, sub.emptied)
+	m.emptied = emptied
+	emptyServices.Set(float64(len(m.emptied)))
+	for _, k := range keys {
+		delete(m.explained, "sync "+k.String())
+	}
+	maps.Copy(m.explained, sub.explained)
 	return f.Services
 }
 
@@ -291,4 +385,28 @@ func (d *Daemon) publishKeys(m *merger, keys []services.Key) error {
 		d.Logger.Debug("services.yaml written", "services", d.image.enc.Services(), "bytes", d.image.enc.Len())
 	}
 	return nil
+}
+
+// trackedChanges is a tracked ChangeSource: the status page counts its
+// publishes as good reads too.
+type trackedChanges struct {
+	*tracked
+	cs ChangeSource
+}
+
+func (t trackedChanges) WatchChanges(ctx context.Context, publish func(services.Delta)) error {
+	return t.cs.WatchChanges(ctx, func(d services.Delta) {
+		t.good()
+		publish(d)
+	})
+}
+
+func (t trackedChanges) ReadAgain() { t.cs.ReadAgain() }
+
+// asSource is t for the daemon: a ChangeSource stays one.
+func (t *tracked) asSource() Source {
+	if cs, ok := t.Source.(ChangeSource); ok {
+		return trackedChanges{tracked: t, cs: cs}
+	}
+	return t
 }

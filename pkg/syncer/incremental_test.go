@@ -30,6 +30,8 @@ func (c *changeSource) Watch(context.Context, func([]services.Service)) error {
 	panic("the daemon must follow a ChangeSource through WatchChanges")
 }
 
+func (c *changeSource) ReadAgain() {}
+
 func (c *changeSource) WatchChanges(ctx context.Context, publish func(services.Delta)) error {
 	for {
 		select {

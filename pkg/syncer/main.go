@@ -8,46 +8,72 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/config"
+	"github.com/meltwater/proxymatic/pkg/explain"
+	"github.com/meltwater/proxymatic/pkg/logging"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
+	"github.com/meltwater/proxymatic/pkg/statuspage"
 )
 
 // FileMode is services.yaml's mode: proxymatic-reload may run as another user.
 const FileMode = 0o644
 
 // Main runs proxymatic-sync with a validated configuration until ctx is done
-// (or once, with --once or --dry-run).
+// (or once, with --once or --dry-run): MainTo with the process's stderr.
 func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.Writer) error {
+	return MainTo(ctx, cfg, logger, stdout, os.Stderr)
+}
+
+// MainTo is Main with the writer that takes the --explain table.
+func MainTo(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout, stderr io.Writer) error {
 	if cfg.MarathonCallback != "" {
 		logger.Warn("--marathon-callback (MARATHON_CALLBACK_URL) is deprecated and ignored: Marathon events are read from its /v2/events stream")
 	}
-	sources, err := newSources(cfg, logger, os.Getenv)
+	services.AllowLinkLocal(cfg.AllowLinkLocal)
+	// One book for every source (and the daemon): why each app, task,
+	// port or key of the last compile is not served.
+	book := explain.NewBook(0, 0)
+	explain.Export(book)
+	sources, err := newSources(cfg, logger, os.Getenv, book)
 	if err != nil {
 		return err
 	}
+	tracked := track(sources)
 	d := &Daemon{
-		Sources:      sources,
+		Sources:      make([]Source, len(tracked)),
 		Logger:       logger,
 		ExposeHost:   cfg.ExposeHost,
 		WaitWarning:  cfg.RefreshInterval,
 		FetchTimeout: cfg.RefreshInterval,
 		StopTimeout:  DefaultStopTimeout,
+		InitialWait:  cfg.InitialWait,
+		// The daemon's own reasons (net=host, empty service, a port won
+		// by a higher-precedence source) go into the sources' book.
+		Explain: book,
+	}
+	for i, t := range tracked {
+		d.Sources[i] = t.asSource()
 	}
 	if cfg.Output != "" {
-		d.Previous = readPrevious(cfg.Output, logger)
+		d.Previous, d.PreviousFound = readPrevious(cfg.Output, logger)
 	}
 	if cfg.DryRun {
 		// --dry-run implies --once: following the sources while writing
 		// nothing would only print the same file again and again.
 		d.Sink = printer{stdout}
-		return d.Once(ctx)
+		return explainAfter(cfg, book, stderr, d.Once(ctx))
 	}
 	d.Sink = atomicfile.New(cfg.Output, FileMode)
 	if cfg.Once {
-		return d.Once(ctx)
+		return explainAfter(cfg, book, stderr, d.Once(ctx))
 	}
 
 	if cfg.StatusEndpoint != "" {
@@ -58,6 +84,11 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 		}
 		st := status.New(nil)
 		d.Status = st
+		p := &page{cfgOutput: cfg.Output, reloadURL: cfg.ReloadStatusURL, started: time.Now(), status: st,
+			sources: tracked, book: book, ring: logging.RingOf(logger), gatherer: prometheus.DefaultGatherer,
+			failedAt: map[string]float64{}, seenGood: map[string]time.Time{}}
+		st.Handle("GET "+statuspage.ExplainPath, statuspage.ExplainHandler(book))
+		st.Handle("GET /{$}", statuspage.Handler(p.view))
 		// The endpoint outlives ctx until the sources have stopped, so that
 		// /status answers TERMINATING while the daemon shuts down.
 		srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
@@ -71,6 +102,10 @@ func Main(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout io.
 		}()
 		logger.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
+	refresh := make(chan struct{}, 1)
+	d.Refresh = refresh
+	stopHangups := onHangup(refresh)
+	defer stopHangups()
 	// The servers the previous file held count as last seen healthy, so a
 	// restart during a Marathon leader election does not drop them.
 	for _, src := range sources {
@@ -87,24 +122,47 @@ type healthSeeder interface {
 	SeedHealth(previous []services.Service)
 }
 
-// readPrevious reads the file a previous run left, to log changes against
-// it and to seed Marathon's last known health; a missing or unreadable file
-// simply means every service is logged as Added.
-func readPrevious(path string, logger *slog.Logger) []services.Service {
-	f, err := os.Open(path)
+// explainAfter prints the reasons of a --once or --dry-run run on stderr
+// when --explain asks for them, whether or not the run succeeded (a
+// failed source may be the reason), and returns the run's error.
+func explainAfter(cfg *config.Sync, book *explain.Book, stderr io.Writer, runErr error) error {
+	if !cfg.Explain {
+		return runErr
+	}
+	entries, omitted := book.Entries(explain.Filter{})
+	if err := explain.WriteTable(stderr, entries, omitted); err != nil {
+		return errors.Join(runErr, fmt.Errorf("--explain: %w", err))
+	}
+	return runErr
+}
+
+// readPrevious reads the file a previous run left: changes are logged
+// against it, a source down at start-up keeps its services in it, and
+// Marathon's last known health is seeded from it. A
+// missing or unreadable file counts as none (found is false): every
+// service is logged as Added, and a source down at start-up is waited for
+// (Daemon.InitialWait).
+func readPrevious(path string, logger *slog.Logger) (svcs []services.Service, found bool) {
+	// O_NONBLOCK: a named pipe at the output path must not hang start-up
+	// (the writer refuses it later, with an error that names it).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			logger.Debug("previous services.yaml not read", "path", path, "err", err)
+			logger.Warn("previous services.yaml not read; sources down at start-up are waited for", "path", path, "err", err)
 		}
-		return nil
+		return nil, false
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		logger.Warn("the output path is not a regular file; it will not be replaced", "path", path)
+		return nil, false
+	}
 	d, err := services.ReadFile(f)
 	if err != nil {
-		logger.Debug("previous services.yaml not parsed", "path", path, "err", err)
-		return nil
+		logger.Warn("previous services.yaml not parsed; sources down at start-up are waited for", "path", path, "err", err)
+		return nil, false
 	}
-	return d.File.Services
+	return d.File.Services, true
 }
 
 // printer is the --dry-run Sink: every state is printed, streamed.
@@ -123,4 +181,29 @@ func (p printer) Write(data []byte) (bool, error) {
 		return false, fmt.Errorf("write to stdout: %w", err)
 	}
 	return true, nil
+}
+
+// onHangup forwards every SIGHUP to ch (a burst collapses into one) until
+// the returned stop is called.
+func onHangup(ch chan<- struct{}) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }

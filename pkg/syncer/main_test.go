@@ -3,6 +3,7 @@ package syncer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -293,7 +294,7 @@ func TestMainOnceMergesMarathonAndEtcd(t *testing.T) {
 	m.SetApps(marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001))
 	e := etcdtest.Start(t)
 	e.Put(t, "/services/web-reg@10001/host1:web:8080", "10.0.0.9:31500")
-	e.Put(t, "/services/db/host2:db:5432", "10.0.0.3:5432")
+	e.Put(t, "/services/db/host2:db:5432", "10.0.0.3:31432")
 	out := filepath.Join(t.TempDir(), "services.yaml")
 	cfg := &config.Sync{Marathon: []string{m.URL}, Registrator: "etcd3://" + e.Endpoint + "/services",
 		RefreshInterval: time.Minute, GroupSize: 1, Output: out, Once: true}
@@ -324,5 +325,174 @@ func TestMainOnceMergesMarathonAndEtcd(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(out); !bytes.Equal(after, data) {
 		t.Errorf("file changed although a source failed:\n%s", after)
+	}
+}
+
+// getStatusJSON asks the status endpoint for JSON.
+func getStatusJSON(t *testing.T, addr string) (int, statusDoc) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/status", nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc statusDoc
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatalf("/status JSON: %v", err)
+	}
+	return resp.StatusCode, doc
+}
+
+// waitStatusJSON polls /status (JSON) until ok accepts it.
+func waitStatusJSON(t *testing.T, addr string, ok func(int, statusDoc) bool) (int, statusDoc) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for {
+		code, doc := getStatusJSON(t, addr)
+		if ok(code, doc) {
+			return code, doc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status never reached the expected state; last %d %+v", code, doc)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// etcdDown starts etcd with a registrator entry (web-reg on 10002 at
+// 10.0.0.9) and stops it: it is unreachable when the daemon starts.
+func etcdDown(t *testing.T) *etcdtest.Etcd {
+	e := etcdtest.Start(t)
+	e.Put(t, "/services/web-reg@10002/host1:web:8080", "10.0.0.9:31500")
+	e.Stop()
+	return e
+}
+
+// TestMainEtcdDownAtStartNoPreviousFile: Marathon answers, etcd does not,
+// and there is no previous file. After --initial-wait Marathon's services
+// are published; registrator's are added when etcd comes back.
+func TestMainEtcdDownAtStartNoPreviousFile(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001))
+	e := etcdDown(t)
+	out := filepath.Join(t.TempDir(), "services.yaml")
+	fw := watchFile(t, out)
+	addr := freePort(t)
+	var logs logBuffer
+	runMain(t, &config.Sync{Marathon: []string{m.URL}, Registrator: "etcd3://" + e.Endpoint + "/services",
+		RefreshInterval: time.Minute, GroupSize: 1, Output: out, StatusEndpoint: addr, InitialWait: 300 * time.Millisecond}, &logs)
+
+	data := fw.waitFor(t, contains("10.0.0.1"))
+	if bytes.Contains(data, []byte("web-reg")) {
+		t.Fatalf("registrator's service written while etcd is down:\n%s", data)
+	}
+	// OK is set right after the write that the watcher saw.
+	code, doc := waitStatusJSON(t, addr, func(code int, _ statusDoc) bool { return code == 200 })
+	if doc.Status != "OK" || doc.sourcesLine() != "marathon=read registrator=not yet read" {
+		t.Errorf("/status = %d %s %q, want 200 OK naming registrator not yet read", code, doc.Status, doc.sourcesLine())
+	}
+	if code, body := getStatus(t, addr); code != 200 || body != "OK" {
+		t.Errorf("plain /status = %d %q, want 200 OK", code, body)
+	}
+
+	e.Restart()
+	data = fw.waitFor(t, contains("10.0.0.9"))
+	if !bytes.Contains(data, []byte("10.0.0.1")) {
+		t.Errorf("marathon's service lost when registrator was added:\n%s", data)
+	}
+	waitStatusJSON(t, addr, func(_ int, doc statusDoc) bool { return doc.sourcesLine() == "marathon=read registrator=read" })
+	if !strings.Contains(logs.String(), "source read for the first time; its services are added\" source=registrator") {
+		t.Errorf("the late source is not logged:\n%s", logs.String())
+	}
+}
+
+// TestMainEtcdDownAtStartWithPreviousFile: registrator's services in the
+// previous file are its last good state; Marathon's current state is
+// published at once (no initial wait), and etcd's state replaces the
+// previous one when it answers.
+func TestMainEtcdDownAtStartWithPreviousFile(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001).WithTask("10.0.0.2", 31001))
+	e := etcdDown(t)
+	out := filepath.Join(t.TempDir(), "services.yaml")
+	prev := services.File{Services: []services.Service{
+		svc("web.product", 10001, services.SourceMarathon, "10.0.0.1:31001"),
+		svc("web-reg", 10002, services.SourceRegistrator, "10.0.0.8:31500"),
+		svc("old-marathon-app", 10003, services.SourceMarathon, "10.0.0.1:31003"),
+	}}
+	prev.Normalize()
+	if err := os.WriteFile(out, prev.Encode(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fw := watchFile(t, out)
+	addr := freePort(t)
+	runMain(t, &config.Sync{Marathon: []string{m.URL}, Registrator: "etcd3://" + e.Endpoint + "/services",
+		RefreshInterval: time.Minute, GroupSize: 1, Output: out, StatusEndpoint: addr, InitialWait: time.Hour}, io.Discard)
+
+	data := fw.waitFor(t, contains("10.0.0.2"))
+	f, _, err := services.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(f), "web.product:10001/tcp:marathon web-reg:10002/tcp:registrator"; got != want {
+		t.Errorf("services = %q, want %q (marathon current, registrator from the previous file)", got, want)
+	}
+	if !bytes.Contains(data, []byte("10.0.0.8")) {
+		t.Errorf("registrator's previous server lost:\n%s", data)
+	}
+	code, doc := waitStatusJSON(t, addr, func(code int, _ statusDoc) bool { return code == 200 })
+	if doc.sourcesLine() != "marathon=read registrator=not yet read(previous file)" {
+		t.Errorf("/status = %d %q", code, doc.sourcesLine())
+	}
+
+	e.Restart()
+	data = fw.waitFor(t, contains("10.0.0.9"))
+	if bytes.Contains(data, []byte("10.0.0.8")) || !bytes.Contains(data, []byte("10.0.0.2")) {
+		t.Errorf("after etcd answered:\n%s", data)
+	}
+}
+
+// TestMainOnceNetHostAndEmptyServices reads a Marathon stand-in and a real
+// etcd once: a net=host server drops its whole service in both sources
+// (kept with --expose-host), and Marathon's empty service does not hide
+// registrator's on the same port.
+func TestMainOnceNetHostAndEmptyServices(t *testing.T) {
+	m := marathontest.New(t)
+	empty := marathontest.BridgeApp("/product/web", 10001).WithHealthCheck(marathontest.HealthCheck{})
+	empty.AddTask("10.0.0.1", 31001).Unhealthy("HTTP 503")
+	m.SetApps(
+		empty,
+		marathontest.HostApp("/infra/vault", 8200).WithTask("10.0.0.2", 8200).WithTask("10.0.0.3", 31200),
+		marathontest.BridgeApp("/product/api", 10010).WithTask("10.0.0.4", 31010),
+	)
+	e := etcdtest.Start(t)
+	e.Put(t, "/services/web-reg@10001/host1:web:8080", "10.0.0.9:31500")
+	e.Put(t, "/services/consul/host2:consul:8500", "10.0.0.10:8500")
+	for _, expose := range []bool{false, true} {
+		var stdout bytes.Buffer
+		cfg := &config.Sync{Marathon: []string{m.URL}, Registrator: "etcd3://" + e.Endpoint + "/services",
+			RefreshInterval: time.Minute, GroupSize: 1, DryRun: true, ExposeHost: expose}
+		var logs logBuffer
+		if err := Main(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)), &stdout); err != nil {
+			t.Fatal(err)
+		}
+		f, _, err := services.Decode(stdout.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "vault.infra:8200/tcp:marathon consul:8500/tcp:registrator web-reg:10001/tcp:registrator api.product:10010/tcp:marathon"
+		if !expose {
+			want = "web-reg:10001/tcp:registrator api.product:10010/tcp:marathon"
+			for _, line := range []string{"source=marathon service=vault.infra port=8200/tcp server=10.0.0.2:8200", "source=registrator service=consul port=8500/tcp server=10.0.0.10:8500"} {
+				if !strings.Contains(logs.String(), line) {
+					t.Errorf("net=host drop not logged (%s):\n%s", line, logs.String())
+				}
+			}
+		}
+		if got := names(f); got != want {
+			t.Errorf("expose-host=%v: services = %q, want %q", expose, got, want)
+		}
 	}
 }

@@ -18,7 +18,7 @@ var (
 	})
 	lastWrite = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "proxymatic_sync_last_publish_timestamp_seconds",
-		Help: "When services.yaml last held the merged state of every source (written or already equal).",
+		Help: "When services.yaml last held the merged state of the sources (written or already equal).",
 	})
 	servicesPublished = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "proxymatic_sync_services",
@@ -36,4 +36,16 @@ var (
 		Name: "proxymatic_sync_rejected_services",
 		Help: "Invalid services in a source's last state, dropped and never written.",
 	}, []string{"source"})
+	netHostDropped = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proxymatic_sync_nethost_dropped_services",
+		Help: "Services in a source's last state left out because a server listens on the service's own port (net=host); --expose-host keeps them.",
+	}, []string{"source"})
+	emptyServices = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_sync_empty_services",
+		Help: "Services in the services.yaml last built that have no servers; their ports stay open.",
+	})
+	sourcesNotRead = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "proxymatic_sync_sources_not_read",
+		Help: "Configured sources that have not had a good read since start-up.",
+	})
 )

@@ -30,7 +30,15 @@ func TestEndpoints(t *testing.T) {
 			if c, body := get(base + "/metrics"); c != http.StatusOK || !strings.Contains(body, "proxymatic_") {
 				t.Errorf("GET /metrics: %d, proxymatic metrics present: %v", c, strings.Contains(body, "proxymatic_"))
 			}
-			for _, p := range []string{"/", "/debug/pprof/", "/status/x", "/metricsx", "/../etc/passwd", "/haproxy"} {
+			// The status page: sync's at /; reload's at /proxymatic, where /
+			// leads without HAProxy (pkg/statuspage).
+			if c, body := get(base + "/"); c != http.StatusOK || !strings.Contains(body, "<title>proxymatic-"+name) {
+				t.Errorf("GET /: %d, want the status page", c)
+			}
+			if c, body := get(base + "/status/explain"); c != http.StatusOK || !strings.Contains(body, `"entries"`) {
+				t.Errorf("GET /status/explain: %d %q", c, body)
+			}
+			for _, p := range []string{"/debug/pprof/", "/status/x", "/metricsx", "/../etc/passwd", "/haproxy", "/index.html"} {
 				if c, _ := get(base + p); c != http.StatusNotFound {
 					t.Errorf("GET %s: %d, want 404", p, c)
 				}

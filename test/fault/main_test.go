@@ -165,13 +165,23 @@ func (p *proc) waitLog(t testing.TB, s string, within time.Duration) {
 // eventually polls cond every 20 ms until it holds, failing after within.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
+	d, ok := poll(within, cond)
+	if !ok {
+		t.Fatalf("not within %v: %s", within, what)
+	}
+	return d
+}
+
+// poll checks cond every 20 ms until it holds (true, and how long it took)
+// or within has passed (false).
+func poll(within time.Duration, cond func() bool) (time.Duration, bool) {
 	start := time.Now()
 	for {
 		if cond() {
-			return time.Since(start)
+			return time.Since(start), true
 		}
 		if time.Since(start) > within {
-			t.Fatalf("not within %v: %s", within, what)
+			return time.Since(start), false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

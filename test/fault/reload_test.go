@@ -158,15 +158,21 @@ func (a *agentd) vhostGet(host string) (string, error) {
 	return body, nil
 }
 
-// answers waits until get returns want.
+// answers waits until get returns want. On failure the message shows the
+// last answer (it was formatted before the first try, so it always said
+// "" and nil whatever came back).
 func answers(t testing.TB, within time.Duration, what string, get func() (string, error), want string) time.Duration {
 	t.Helper()
 	var got string
 	var err error
-	return eventually(t, within, fmt.Sprintf("%s answered by %s (last %q, %v)", what, want, got, err), func() bool {
+	d, ok := poll(within, func() bool {
 		got, err = get()
 		return err == nil && got == want
 	})
+	if !ok {
+		t.Fatalf("not within %v: %s answered by %s (last %q, %v)", within, what, want, got, err)
+	}
+	return d
 }
 
 // stillAnswers checks every request over d is answered by want.

@@ -103,18 +103,38 @@ func TestServicesFileFaults(t *testing.T) {
 
 	// A non-atomic writer cut inside the last service: there is no end
 	// marker in services.yaml v1, so what remains is a document of its
-	// own. The cut service is reported and left out; the others are served.
+	// own. The cut lands inside api's server address ("ip: 12"), which
+	// makes exactly one outcome possible: the file is read and applied,
+	// api is rejected (named, counted) and left out, web keeps serving.
 	t.Run("truncated_inside_the_last_service", func(t *testing.T) {
 		cut := bytes.LastIndex(good, []byte("ip: ")) + len("ip: 12")
-		before := a.metric(t, "proxymatic_reload_dropped_services_total")
+		if !bytes.HasPrefix(good[cut-len("ip: 12"):], []byte("ip: 127.")) {
+			t.Fatalf("the last server is not on 127.x: %q", good[cut-6:])
+		}
+		dropped := a.metric(t, "proxymatic_reload_dropped_services_total")
+		applied := a.metric(t, "proxymatic_reload_last_good_timestamp_seconds")
+		fileErrors := a.metric(t, "proxymatic_reload_file_errors_total")
+		logged := len(a.log.String())
 		a.writeRaw(t, good[:cut])
-		eventually(t, 15*time.Second, "cut service reported", func() bool {
-			return a.metric(t, "proxymatic_reload_dropped_services_total") > before ||
-				strings.Contains(a.log.String(), "services file unusable")
+		eventually(t, 15*time.Second, "the cut file applied", func() bool {
+			a.alive(t)
+			return a.metric(t, "proxymatic_reload_last_good_timestamp_seconds") > applied
 		})
+		if got := a.metric(t, "proxymatic_reload_dropped_services_total") - dropped; got != 1 {
+			t.Errorf("dropped services grew by %v, want 1 (the cut api)", got)
+		}
+		if got := a.metric(t, "proxymatic_reload_dropped_services"); got != 1 {
+			t.Errorf("proxymatic_reload_dropped_services = %v, want 1", got)
+		}
+		if got := a.metric(t, "proxymatic_reload_file_errors_total"); got != fileErrors {
+			t.Errorf("the cut file counted as unusable (%v -> %v); it is a valid, smaller document", fileErrors, got)
+		}
+		newLog := a.log.String()[logged:]
+		if !strings.Contains(newLog, `msg="service left out" service=api`) || !strings.Contains(newLog, "field=servers[0].ip") {
+			t.Errorf("api's rejection is not logged with its name and field:\n%s", newLog)
+		}
 		serving(t)
-		_, apiErr := tcpGet(apiPort)
-		t.Logf("the service cut in half: answered=%v (%v)", apiErr == nil, apiErr)
+		eventually(t, 10*time.Second, "api no longer served", func() bool { _, err := tcpGet(apiPort); return err != nil })
 		restore(t)
 	})
 

@@ -11,22 +11,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 )
 
 // tmpfs mounts a tmpfs of size bytes on a fresh directory, unmounted when
-// the test ends. It needs root (the suite runs as root); otherwise it skips.
+// the test ends. It needs root (the suite runs as root in CI); elsewhere it
+// skips (testbin.Missing: a failure where CI=true).
 func tmpfs(t *testing.T, size string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
+	testbin.RequireRoot(t, "mounting a tmpfs")
 	dir := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+		testbin.Missing(t, "cannot mount a tmpfs here: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {

@@ -28,7 +28,7 @@ Every flag also reads the environment variable shown; the flag wins.`,
 		Verbose:  &cfg.Verbose,
 		Validate: func() error { return cfg.Validate() },
 		Batch:    func() bool { return cfg.DryRun },
-		Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
+		Run: func(ctx context.Context, logger *slog.Logger, stdout, _ io.Writer) error {
 			return reload.Main(ctx, &cfg, logger, stdout)
 		},
 	}.Build(env)

@@ -91,6 +91,8 @@ func TestReloadBadInput(t *testing.T) {
 		{map[string]string{"LOG_FORMAT": "xml"}, nil, cli.ExitUsage, "invalid LOG_FORMAT"},
 		{nil, []string{"--dry-run"}, cli.ExitUsage, "--dry-run needs --output-dir"},
 		{nil, []string{"extra"}, cli.ExitUsage, `unexpected argument "extra"`},
+		{map[string]string{"SYNC_STATUS_URL": "javascript:alert(1)"}, nil, cli.ExitUsage, `invalid SYNC_STATUS_URL (--sync-status-url) "javascript:alert(1)"`},
+		{nil, []string{"--sync-status-url", ":99999"}, cli.ExitUsage, "want :PORT with a port from 1 to 65535"},
 		{nil, []string{"--dry-run", "--services", filepath.Join(dir, "missing.yaml"), "--output-dir", dir}, cli.ExitError, "missing.yaml"},
 	}
 	for _, c := range cases {
@@ -105,9 +107,55 @@ func TestReloadHelpListsVariables(t *testing.T) {
 	_, stdout, _ := reloadRun(t, nil, "--help")
 	for _, v := range []string{"$SERVICES_FILE", "$HAPROXY", "$VHOST_DOMAIN", "$VHOST_PORT", "$PROXY_PROTOCOL",
 		"$MAX_CONNECTIONS", "$PEN_SERVERS", "$PEN_CLIENTS", "$STATUS_ENDPOINT", "$RUN_DIR", "$TEMPLATE_DIR", "$VERBOSE",
+		"$SYNC_STATUS_URL", "--version",
 		"--dry-run", "--output-dir", "--validate", "(default 8192)"} {
 		if !strings.Contains(stdout, v) {
 			t.Errorf("--help does not mention %s", v)
 		}
+	}
+}
+
+// --hard-stop-after / HARD_STOP_AFTER and --vhost-domain reach haproxy.cfg
+// through the real command line: 30m by default, 0 drops the limit, and
+// the HTTP check's Host is the virtual host name.
+func TestReloadDryRunHAProxySettings(t *testing.T) {
+	testbin.Require(t, "haproxy")
+	testbin.Require(t, "nginx")
+	dir := t.TempDir()
+	in := filepath.Join(dir, "services.yaml")
+	good := strings.Replace(goodAndBad, "- name: \"evil\\nbackend x\"\n  port: 10002\n", "", 1)
+	good = strings.Replace(good, "    path: /health\n", "    path: /health\n    interval: 20s\n    timeout: 10s\n    failures: 3\n", 1)
+	os.WriteFile(in, []byte(good), 0o644)
+	for _, tc := range []struct {
+		env        map[string]string
+		args       []string
+		want, lack []string
+	}{
+		{map[string]string{"HAPROXY": "true"}, nil,
+			[]string{"\n    hard-stop-after 30m\n", "hdr Host web\n", "\n    timeout check 10000ms\n", " check inter 20000ms fall 3\n"}, nil},
+		{map[string]string{"HAPROXY": "true", "HARD_STOP_AFTER": "0", "VHOST_DOMAIN": "apps.example.com"}, nil,
+			[]string{"hdr Host web.apps.example.com\n"}, []string{"hard-stop-after"}},
+		{map[string]string{"HAPROXY": "true", "HARD_STOP_AFTER": "0"}, []string{"--hard-stop-after=90s"},
+			[]string{"\n    hard-stop-after 90s\n"}, nil},
+	} {
+		out := filepath.Join(t.TempDir(), "out")
+		code, _, stderr := reloadRun(t, tc.env, append([]string{"--dry-run", "--services", in, "--output-dir", out}, tc.args...)...)
+		if code != cli.ExitOK {
+			t.Fatalf("%v %v: exit %d; stderr:\n%s", tc.env, tc.args, code, stderr)
+		}
+		cfg, _ := os.ReadFile(filepath.Join(out, "haproxy.cfg"))
+		for _, w := range tc.want {
+			if !strings.Contains(string(cfg), w) {
+				t.Errorf("%v %v: haproxy.cfg lacks %q:\n%s", tc.env, tc.args, w, cfg)
+			}
+		}
+		for _, l := range tc.lack {
+			if strings.Contains(string(cfg), l) {
+				t.Errorf("%v %v: haproxy.cfg holds %q:\n%s", tc.env, tc.args, l, cfg)
+			}
+		}
+	}
+	if code, _, stderr := reloadRun(t, map[string]string{"HARD_STOP_AFTER": "forever"}, "--dry-run", "--services", in, "--output-dir", dir+"/x"); code != cli.ExitUsage || !strings.Contains(stderr, "HARD_STOP_AFTER") {
+		t.Errorf("HARD_STOP_AFTER=forever: exit %d, stderr:\n%s", code, stderr)
 	}
 }

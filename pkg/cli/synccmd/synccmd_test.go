@@ -3,6 +3,7 @@ package synccmd
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -175,6 +176,9 @@ func TestSyncBadValuesExitTwo(t *testing.T) {
 		{"status endpoint", nil, []string{"--marathon", "http://m:8080", "--status-endpoint", "9091"}, `invalid SYNC_STATUS_ENDPOINT (--status-endpoint) "9091": want host:port`},
 		{"empty output", nil, []string{"--marathon", "http://m:8080", "--output", ""}, "invalid SERVICES_FILE (--output): empty"},
 		{"log format", map[string]string{"MARATHON_URL": "http://m:8080", "LOG_FORMAT": "xml"}, nil, `invalid LOG_FORMAT "xml": want text or json`},
+		{"reload status url", nil, []string{"--marathon", "http://m:8080", "--reload-status-url", "ftp://reload:9090"}, `invalid RELOAD_STATUS_URL (--reload-status-url) "ftp://reload:9090": want an http:// or https:// URL`},
+		{"reload status url variable", map[string]string{"MARATHON_URL": "http://m:8080", "RELOAD_STATUS_URL": ":0"}, nil, `invalid RELOAD_STATUS_URL (--reload-status-url) ":0"`},
+		{"explain while following", nil, []string{"--marathon", "http://m:8080", "--explain"}, "--explain goes with --once or --dry-run"},
 		{"unknown flag", nil, []string{"--marathon-url", "http://m:8080"}, "unknown flag: --marathon-url"},
 		{"argument", nil, []string{"--marathon", "http://m:8080", "extra"}, `unexpected argument "extra"`},
 	} {
@@ -201,9 +205,92 @@ func TestSyncHelpMentionsVariables(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"[$MARATHON_URL]", "[$REGISTRATOR_URL]", "[$REFRESH_INTERVAL]", "--once", "implies --once"} {
+	for _, want := range []string{"[$MARATHON_URL]", "[$REGISTRATOR_URL]", "[$REFRESH_INTERVAL]", "--once", "implies --once", "--explain", "[$RELOAD_STATUS_URL]", "--version"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
+
+// TestSyncMarathonFileMatchesLiveAnswer: the CI path without cluster
+// access. A saved /v2/apps?embed=apps.tasks answer prints the same
+// services.yaml, byte for byte, as the live Marathon it was saved from.
+func TestSyncMarathonFileMatchesLiveAnswer(t *testing.T) {
+	m := marathontest.New(t)
+	web := marathontest.BridgeApp("/product/web", 10001).WithLabel("com.meltwater.proxymatic.port.0.mode", "http").
+		WithHealthCheck(marathontest.HealthCheck{Path: "/ping"})
+	web.AddTask("10.0.0.1", 31001)
+	web.AddTask("10.0.0.2", 31002).Unhealthy("HTTP 500")
+	m.SetApps(web,
+		marathontest.HostApp("/infra/dns", 53).WithProtocol(0, "udp").WithTask("10.0.0.3", 31053),
+		marathontest.HostApp("/infra/vault", 8200).WithTask("10.0.0.4", 8200))
+	resp, err := http.Get(m.URL + "/v2/apps?embed=apps.tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "apps.json")
+	if err := os.WriteFile(path, saved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, mode := range [][]string{{"--once", "--dry-run"}, {"--dry-run"}} {
+		code, live, stderr := syncRun(t, nil, append([]string{"--marathon", m.URL}, mode...)...)
+		if code != cli.ExitOK {
+			t.Fatalf("live: exit %d; stderr:\n%s", code, stderr)
+		}
+		code, fromFile, stderr := syncRun(t, nil, append([]string{"--marathon", "file://" + path}, mode...)...)
+		if code != cli.ExitOK {
+			t.Fatalf("file: exit %d; stderr:\n%s", code, stderr)
+		}
+		if fromFile != live {
+			t.Errorf("%v: the saved answer printed:\n%s\nthe live one:\n%s", mode, fromFile, live)
+		}
+		if !strings.Contains(live, "web.product") || !strings.Contains(live, "protocol: udp") || strings.Contains(live, "10.0.0.2") {
+			t.Errorf("unexpected output for the fixture:\n%s", live)
+		}
+	}
+
+	// From the variable too, and with --once writing the file.
+	out := filepath.Join(t.TempDir(), "services.yaml")
+	code, _, stderr := syncRun(t, map[string]string{"MARATHON_URL": "file://" + path, "SERVICES_FILE": out}, "--once")
+	if code != cli.ExitOK {
+		t.Fatalf("MARATHON_URL=file://... --once: exit %d; stderr:\n%s", code, stderr)
+	}
+	_, live, _ := syncRun(t, nil, "--marathon", m.URL, "--dry-run")
+	if data, err := os.ReadFile(out); err != nil || string(data) != live {
+		t.Errorf("--once wrote (err %v):\n%s\nwant:\n%s", err, data, live)
+	}
+
+	// A missing file is a failed source: exit 1, naming it, nothing printed.
+	code, stdout, stderr := syncRun(t, nil, "--marathon", "file://"+path+".missing", "--dry-run")
+	if code != cli.ExitError || stdout != "" || !strings.Contains(stderr, path+".missing") {
+		t.Errorf("missing file: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestSyncMarathonFileNeedsOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apps.json")
+	if err := os.WriteFile(path, []byte(`{"apps":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{nil, []string{"--marathon", "file://" + path, "--status-endpoint", ""}},
+		{map[string]string{"MARATHON_URL": "file://" + path}, []string{"--status-endpoint", ""}},
+	} {
+		code, stdout, stderr := syncRun(t, tc.env, tc.args...)
+		if code != cli.ExitUsage {
+			t.Errorf("%v %v: exit %d, want %d; stderr:\n%s", tc.env, tc.args, code, cli.ExitUsage, stderr)
+		}
+		if !strings.Contains(stderr, "--marathon file:// (MARATHON_URL) reads a saved answer once: it goes with --once or --dry-run") || stdout != "" {
+			t.Errorf("stderr %q does not name the flag (stdout %q)", stderr, stdout)
 		}
 	}
 }

@@ -64,6 +64,9 @@ type HealthCheck struct {
 	Protocol  string // HTTP (default), HTTPS, TCP, COMMAND, MESOS_HTTP, ...
 	Path      string // default "/" for HTTP-style checks
 	PortIndex int
+	// Marathon's defaults when zero: 60, 20 and 3. A negative value is
+	// rendered as 0 (maxConsecutiveFailures 0 means "never kill").
+	IntervalSeconds, TimeoutSeconds, MaxConsecutiveFailures int
 }
 
 // Task is one task of an app.
@@ -300,10 +303,16 @@ func (a *App) render() map[string]any {
 
 func (hc HealthCheck) render() map[string]any {
 	proto := orDefault(hc.Protocol, "HTTP")
+	setting := func(v, def int) int {
+		if v == 0 {
+			return def
+		}
+		return max(v, 0)
+	}
 	m := map[string]any{
-		"gracePeriodSeconds": 300, "intervalSeconds": 60, "timeoutSeconds": 20,
-		"maxConsecutiveFailures": 3, "protocol": proto, "portIndex": hc.PortIndex,
-		"delaySeconds": 15,
+		"gracePeriodSeconds": 300, "intervalSeconds": setting(hc.IntervalSeconds, 60),
+		"timeoutSeconds": setting(hc.TimeoutSeconds, 20), "maxConsecutiveFailures": setting(hc.MaxConsecutiveFailures, 3),
+		"protocol": proto, "portIndex": hc.PortIndex, "delaySeconds": 15,
 	}
 	switch strings.ToUpper(proto) {
 	case "HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS":
