@@ -22,6 +22,8 @@ echo "== (4) proxymatic-sync --once --dry-run, then proxymatic-reload --dry-run 
 bench -bench OnceDryRun -benchtime 5x ./bench/
 echo "== (5) Marathon event -> services.yaml renamed -> HAProxy answering from the new backend"
 bench -bench EventToTraffic -benchtime "${EVENTS:-50}x" -timeout 30m ./bench/
+echo "== (6) Marathon storm: 200 single-task events at 50/s, 10,000 apps x 4 tasks (issue 14)"
+bench -bench MarathonStorm -benchtime 1x -timeout 30m ./bench/
 echo "== no-change refresh: no write, no reload (asserted)"
 go test -count=1 -run TestUnchangedRefreshWritesAndReloadsNothing ./bench/
 echo "load after: $(cat /proc/loadavg)"

@@ -26,6 +26,7 @@ import (
 type Writer struct {
 	path string
 	perm fs.FileMode
+	vs   vectors // writev's scratch
 }
 
 // New returns a Writer for path. The file gets exactly perm: it is set with
@@ -42,12 +43,23 @@ func (w *Writer) Path() string { return w.path }
 // written (so its mtime and inode stay, and a watcher sees no event) and
 // changed is false. The directory is created when missing.
 func (w *Writer) Write(data []byte) (changed bool, err error) {
-	same, err := w.holds(data)
-	if err != nil {
-		return false, err
-	}
-	if same {
-		return false, nil
+	return w.WriteBuffers([][]byte{data}, true)
+}
+
+// WriteBuffers is Write for a file given in pieces, written in order with
+// writev and never joined in memory. With compare false the caller knows
+// the file holds something else (it changed what it last wrote): the file
+// is replaced without being read first, which at several megabytes is a
+// read and a compare saved on every change.
+func (w *Writer) WriteBuffers(bufs [][]byte, compare bool) (changed bool, err error) {
+	if compare {
+		same, err := w.holds(bufs)
+		if err != nil {
+			return false, err
+		}
+		if same {
+			return false, nil
+		}
 	}
 	dir := filepath.Dir(w.path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -64,7 +76,7 @@ func (w *Writer) Write(data []byte) (changed bool, err error) {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := tmp.Write(data); err != nil {
+	if err := writeAll(tmp, bufs, &w.vs); err != nil {
 		return false, fmt.Errorf("write %s: %w", w.path, err)
 	}
 	if err := tmp.Chmod(w.perm); err != nil {
@@ -90,10 +102,10 @@ func (w *Writer) Write(data []byte) (changed bool, err error) {
 	return true, nil
 }
 
-// holds reports whether the file already contains exactly data. A missing
-// file holds nothing; any other read error is reported, because writing
-// over a file we cannot read would hide a real problem.
-func (w *Writer) holds(data []byte) (bool, error) {
+// holds reports whether the file already contains exactly the pieces. A
+// missing file holds nothing; any other read error is reported, because
+// writing over a file we cannot read would hide a real problem.
+func (w *Writer) holds(bufs [][]byte) (bool, error) {
 	// O_NONBLOCK: a named pipe at the path would otherwise block the open
 	// until some writer came, hanging the writer (and whoever waits for it,
 	// SIGTERM included) for good. Only a regular file is replaced.
@@ -114,20 +126,37 @@ func (w *Writer) holds(data []byte) (bool, error) {
 	}
 	// The mode is part of what a write establishes: a file left 0600 by
 	// someone else is rewritten so the reader can open it.
-	if st.Size() != int64(len(data)) || st.Mode().Perm() != w.perm {
+	size := 0
+	for _, b := range bufs {
+		size += len(b)
+	}
+	if st.Size() != int64(size) || st.Mode().Perm() != w.perm {
 		return false, nil
 	}
 	// Compared a block at a time: reading the whole file would double the
 	// memory a write touches (a 4 MB haproxy.cfg is 4 MB of fresh pages).
 	buf := make([]byte, 64<<10)
-	for rest := data; ; {
-		n, err := f.Read(buf[:min(len(buf), len(rest)+1)])
-		if n > len(rest) || !bytes.Equal(buf[:n], rest[:n]) {
+	pieces := bufs
+	var cur []byte
+	left := size
+	for {
+		n, err := f.Read(buf[:min(len(buf), left+1)])
+		if n > left {
 			return false, nil
 		}
-		rest = rest[n:]
+		for got := buf[:n]; len(got) > 0; {
+			for len(cur) == 0 {
+				cur, pieces = pieces[0], pieces[1:]
+			}
+			k := min(len(cur), len(got))
+			if !bytes.Equal(got[:k], cur[:k]) {
+				return false, nil
+			}
+			got, cur = got[k:], cur[k:]
+		}
+		left -= n
 		if err == io.EOF {
-			return len(rest) == 0, nil
+			return left == 0, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("read %s: %w", w.path, err)

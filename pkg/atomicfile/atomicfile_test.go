@@ -261,6 +261,59 @@ func assertNoTemp(t *testing.T, dir string) {
 	}
 }
 
+// pieces splits data into n pieces of varied sizes, some empty.
+func pieces(data []byte, n int) [][]byte {
+	var out [][]byte
+	for i := 0; i < n; i++ {
+		lo, hi := len(data)*i/n, len(data)*(i+1)/n
+		if i%7 == 3 {
+			out = append(out, nil)
+		}
+		out = append(out, data[lo:hi])
+	}
+	return out
+}
+
+func TestWriteBuffersIsWriteOfTheJoinedPieces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "services.yaml")
+	w := New(path, 0o644)
+	data := bytes.Repeat([]byte("0123456789abcdef\n"), 200000) // 3.4 MB
+	// More pieces than one writev takes.
+	changed, err := w.WriteBuffers(pieces(data, 2500), true)
+	if err != nil || !changed {
+		t.Fatalf("WriteBuffers = %v, %v", changed, err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+		t.Fatal("the file is not the joined pieces")
+	}
+	before := inode(t, path)
+	// Compared with the file, the same bytes in other pieces are no change.
+	if changed, err := w.WriteBuffers(pieces(data, 3), true); err != nil || changed {
+		t.Fatalf("same bytes: WriteBuffers = %v, %v; want false, nil", changed, err)
+	}
+	if inode(t, path) != before {
+		t.Error("the same bytes replaced the file")
+	}
+	// One byte different deep in a piece is a change.
+	other := bytes.Clone(data)
+	other[len(other)/2] = 'X'
+	if changed, err := w.WriteBuffers(pieces(other, 1000), true); err != nil || !changed {
+		t.Fatalf("one byte different: WriteBuffers = %v, %v", changed, err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, other) {
+		t.Fatal("the file is not the new pieces")
+	}
+	// Told the file differs, it is replaced without reading it.
+	before = inode(t, path)
+	if changed, err := w.WriteBuffers(pieces(other, 10), false); err != nil || !changed {
+		t.Fatalf("compare false: WriteBuffers = %v, %v", changed, err)
+	}
+	if inode(t, path) == before {
+		t.Error("compare false did not replace the file")
+	}
+	assertNoTemp(t, filepath.Dir(path))
+}
+
 // A named pipe (or any non-regular file) at the path is refused at once:
 // opening it for the comparison must not wait for a writer.
 func TestNotARegularFileRefused(t *testing.T) {

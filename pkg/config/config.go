@@ -25,6 +25,7 @@ type Sync struct {
 	RefreshInterval  time.Duration
 	ExposeHost       bool
 	GroupSize        int
+	HealthCacheSize  int
 	Output           string
 	Once             bool
 	DryRun           bool
@@ -59,6 +60,7 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b.seconds(&c.RefreshInterval, "refresh-interval", "i", "REFRESH_INTERVAL", 60, "seconds between polls of sources that are not event driven, and the safety-net poll of those that are")
 	b.boolean(&c.ExposeHost, "expose-host", "e", "EXPOSE_HOST", false, "keep tasks in net=host mode (may collide with ports of a proxymatic in net=host mode)")
 	b.integer(&c.GroupSize, "group-size", "", "GROUP_SIZE", 1, 1, 1000000, "number of proxymatic instances; per-server maxconn is divided by it")
+	b.integer(&c.HealthCacheSize, "health-cache-size", "", "HEALTH_CACHE_SIZE", 100000, 1, 100000000, "Marathon tasks whose last health result is kept, so that a task last seen healthy keeps serving while a new Marathon leader has no results yet")
 	b.str(&c.Output, "output", "o", "SERVICES_FILE", DefaultServicesFile, "where services.yaml is written")
 	b.boolean(&c.Once, "once", "", "", false, "refresh every source once, write (or print) and exit; non-zero if a source failed")
 	b.boolean(&c.DryRun, "dry-run", "", "", false, "print services.yaml to stdout and write nothing; implies --once")

@@ -137,7 +137,8 @@ func TestSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(c.Marathon) != 2 || c.Marathon[1] != "https://m2:8443" || c.RefreshInterval != 5*time.Second ||
-		!c.ExposeHost || c.GroupSize != 3 || c.Output != DefaultServicesFile || c.StatusEndpoint != "0.0.0.0:9091" {
+		!c.ExposeHost || c.GroupSize != 3 || c.Output != DefaultServicesFile || c.StatusEndpoint != "0.0.0.0:9091" ||
+		c.HealthCacheSize != 100000 {
 		t.Errorf("got %+v", c)
 	}
 }
@@ -152,6 +153,8 @@ func TestSyncErrors(t *testing.T) {
 		{map[string]string{"MARATHON_URL": "http://m", "REFRESH_INTERVAL": "abc"}, `invalid REFRESH_INTERVAL "abc": want whole seconds`},
 		{map[string]string{"MARATHON_URL": "http://m", "REFRESH_INTERVAL": "1.5"}, "invalid REFRESH_INTERVAL"},
 		{map[string]string{"MARATHON_URL": "http://m", "GROUP_SIZE": "0"}, "invalid GROUP_SIZE"},
+		{map[string]string{"MARATHON_URL": "http://m", "HEALTH_CACHE_SIZE": "0"}, `invalid HEALTH_CACHE_SIZE "0": want a whole number from 1 to 100000000`},
+		{map[string]string{"MARATHON_URL": "http://m", "HEALTH_CACHE_SIZE": "lots"}, "invalid HEALTH_CACHE_SIZE"},
 		{map[string]string{"REGISTRATOR_URL": "consul://c/x"}, "invalid REGISTRATOR_URL"},
 		{map[string]string{"MARATHON_URL": "http://m", "SYNC_STATUS_ENDPOINT": ":99999"}, "invalid SYNC_STATUS_ENDPOINT"},
 	}
@@ -168,6 +171,17 @@ func TestPasswordNotInErrors(t *testing.T) {
 	_, err := parseSync(t, nil, map[string]string{"MARATHON_URL": "gopher://user:hunter2@m"})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSyncHealthCacheSize(t *testing.T) {
+	c, err := parseSync(t, []string{"--health-cache-size", "500"}, map[string]string{"MARATHON_URL": "http://m", "HEALTH_CACHE_SIZE": "7"})
+	if err != nil || c.HealthCacheSize != 500 {
+		t.Fatalf("flag: %d, %v", c.HealthCacheSize, err)
+	}
+	c, err = parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m", "HEALTH_CACHE_SIZE": "7"})
+	if err != nil || c.HealthCacheSize != 7 {
+		t.Fatalf("variable: %d, %v", c.HealthCacheSize, err)
 	}
 }
 

@@ -168,3 +168,47 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkApplyEventAt10k is one task's health event applied to the state
+// of 10,000 apps × 4 tasks and compiled: decode the payload, apply it,
+// recompile the app, rebuild its service. No I/O: the logic an event costs
+// before the file is written (the daemon's share is in pkg/syncer).
+func BenchmarkApplyEventAt10k(b *testing.B) {
+	apps := marathontest.Generate(10000, 4)
+	decoded, err := decodeApps(bytes.NewReader(marathontest.AppsJSON(apps)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	normalize(decoded)
+	c := compiler{groupSize: 1, log: slog.New(slog.DiscardHandler), health: newHealthCache(0)}
+	l := newLive(c)
+	dups := 0
+	for i := range decoded {
+		l.addListed(&decoded[i], &dups)
+	}
+	hosts := l.newHosts()
+	l.resolved(hosts, newDNSCache(agentDNS(), time.Hour, c.log).resolveAll(context.Background(), hosts))
+	l.settle()
+	payloads := make([][]byte, 2*len(apps))
+	for i, a := range apps {
+		for j, alive := range []bool{false, true} {
+			payloads[2*i+j] = fmt.Appendf(nil, `{"appId":%q,"instanceId":%q,"version":"2024-03-01T09:59:00.000Z","alive":%v,"eventType":"health_status_changed_event","timestamp":"2024-03-01T10:00:00.000Z"}`,
+				a.ID, marathontest.InstanceID(a.Tasks[0].ID), alive)
+		}
+	}
+	b.ReportAllocs()
+	changed := 0
+	for i := 0; b.Loop(); i++ {
+		ev := parseEvent("health_status_changed_event", payloads[(i*2+i/len(apps))%len(payloads)], false)
+		var p plan
+		l.apply(&ev, &p, c.health)
+		if p.full != "" || len(p.fetch) > 0 {
+			b.Fatalf("a health event needed a read: %+v", p)
+		}
+		keys, _ := l.settle()
+		changed += len(keys)
+	}
+	if changed == 0 {
+		b.Fatal("no event changed a service")
+	}
+}

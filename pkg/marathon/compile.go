@@ -3,6 +3,7 @@ package marathon
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -26,6 +28,18 @@ type compiler struct {
 	groupSize  int
 	log        *slog.Logger
 	addrs      map[string]netip.Addr // task host -> address; missing = unresolved
+
+	// health, when set (a watching Source), keeps a task whose health
+	// results are empty serving on its last known health (health.go).
+	health *healthCache
+	// versions, when set, gives the definitions of past app versions: a
+	// task takes its rules from the version it runs (versions.go). Unset,
+	// every task takes the app's current definition.
+	versions func(id, version string) (def *app, known bool)
+	// explain collects why each app, task or port is not served, for
+	// Options.Explain; notes holds the app being compiled.
+	explain bool
+	notes   []explain.Entry
 }
 
 // portSpec is one port index of an app.
@@ -137,6 +151,20 @@ type compilation struct {
 	seen    map[string]int32 // index of each in hosts
 	done    map[*group]bool  // per-task scratch
 	tasks   []*task          // per-app scratch
+
+	// deferred are apps whose tasks run versions not yet known (copies:
+	// the decoder reuses its apps); missing names those versions.
+	deferred []*app
+	missing  []versionKey
+	// Reasons, when the compiler explains: per app, and the apps that
+	// claimed each group (for the ones that lost it).
+	notes     map[string][]explain.Entry
+	claimedBy []groupClaim
+}
+
+type groupClaim struct {
+	g     *group
+	appID string
 }
 
 // claim records an app's claim on k and returns k's group; the group's
@@ -165,8 +193,47 @@ func (c *compiler) compile(apps []app) []services.Service {
 }
 
 // add compiles one app into cm. It keeps no reference into a, which the
-// streaming decoder reuses for a later app.
+// streaming decoder reuses for a later app. An app with tasks of versions
+// whose definitions are not known yet is set aside (cm.deferred) for the
+// caller to fetch them and add it again.
 func (c *compiler) add(cm *compilation, a *app) {
+	if len(a.malformed) > 0 || a.skip {
+		note := c.reportMalformed(a)
+		if c.explain {
+			if cm.notes == nil {
+				cm.notes = map[string][]explain.Entry{}
+			}
+			cm.notes[a.ID] = append(cm.notes[a.ID], note)
+		}
+		if a.skip {
+			return
+		}
+		// Reported: an app deferred for its past versions below is added
+		// again, and must not be reported twice.
+		a.malformed, a.dropped = a.malformed[:0], 0
+	}
+	var groups []*app
+	if c.versions != nil {
+		var missing []string
+		groups, missing = versionGroups(a, c.versions)
+		if len(missing) > 0 {
+			cm.deferred = append(cm.deferred, cloneApp(a))
+			for _, v := range missing {
+				cm.missing = append(cm.missing, versionKey{a.ID, v})
+			}
+			return
+		}
+	}
+	if groups == nil {
+		one := [1]*app{a}
+		groups = one[:]
+	}
+	c.addGroups(cm, a.ID, groups)
+}
+
+// addGroups compiles one app, given as the definitions its tasks run (see
+// versionGroups), into cm as one result.
+func (c *compiler) addGroups(cm *compilation, id string, groups []*app) {
 	if c.groupSize < 1 {
 		c.groupSize = 1
 	}
@@ -175,19 +242,15 @@ func (c *compiler) add(cm *compilation, a *app) {
 		cm.done = map[*group]bool{}
 		cm.groups = map[services.Key]*group{}
 	}
-	if len(a.malformed) > 0 {
-		c.reportMalformed(a)
-		if a.skip {
-			return
-		}
-	}
-	for j := range a.Tasks {
-		if a.Tasks[j].skip {
-			continue
-		}
-		if h := a.Tasks[j].Host; !cm.has(h) {
-			cm.seen[h] = int32(len(cm.hosts))
-			cm.hosts = append(cm.hosts, h)
+	for _, a := range groups {
+		for j := range a.Tasks {
+			if a.Tasks[j].skip {
+				continue
+			}
+			if h := a.Tasks[j].Host; !cm.has(h) {
+				cm.seen[h] = int32(len(cm.hosts))
+				cm.hosts = append(cm.hosts, h)
+			}
 		}
 	}
 	// A chunk is full enough when a typical app might not fit; an app that
@@ -196,9 +259,18 @@ func (c *compiler) add(cm *compilation, a *app) {
 		cm.servers = make([]pendingServer, 0, 2048)
 	}
 	s0 := len(cm.servers)
-	c.compileApp(cm, a)
+	c.notes = c.notes[:0]
+	for _, a := range groups {
+		c.compileApp(cm, a)
+	}
 	s1 := len(cm.servers)
-	cm.apps = append(cm.apps, appResult{id: a.ID, servers: cm.servers[s0:s1:s1]})
+	cm.apps = append(cm.apps, appResult{id: id, servers: cm.servers[s0:s1:s1]})
+	if c.explain && len(c.notes) > 0 {
+		if cm.notes == nil {
+			cm.notes = map[string][]explain.Entry{}
+		}
+		cm.notes[id] = append(cm.notes[id], c.notes...)
+	}
 }
 
 func (cm *compilation) has(host string) bool {
@@ -247,6 +319,9 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 			if !h.resolved {
 				// The resolver already warned about the host.
 				c.log.Debug("task host unresolved, server dropped", "app", r.id, "host", cm.hosts[ps.host])
+				if c.explain {
+					cm.note(explain.Entry{App: r.id, Port: ps.g.key.Port, Protocol: string(ps.g.key.Protocol), Reason: explain.UnresolvableHost, Detail: clip(cm.hosts[ps.host])})
+				}
 				continue
 			}
 			if h.never != "" {
@@ -298,16 +373,37 @@ func (c *compiler) merge(cm *compilation) []services.Service {
 	for _, r := range rejected {
 		c.log.Error("compiled service failed validation, dropped", "port", r.Service.Port, "protocol", r.Service.Protocol, "problems", services.Problems(r.Problems).Error())
 	}
+	if c.explain {
+		for _, gc := range cm.claimedBy {
+			if o := gc.g.owner; o.appID != gc.appID {
+				cm.note(explain.Entry{App: gc.appID, Port: gc.g.key.Port, Protocol: string(gc.g.key.Protocol), Service: o.name, Reason: explain.PortTaken, Detail: "named by app " + clip(o.appID) + "; this app's servers join it"})
+			}
+		}
+	}
 	return valid
+}
+
+// note records a reason found while merging (its app is e.App), once.
+func (cm *compilation) note(e explain.Entry) {
+	e.Source = "marathon"
+	if cm.notes == nil {
+		cm.notes = map[string][]explain.Entry{}
+	}
+	if slices.Contains(cm.notes[e.App], e) {
+		return
+	}
+	cm.notes[e.App] = append(cm.notes[e.App], e)
 }
 
 func (c *compiler) compileApp(cm *compilation, a *app) {
 	name, ok := serviceName(a.ID)
+	log := &appLogger{base: c.log, id: a.ID, c: c}
 	if !ok {
 		c.log.Warn("app id does not give a valid service name, app skipped", "app", clip(a.ID), "name", clip(name))
+		log.note(explain.Entry{Reason: explain.InvalidName, Detail: clip(name)})
 		return
 	}
-	log := &appLogger{base: c.log, id: a.ID}
+	log.svc = name
 	specs := appPorts(a, log)
 	opts := c.portLabels(a, len(specs), log)
 	health := httpHealthPaths(a, len(specs), log)
@@ -325,15 +421,21 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 		}
 		if port == 0 {
 			log.Warn("service port 0 skipped", "portIndex", i)
+			log.note(explain.Entry{Reason: explain.NoServicePort, Detail: "port index " + strconv.Itoa(i) + ": service port 0"})
 			continue
 		}
 		if port < 1 || port > 65535 {
 			log.Warn("service port out of range skipped", "portIndex", i, "port", port)
+			log.note(explain.Entry{Reason: explain.NoServicePort, Detail: "port index " + strconv.Itoa(i) + ": service port " + strconv.Itoa(port) + " out of range"})
 			continue
 		}
 		for _, p := range sp.protocols {
 			k := services.Key{Port: port, Protocol: p}
-			keys[i] = append(keys[i], cm.claim(k, claim{name: name, appID: a.ID, moved: moved, mode: opts[i].mode, health: health[i], timeouts: opts[i].timeouts}))
+			g := cm.claim(k, claim{name: name, appID: a.ID, moved: moved, mode: opts[i].mode, health: health[i], timeouts: opts[i].timeouts})
+			keys[i] = append(keys[i], g)
+			if c.explain {
+				cm.claimedBy = append(cm.claimedBy, groupClaim{g, a.ID})
+			}
 		}
 	}
 
@@ -357,11 +459,15 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 			if i >= len(t.Ports) {
 				if len(ks) > 0 {
 					log.Debug("task has no host port for port index", "task", t.id(), "portIndex", i)
+					log.note(explain.Entry{Task: t.id(), Port: ks[0].key.Port, Reason: explain.NoHostPort, Detail: "no host port for port index " + strconv.Itoa(i)})
 				}
 				continue
 			}
 			hostPort := t.Ports[i]
 			if hostPort < 1 || hostPort > 65535 {
+				if len(ks) > 0 {
+					log.note(explain.Entry{Task: t.id(), Port: ks[0].key.Port, Reason: explain.NoHostPort, Detail: "host port " + strconv.Itoa(hostPort) + " out of range"})
+				}
 				continue
 			}
 			for _, g := range ks {
@@ -388,11 +494,8 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 
 // reportMalformed logs in one line, naming the app, the values of an app
 // that the decoder could not use, and counts them by what they took out
-// (README.md, "Malformed apps").
-//
-// TODO(explain): record an explain.MalformedField entry per value once the
-// compiler holds the explain book (the incremental compile adds it).
-func (c *compiler) reportMalformed(a *app) {
+// (README.md, "Malformed apps"). It returns the same as an explain entry.
+func (c *compiler) reportMalformed(a *app) explain.Entry {
 	const shown = 5
 	details := make([]string, 0, min(len(a.malformed), shown))
 	tasks := 0
@@ -420,6 +523,8 @@ func (c *compiler) reportMalformed(a *app) {
 		name = "apps[" + strconv.Itoa(a.pos) + "] " + strconv.Quote(name)
 	}
 	c.log.Warn(msg, "app", name, "malformed", len(a.malformed)+a.dropped, "details", strings.Join(details, "; "))
+	return explain.Entry{Source: string(services.SourceMarathon), App: a.ID, Reason: explain.MalformedField,
+		Detail: fmt.Sprintf("%s (%d): %s", msg, len(a.malformed)+a.dropped, strings.Join(details, "; "))}
 }
 
 // serves applies the task state and health rules.
@@ -429,16 +534,37 @@ func (c *compiler) serves(a *app, t *task, log *appLogger) bool {
 	}
 	// Marathon before 0.8 had no state field: a listed task was running.
 	if t.State != nil && *t.State != "TASK_RUNNING" {
+		reason := explain.NotRunning
+		if *t.State == "TASK_KILLING" {
+			reason = explain.Killing
+		}
+		log.note(explain.Entry{Task: t.id(), Reason: reason, Detail: clip(*t.State)})
 		return false
+	}
+	if len(t.HealthCheckResults) > 0 && c.health != nil {
+		healthy := true
+		for _, r := range t.HealthCheckResults {
+			healthy = healthy && r.Alive
+		}
+		c.health.note(t.id(), healthy)
 	}
 	for _, r := range t.HealthCheckResults {
 		if !r.Alive {
 			log.Debug("task failing its health check, skipped", "task", t.id(), "cause", clip(r.LastFailureCause))
+			log.note(explain.Entry{Task: t.id(), Reason: explain.HealthFailing, Detail: clip(r.LastFailureCause)})
 			return false
 		}
 	}
 	if len(a.HealthChecks) > 0 && len(t.HealthCheckResults) == 0 {
-		log.Debug("task has no health check result yet, skipped", "task", t.ID)
+		if c.health != nil {
+			addr, resolved := c.addrs[t.Host]
+			if c.health.lastHealthy(t, addr, resolved) {
+				log.Debug("task has no health check result, serving on its last known health", "task", t.id())
+				return true
+			}
+		}
+		log.Debug("task has no health check result yet, skipped", "task", t.id())
+		log.note(explain.Entry{Task: t.id(), Reason: explain.NoHealthResult})
 		return false
 	}
 	return true
@@ -526,6 +652,7 @@ func httpHealthPaths(a *app, n int, log *appLogger) []services.HealthCheck {
 		}
 		if !services.ValidPath(path) {
 			log.Warn("health check path is not valid, ignored", "portIndex", idx, "path", clip(path))
+			log.note(explain.Entry{Reason: explain.MalformedField, Detail: "health check path " + strconv.Quote(clip(path)) + " is not valid"})
 			continue
 		}
 		check := services.HealthCheck{Path: path}
@@ -567,6 +694,7 @@ func (c *compiler) portLabels(a *app, n int, log *appLogger) []portOpts {
 		}
 		bad := func(why string) {
 			log.Warn("invalid label ignored", "label", clip(key), "value", clip(val), "reason", why)
+			log.note(explain.Entry{Reason: explain.InvalidLabel, Detail: clip(key) + "=" + strconv.Quote(clip(val)) + ": " + why})
 		}
 		idxStr, field, ok := strings.Cut(rest, ".")
 		idx, err := strconv.Atoi(idxStr)
@@ -697,6 +825,21 @@ type appLogger struct {
 	base *slog.Logger
 	id   string
 	l    *slog.Logger
+	c    *compiler // collects the app's reasons when it explains
+	svc  string    // the service name, once known
+}
+
+// note records why something of the app is not served (Options.Explain).
+func (a *appLogger) note(e explain.Entry) {
+	if a.c == nil || !a.c.explain {
+		return
+	}
+	e.Source = "marathon"
+	e.App = a.id
+	if e.Service == "" {
+		e.Service = a.svc
+	}
+	a.c.notes = append(a.c.notes, e)
 }
 
 func (a *appLogger) get() *slog.Logger {

@@ -24,6 +24,10 @@ type app struct {
 	Container       *container        `json:"container"`
 	HealthChecks    []healthCheck     `json:"healthChecks"`
 	Tasks           []task            `json:"tasks"`
+	// Version and VersionInfo tell which tasks run the current definition
+	// (see versions.go).
+	Version     string      `json:"version"`
+	VersionInfo versionInfo `json:"versionInfo"`
 
 	// malformed lists the values of this app that were not of the type
 	// Marathon gives them (see "Malformed apps" in README.md); skip is set
@@ -32,6 +36,10 @@ type app struct {
 	dropped   int // malformed values past maxMalformed: counted, not described
 	skip      bool
 	pos       int // index in the body's apps, to name an app without a usable id
+}
+
+type versionInfo struct {
+	LastConfigChangeAt string `json:"lastConfigChangeAt"`
 }
 
 // scope is what a malformed value takes out of the compile.
@@ -96,6 +104,7 @@ type task struct {
 	State              *string    `json:"state"`
 	Ports              []int      `json:"ports"`
 	HealthCheckResults []hcResult `json:"healthCheckResults"`
+	Version            string     `json:"version"` // the app version it was started with
 
 	skip bool // a value of the task is malformed: it is not served
 }
@@ -1207,7 +1216,7 @@ func (s *scanner) document(next func() *app, done func(*app) error) error {
 	return nil
 }
 
-var appFields = []string{"id", "labels", "ports", "portDefinitions", "container", "healthChecks", "tasks"}
+var appFields = []string{"id", "labels", "ports", "portDefinitions", "container", "healthChecks", "tasks", "version", "versionInfo"}
 
 // appFieldScope is what a malformed value in each app field takes out. The
 // id names the service; the port declarations and health checks decide
@@ -1217,7 +1226,10 @@ var appFields = []string{"id", "labels", "ports", "portDefinitions", "container"
 // per label), and a bad value in a task only that task (tasks decide it
 // themselves); labels or tasks that are not an object or array at all
 // skip the app (labels and tasks say so).
-var appFieldScope = []scope{scopeApp, scopeField, scopeApp, scopeApp, scopeApp, scopeApp, scopeField}
+//
+// A version that cannot be read counts as absent: every task is then taken
+// to run the current definition, as before versions were read.
+var appFieldScope = []scope{scopeApp, scopeField, scopeApp, scopeApp, scopeApp, scopeApp, scopeField, scopeField, scopeField}
 
 func (s *scanner) app(a *app) error {
 	s.bad, s.nbad, s.appSkip = s.bad[:0], 0, false
@@ -1253,6 +1265,10 @@ func (s *scanner) app(a *app) error {
 			err = s.healthChecks(&a.HealthChecks)
 		case 6:
 			err = s.tasks(&a.Tasks)
+		case 7:
+			err = s.str(&a.Version, true)
+		case 8:
+			err = s.versionInfo(&a.VersionInfo)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", appFields[i], err)
@@ -1548,6 +1564,24 @@ func (s *scanner) container(dst **container) error {
 
 var portMappingsName = []string{"portMappings"}
 
+var versionInfoFields = []string{"lastConfigChangeAt"}
+
+func (s *scanner) versionInfo(v *versionInfo) error {
+	if null, err := s.null(); null || err != nil {
+		return err
+	}
+	var seen fields
+	return s.object(func(key []byte) error {
+		i := match(key, versionInfoFields)
+		if i < 0 || s.keyLong {
+			return s.skip()
+		}
+		return s.member(&seen, i, versionInfoFields[i], func() error {
+			return s.str(&v.LastConfigChangeAt, true)
+		})
+	})
+}
+
 var healthCheckFields = []string{"protocol", "path", "portIndex", "intervalSeconds", "timeoutSeconds", "maxConsecutiveFailures"}
 
 func (s *scanner) healthChecks(dst *[]healthCheck) error {
@@ -1586,7 +1620,7 @@ func (s *scanner) healthChecks(dst *[]healthCheck) error {
 	})
 }
 
-var taskFields = []string{"id", "host", "state", "ports", "healthCheckResults"}
+var taskFields = []string{"id", "host", "state", "ports", "healthCheckResults", "version"}
 
 var hcResultFields = []string{"alive", "lastFailureCause"}
 
@@ -1643,6 +1677,8 @@ func (s *scanner) tasks(dst *[]task) error {
 					return nil
 				case 3:
 					return s.ints(&t.Ports)
+				case 5:
+					return s.str(&t.Version, true)
 				}
 				return slice(s, &t.HealthCheckResults, func(r *hcResult) error {
 					var seen fields

@@ -74,11 +74,17 @@ func newFileSource(opts Options, log *slog.Logger) (*Source, error) {
 	rep := replica{base: &url.URL{Scheme: "file"}, name: redact(raw)}
 	// The file transport never redirects.
 	hc := &http.Client{Transport: fileTransport{path: path}}
+	// A saved answer has no version definitions to read: the tasks of past
+	// versions take the current one (the file transport answers 404).
 	return &Source{
-		opts:   opts,
-		client: &client{replicas: []replica{rep}, http: hc, log: log, maxBody: max(opts.MaxBody, 0), idle: opts.ReadTimeout},
-		dns:    newDNSCache(resolverOf(opts), opts.DNSTTL, log),
-		log:    log,
+		opts:      opts,
+		client:    &client{replicas: []replica{rep}, http: hc, log: log, maxBody: max(opts.MaxBody, 0), idle: opts.ReadTimeout},
+		dns:       newDNSCache(resolverOf(opts), opts.DNSTTL, log),
+		log:       log,
+		versions:  newVersionCache(versionCacheSize),
+		health:    newHealthCache(opts.HealthCacheSize),
+		explained: map[string]bool{},
+		again:     make(chan struct{}, 1),
 	}, nil
 }
 

@@ -1,12 +1,15 @@
 // Package marathon is the Marathon discovery source: it reads every app with
-// its tasks from a set of Marathon replicas, follows Marathon's event stream
-// to refresh as soon as something changes, and compiles the running, healthy
-// tasks into services.yaml services by the original proxymatic rules.
+// its tasks from a set of Marathon replicas, follows Marathon's event stream,
+// and compiles the running, healthy tasks into services.yaml services by the
+// original proxymatic rules.
 //
-// One refresh is one request (GET /v2/apps?embed=apps.tasks), decoded as a
-// stream into only the fields the rules use. The event stream
-// (GET /v2/events) only tells when to refresh; a jittered poll stays on as a
-// safety net for missed events.
+// A full read is one request (GET /v2/apps?embed=apps.tasks), decoded as a
+// stream into only the fields the rules use; the one-shot Fetch compiles it
+// as it arrives. A watching source keeps the apps in memory and applies the
+// events of GET /v2/events to them (apply.go), reading one app when an event
+// names it and everything only when the state is in doubt; it compiles again
+// only what changed (state.go). A jittered poll stays a full read and
+// reconciles.
 package marathon
 
 import (
@@ -71,6 +74,9 @@ type Options struct {
 	// app, task or port is not served (key "marathon <app id>", one key per
 	// app, replaced whenever that app is compiled again).
 	Explain *explain.Book
+	// HealthCacheSize bounds the tasks whose last health result is kept
+	// (health.go); 0 takes DefaultHealthCacheSize.
+	HealthCacheSize int
 	// HTTPClient replaces the built-in client (its timeouts and TLS
 	// settings are then the caller's). Its CheckRedirect is replaced so
 	// that credentials follow the redirect to the leader, and only there.
@@ -92,10 +98,17 @@ type Options struct {
 
 // Source reads Marathon. It satisfies syncer.Source.
 type Source struct {
-	opts   Options
-	client *client
-	dns    *dnsCache
-	log    *slog.Logger
+	opts     Options
+	client   *client
+	dns      *dnsCache
+	log      *slog.Logger
+	versions *versionCache
+	health   *healthCache
+
+	explainMu sync.Mutex
+	explained map[string]bool // apps with reasons in opts.Explain
+
+	again chan struct{} // ReadAgain's request to the watch loop
 }
 
 // New validates opts and builds a Source. It does not contact Marathon.
@@ -156,11 +169,18 @@ func New(opts Options) (*Source, error) {
 	if opts.Resolver != nil {
 		res = opts.Resolver
 	}
+	if opts.HealthCacheSize < 0 {
+		return nil, fmt.Errorf("marathon: health cache size %d is negative", opts.HealthCacheSize)
+	}
 	return &Source{
-		opts:   opts,
-		client: &client{replicas: replicas, http: hc, log: log, maxBody: maxBody, timeout: opts.RequestTimeout, idle: opts.ReadTimeout},
-		dns:    newDNSCache(res, opts.DNSTTL, log),
-		log:    log,
+		opts:      opts,
+		client:    &client{replicas: replicas, http: hc, log: log, maxBody: maxBody, timeout: opts.RequestTimeout, idle: opts.ReadTimeout},
+		dns:       newDNSCache(res, opts.DNSTTL, log),
+		log:       log,
+		versions:  newVersionCache(versionCacheSize),
+		health:    newHealthCache(opts.HealthCacheSize),
+		explained: map[string]bool{},
+		again:     make(chan struct{}, 1),
 	}, nil
 }
 
@@ -202,6 +222,14 @@ func httpClient(opts Options, replicas []replica) (*http.Client, error) {
 	return &http.Client{Transport: tr, CheckRedirect: redirectPolicy(replicas)}, nil
 }
 
+// SeedHealth takes the servers of the services.yaml a previous run left as
+// last seen healthy until the first full read (see healthCache.seed): a
+// sync restarted during a leader election keeps serving them. Call it
+// before Watch or WatchChanges.
+func (s *Source) SeedHealth(previous []services.Service) {
+	s.health.seed(previous)
+}
+
 // Name identifies the source.
 func (s *Source) Name() string { return string(services.SourceMarathon) }
 
@@ -211,7 +239,7 @@ func (s *Source) Name() string { return string(services.SourceMarathon) }
 func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 	start := time.Now()
 	var cm *compilation
-	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log}
+	c := compiler{exposeHost: s.opts.ExposeHost, groupSize: s.opts.GroupSize, log: s.log, versions: s.versions.get, explain: s.opts.Explain != nil}
 	rep, err := s.client.do(ctx, appsPath, "application/json", func(body io.Reader) error {
 		var err error
 		cm, err = c.stream(ctx, body, streamBatch)
@@ -223,11 +251,25 @@ func (s *Source) Fetch(ctx context.Context) ([]services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(cm.deferred) > 0 {
+		// Tasks of past versions take that version's rules.
+		fetched, err := s.fetchVersions(ctx, cm.missing)
+		if err != nil {
+			return nil, fmt.Errorf("marathon: reading past app versions: %w", err)
+		}
+		c.versions = s.versionLookup(fetched)
+		deferred := cm.deferred
+		cm.deferred, cm.missing = nil, nil
+		for _, a := range deferred {
+			c.add(cm, a)
+		}
+	}
 	c.addrs = s.dns.resolveAll(ctx, cm.hosts)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
 	out := c.merge(cm)
+	s.explainAll(cm.notes)
 	refreshesTotal.WithLabelValues(rep.name).Inc()
 	lastSuccess.SetToCurrentTime()
 	refreshDuration.Observe(time.Since(start).Seconds())

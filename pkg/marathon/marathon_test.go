@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -400,13 +401,26 @@ func TestEventTriggersRefresh(t *testing.T) {
 	if q := m.Queries("/v2/events"); len(q) == 0 || !strings.Contains(q[0], "event_type=status_update_event") {
 		t.Errorf("no server-side event filter: %q", q)
 	}
-	for i, typ := range []string{"status_update_event", "health_status_changed_event", "api_post_event", "instance_changed_event", "deployment_success"} {
+	plan := `{"id":"p","steps":[{"actions":[{"action":"ScaleApplication","app":"/prod/web"}]}]}`
+	for i, ev := range []struct{ typ, data string }{
+		// An app the state does not know: everything is read again.
+		{"status_update_event", `{"appId":"/prod/other","taskId":"t","taskStatus":"TASK_RUNNING","host":"h","ports":[1]}`},
+		{"health_status_changed_event", `{"appId":"/prod/other","instanceId":"i","alive":true}`},
+		// Events naming the app: it is read alone.
+		{"api_post_event", `{"uri":"/v2/apps/prod/web","appDefinition":{"id":"/prod/web"}}`},
+		{"app_terminated_event", `{"appId":"/prod/web"}`},
+		{"deployment_step_success", `{"plan":` + plan + `,"currentStep":{"actions":[]}}`},
+		{"deployment_success", `{"id":"p","plan":` + plan + `}`},
+		{"deployment_failed", `{"id":"p","plan":` + plan + `}`},
+		// Not asked for, and without the fields that would tell: read again.
+		{"instance_changed_event", `{}`},
+	} {
 		hostPorts := make([]int, i+2)
 		for j := range hostPorts {
 			hostPorts[j] = 32000 + j
 		}
 		m.SetApps(webApp(hostPorts...))
-		m.PushEvent(typ)
+		m.PushRawEvent(ev.typ, ev.data)
 		// The poll is a minute away: only the event can bring this state.
 		w.waitServers(t, i+2)
 	}
@@ -538,10 +552,17 @@ func TestReadEvents(t *testing.T) {
 		"event: deployment_info\ndata: " + strings.Repeat("x", 200000) + "\n\n" +
 		"event: api_post_event\n\n"
 	var got []string
-	err := readEvents(strings.NewReader(in), func(typ string) { got = append(got, typ) })
+	var cut []bool
+	err := readEvents(strings.NewReader(in), func(typ string, data []byte, truncated bool) {
+		got = append(got, typ)
+		cut = append(cut, truncated)
+	})
 	want := "event_stream_attached status_update_event deployment_info api_post_event"
 	if strings.Join(got, " ") != want {
 		t.Errorf("got %q", got)
+	}
+	if !slices.Equal(cut, []bool{false, false, false, false}) {
+		t.Errorf("truncated %v", cut)
 	}
 	if err == nil {
 		t.Error("end of stream is not an error for a stream that should stay open")

@@ -49,4 +49,24 @@ var (
 		Name: "proxymatic_marathon_servers",
 		Help: "Servers compiled by the last successful refresh.",
 	})
+	eventsApplied = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_events_applied_total",
+		Help: "Events applied to the in-memory state without a full read of /v2/apps, by type.",
+	}, []string{"type"})
+	appFetches = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_app_fetches_total",
+		Help: "Reads of one app (GET /v2/apps/{id}?embed=app.tasks) an event asked for, by result (ok, gone, error).",
+	}, []string{"result"})
+	versionFetches = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_version_fetches_total",
+		Help: "Reads of a past app version's definition (GET /v2/apps/{id}/versions/{version}), by result (ok, gone, error).",
+	}, []string{"result"})
+	fullFetches = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_full_fetches_total",
+		Help: "Full reads of /v2/apps by a watching source, by reason (start, poll, refresh, reconnect, replica, unparseable, unknown-app, unknown-type, unnamed-apps, many-apps, overflow, fetch-failed, retry).",
+	}, []string{"reason"})
+	driftTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "proxymatic_marathon_drift_apps_total",
+		Help: "Apps whose services, applied from events, differed from the scheduled full read (the full read won).",
+	})
 )

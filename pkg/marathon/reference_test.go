@@ -317,6 +317,12 @@ func refApp(raw json.RawMessage) app {
 					a.Tasks[j] = r.task(e, join(path, fmt.Sprintf("[%d]", j)))
 				}
 			}
+		case "version":
+			r.str(v, path, scopeField, &a.Version)
+		case "versionInfo":
+			r.object(v, path, scopeField, versionInfoFields, func(_ int, v json.RawMessage, path string) {
+				r.str(v, path, scopeField, &a.VersionInfo.LastConfigChangeAt)
+			})
 		}
 	})
 	for _, m := range r.bad {
@@ -369,6 +375,8 @@ func (r *ref) task(raw json.RawMessage, path string) task {
 					r.int(e, join(path, fmt.Sprintf("[%d]", j)), scopeTask, &t.Ports[j])
 				}
 			}
+		case "version":
+			r.str(v, path, scopeTask, &t.Version)
 		case "healthCheckResults":
 			if elems, ok := r.array(v, path, scopeTask); ok {
 				t.HealthCheckResults = make([]hcResult, len(elems))

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -111,6 +112,10 @@ type Daemon struct {
 	// ran out and was handled.
 	onUpdate      func()
 	onInitialWait func()
+
+	// image is what the file is meant to hold, kept service by service
+	// for the sources that publish changes (incremental.go).
+	image fileImage
 }
 
 func (d *Daemon) newMerger() *merger {
@@ -184,7 +189,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, src := range d.Sources {
 		wg.Go(func() {
-			err := src.Watch(ctx, func(svcs []services.Service) { box.put(i, cloneAll(svcs)) })
+			var err error
+			if cs, ok := src.(ChangeSource); ok {
+				// Its services are ours (see ChangeSource): no copy.
+				err = cs.WatchChanges(ctx, func(dl services.Delta) { box.putDelta(i, dl) })
+			} else {
+				err = src.Watch(ctx, func(svcs []services.Service) { box.put(i, cloneAll(svcs)) })
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -211,12 +222,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.reportSources(m)
 	ready := false // a first write succeeded
 	// publish writes when the rules above allow it, and reports the first
-	// write that succeeds.
-	publish := func() {
+	// write that succeeds. After the first, a batch of changes only (keys)
+	// is written key by key.
+	publish := func(full bool, keys []services.Key) {
 		if !m.complete() && !(m.anyRead() && (waitOver || d.PreviousFound)) {
 			return
 		}
-		if err := d.publish(m); err != nil || ready {
+		var err error
+		if full || !ready {
+			err = d.publish(m)
+		} else {
+			slices.SortFunc(keys, services.Key.Compare)
+			err = d.publishKeys(m, slices.Compact(keys))
+		}
+		if err != nil || ready {
 			return
 		}
 		ready = true
@@ -268,7 +287,7 @@ loop:
 			waitOver = true
 			if !ready {
 				if m.anyRead() {
-					publish()
+					publish(true, nil)
 				} else {
 					d.Logger.Warn("initial wait over and no source read yet: nothing to publish", "initial_wait", d.InitialWait,
 						"sources", strings.Join(m.waiting(), ","))
@@ -286,20 +305,28 @@ loop:
 				d.Logger.Warn("still waiting for a first good read; services.yaml is published without these sources' current state", "sources", strings.Join(waiting, ","))
 			}
 		case <-box.ready:
-			newly := false
-			for i, svcs := range box.take() {
+			newly, full := false, false
+			var keys []services.Key
+			for i, p := range box.take() {
+				if !p.full {
+					if m.read[i] { // a change before a first state cannot come
+						keys = append(keys, m.applyDelta(i, p.changed(), p.gone())...)
+					}
+					continue
+				}
 				if !m.read[i] {
 					newly = true
 					if ready {
 						d.Logger.Info("source read for the first time; its services are added", "source", d.Sources[i].Name())
 					}
 				}
-				m.set(i, svcs)
+				m.set(i, p.state)
+				full = true
 			}
 			if newly {
 				d.reportSources(m)
 			}
-			publish()
+			publish(full, keys)
 			if d.onUpdate != nil {
 				d.onUpdate()
 			}
@@ -360,6 +387,12 @@ func (d *Daemon) refreshAll(ctx context.Context, box *mailbox) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for i, src := range d.Sources {
+		if cs, ok := src.(ChangeSource); ok {
+			// It reads everything again itself and publishes what
+			// changed, keeping the changes it publishes in step.
+			cs.ReadAgain()
+			continue
+		}
 		wg.Go(func() {
 			svcs, err := src.Fetch(ctx)
 			if err != nil {
@@ -386,6 +419,16 @@ func (d *Daemon) publish(m *merger) error {
 	if s, ok := d.Sink.(StreamSink); ok {
 		size, err = s.WriteFile(&f)
 		changed = err == nil
+	} else if bs, ok := d.Sink.(BuffersSink); ok {
+		// Kept service by service, so that later changes re-encode only
+		// what changed; compared with the file as a whole write always is.
+		d.image.reset(f.Services)
+		size = int64(d.image.enc.Len())
+		changed, err = bs.WriteBuffers(d.image.enc.Buffers(), true)
+		d.image.current = err == nil
+		if err == nil {
+			clear(d.image.unwritten)
+		}
 	} else {
 		data := f.Encode()
 		size = int64(len(data))
@@ -419,31 +462,95 @@ func cloneAll(svcs []services.Service) []services.Service {
 
 // mailbox keeps the latest state per source. Sources never block on the
 // daemon, and a burst of updates is handled as one: only the newest state
-// of each source matters.
+// of each source matters, and changes add up into one.
 type mailbox struct {
 	mu      sync.Mutex
-	pending map[int][]services.Service
+	pending map[int]*pending
 	ready   chan struct{}
 }
 
+// pending is what a source published since the daemon last looked: a
+// whole state (full), or the services changed and removed since.
+type pending struct {
+	full  bool
+	state []services.Service
+	set   map[services.Key]services.Service
+	del   map[services.Key]bool
+}
+
+func (p *pending) changed() []services.Service {
+	out := make([]services.Service, 0, len(p.set))
+	for _, s := range p.set {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (p *pending) gone() []services.Key {
+	out := make([]services.Key, 0, len(p.del))
+	for k := range p.del {
+		out = append(out, k)
+	}
+	return out
+}
+
 func newMailbox() *mailbox {
-	return &mailbox{pending: map[int][]services.Service{}, ready: make(chan struct{}, 1)}
+	return &mailbox{pending: map[int]*pending{}, ready: make(chan struct{}, 1)}
 }
 
 func (b *mailbox) put(i int, svcs []services.Service) {
 	b.mu.Lock()
-	b.pending[i] = svcs
+	b.pending[i] = &pending{full: true, state: svcs}
 	b.mu.Unlock()
+	b.signal()
+}
+
+// putDelta adds a change to what source i has pending.
+func (b *mailbox) putDelta(i int, d services.Delta) {
+	b.mu.Lock()
+	defer b.signal()
+	defer b.mu.Unlock()
+	if d.Full {
+		b.pending[i] = &pending{full: true, state: d.Services}
+		return
+	}
+	p := b.pending[i]
+	if p == nil {
+		p = &pending{set: map[services.Key]services.Service{}, del: map[services.Key]bool{}}
+		b.pending[i] = p
+	}
+	if p.full {
+		// A whole state not taken yet: the change goes into it.
+		for _, k := range d.Removed {
+			p.state = slices.DeleteFunc(p.state, func(s services.Service) bool { return s.Key() == k })
+		}
+		for _, s := range d.Services {
+			p.state = slices.DeleteFunc(p.state, func(o services.Service) bool { return o.Key() == s.Key() })
+			p.state = append(p.state, s)
+		}
+		return
+	}
+	for _, k := range d.Removed {
+		delete(p.set, k)
+		p.del[k] = true
+	}
+	for _, s := range d.Services {
+		delete(p.del, s.Key())
+		p.set[s.Key()] = s
+	}
+}
+
+func (b *mailbox) signal() {
 	select {
 	case b.ready <- struct{}{}:
 	default:
 	}
 }
 
-func (b *mailbox) take() map[int][]services.Service {
+func (b *mailbox) take() map[int]*pending {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := b.pending
-	b.pending = map[int][]services.Service{}
+	b.pending = map[int]*pending{}
 	return p
 }

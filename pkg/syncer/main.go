@@ -60,7 +60,7 @@ func MainTo(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout, 
 		Explain: book,
 	}
 	for i, t := range tracked {
-		d.Sources[i] = t
+		d.Sources[i] = t.asSource()
 	}
 	if cfg.Output != "" {
 		d.Previous, d.PreviousFound = readPrevious(cfg.Output, logger)
@@ -106,8 +106,20 @@ func MainTo(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout, 
 	d.Refresh = refresh
 	stopHangups := onHangup(refresh)
 	defer stopHangups()
+	// The servers the previous file held count as last seen healthy, so a
+	// restart during a Marathon leader election does not drop them.
+	for _, src := range sources {
+		if hs, ok := src.(healthSeeder); ok {
+			hs.SeedHealth(d.Previous)
+		}
+	}
 	logger.Info("following sources", "sources", len(sources), "output", cfg.Output, "refresh_interval", cfg.RefreshInterval)
 	return d.Run(ctx)
+}
+
+// healthSeeder is a source that keeps last known health (marathon.Source).
+type healthSeeder interface {
+	SeedHealth(previous []services.Service)
 }
 
 // explainAfter prints the reasons of a --once or --dry-run run on stderr
@@ -125,7 +137,8 @@ func explainAfter(cfg *config.Sync, book *explain.Book, stderr io.Writer, runErr
 }
 
 // readPrevious reads the file a previous run left: changes are logged
-// against it, and a source down at start-up keeps its services in it. A
+// against it, a source down at start-up keeps its services in it, and
+// Marathon's last known health is seeded from it. A
 // missing or unreadable file counts as none (found is false): every
 // service is logged as Added, and a source down at start-up is waited for
 // (Daemon.InitialWait).

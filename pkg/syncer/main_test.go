@@ -102,7 +102,8 @@ func waitSubscribed(tb testing.TB, m *marathontest.Server) {
 
 // TestMarathonEventReachesFile runs the real daemon against the Marathon
 // stand-in with a 60 s poll: the change can only reach the file through
-// the event stream.
+// the event stream, and a task's event is applied without reading
+// /v2/apps again.
 func TestMarathonEventReachesFile(t *testing.T) {
 	m := marathontest.New(t)
 	web := marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001)
@@ -114,24 +115,15 @@ func TestMarathonEventReachesFile(t *testing.T) {
 
 	fw.waitFor(t, contains("10.0.0.1"))
 	waitSubscribed(t, m)
-	// Attaching the stream triggers one refresh of its own (events may have
-	// been missed before it); count from after that one.
-	deadline := time.Now().Add(hangGuard)
-	for m.Requests("/v2/apps") < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
 	polls := m.Requests("/v2/apps")
 
-	web.AddTask("10.0.0.2", 31002)
-	m.SetApps(web)
 	start := time.Now()
-	m.PushEvent("status_update_event")
+	m.StartTask("/product/web", false, "10.0.0.2", 31002)
 	data := fw.waitFor(t, contains("10.0.0.2"))
 	t.Logf("Marathon event to renamed services.yaml: %s", time.Since(start))
 
-	if m.Requests("/v2/apps") != polls+1 {
-		t.Errorf("%d reads of /v2/apps for one event, want 1", m.Requests("/v2/apps")-polls)
+	if n := m.Requests("/v2/apps") - polls; n != 0 {
+		t.Errorf("%d reads of /v2/apps for one task's events, want 0", n)
 	}
 	if !strings.Contains(string(data), "10.0.0.1") {
 		t.Errorf("first server lost:\n%s", data)
@@ -139,8 +131,7 @@ func TestMarathonEventReachesFile(t *testing.T) {
 	// Marathon goes down: the file keeps the last good state.
 	m.Fail(http.StatusServiceUnavailable)
 	before := data
-	polls = m.Requests("/v2/apps")
-	m.PushEvent("status_update_event")
+	m.PushEvent("status_update_event") // about an app the daemon does not know: read everything
 	for deadline := time.Now().Add(hangGuard); m.Requests("/v2/apps") == polls; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the event did not cause a read")
@@ -280,21 +271,19 @@ func TestMainWarnsAboutCallback(t *testing.T) {
 // services.yaml, through the real daemon, source and file system.
 func BenchmarkEventToFile(b *testing.B) {
 	m := marathontest.New(b)
-	apps := [2]*marathontest.App{
-		marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001),
-		marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.2", 31001),
-	}
-	m.SetApps(apps[0])
+	m.SetApps(marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001))
 	out := filepath.Join(b.TempDir(), "services.yaml")
 	fw := watchFile(b, out)
 	runMain(b, &config.Sync{Marathon: []string{m.URL}, RefreshInterval: 60 * time.Second, GroupSize: 1, Output: out}, io.Discard)
 	fw.waitFor(b, contains("10.0.0.1"))
 	waitSubscribed(b, m)
+	prev := m.App("/product/web").Tasks[0].ID
 	for i := 0; b.Loop(); i++ {
-		next := (i + 1) % 2
-		m.SetApps(apps[next])
-		m.PushEvent("status_update_event")
-		fw.waitFor(b, contains(fmt.Sprintf("10.0.0.%d", next+1)))
+		host := fmt.Sprintf("10.0.%d.%d", 1+i/250%250, 1+i%250)
+		t := m.StartTask("/product/web", false, host, 31001)
+		fw.waitFor(b, contains(host+"\n"))
+		m.KillTask("/product/web", prev)
+		prev = t.ID
 	}
 }
 

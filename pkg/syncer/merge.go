@@ -30,6 +30,14 @@ type merger struct {
 
 	book      *explain.Book
 	explained map[string][]explain.Entry // what the book holds, per key
+
+	// For changes applied key by key (incremental.go): the keys each
+	// source has rejected, and whether states[i] and published are this
+	// merger's own arrays (a build may hand a state on as the file).
+	rejectedKeys   []map[services.Key]bool
+	ownState       []bool
+	ownPublished   bool
+	publishedCount [2]int // services and servers in published
 }
 
 // netHostDrop is a service left out because one of its servers listens on
@@ -53,6 +61,9 @@ func newMerger(logger *slog.Logger, names []string, previous []services.Service)
 		netLogged:  make([]map[string]bool, len(names)),
 		emptied:    map[string]bool{},
 		explained:  map[string][]explain.Entry{},
+
+		rejectedKeys: make([]map[services.Key]bool, len(names)),
+		ownState:     make([]bool, len(names)),
 	}
 	slices.SortStableFunc(m.published, func(a, b services.Service) int { return a.Key().Compare(b.Key()) })
 	return m
@@ -77,9 +88,14 @@ func (m *merger) seed(previous []services.Service) {
 
 // set replaces source i's state with a good read (already a private copy).
 func (m *merger) set(i int, svcs []services.Service) {
+	in := make([]services.Key, len(svcs))
+	for j := range svcs {
+		in[j] = svcs[j].Key()
+	}
 	m.accept(i, svcs, false)
 	m.read[i] = true
 	m.seeded[i] = false
+	m.noteRejected(i, in, nil, m.states[i], m.netHost[i])
 }
 
 // accept validates and filters svcs as source i's state. Invalid services
@@ -106,6 +122,7 @@ func (m *merger) accept(i int, svcs []services.Service, quiet bool) {
 		valid = m.dropNetHost(i, valid, quiet)
 	}
 	m.states[i] = valid
+	m.ownState[i] = false
 }
 
 // dropNetHost leaves out every service with a server listening on the
@@ -358,6 +375,8 @@ func (m *merger) commit(f services.File) {
 		servers += len(f.Services[i].Servers)
 	}
 	m.published = f.Services
+	m.ownPublished = false
+	m.publishedCount = [2]int{len(f.Services), servers}
 	servicesPublished.Set(float64(len(f.Services)))
 	serversPublished.Set(float64(servers))
 }

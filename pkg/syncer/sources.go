@@ -23,6 +23,7 @@ func newSources(cfg *config.Sync, logger *slog.Logger, getenv func(string) strin
 			URLs:            cfg.Marathon,
 			ExposeHost:      cfg.ExposeHost,
 			GroupSize:       cfg.GroupSize,
+			HealthCacheSize: cfg.HealthCacheSize,
 			RefreshInterval: cfg.RefreshInterval,
 			CACertFile:      getenv("MARATHON_CA_CERT"),
 			MaxBody:         cfg.MarathonMaxBody,

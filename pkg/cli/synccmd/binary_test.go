@@ -215,7 +215,6 @@ func TestStatusExplainAndMetricsOfTheDaemon(t *testing.T) {
 // Marathon's own reasons are recorded by the marathon package; this is
 // the operator-facing contract they must meet through the binary.
 func TestMarathonReasonsThroughTheBinary(t *testing.T) {
-	t.Skip("marathon reasons land with the incremental branch")
 	bin := testbin.Build(t, "proxymatic-sync")
 	m := marathontest.New(t)
 	m.SetApps(

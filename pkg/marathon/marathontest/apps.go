@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // App is a Marathon app as the fake serves it. Build one with BridgeApp,
@@ -30,8 +31,17 @@ type App struct {
 	LegacyPorts  []int
 	HealthChecks []HealthCheck
 	Tasks        []*Task
-	Version      string
+	// Version is the app's version (default a fixed timestamp);
+	// LastConfigChangeAt and LastScalingAt its versionInfo (default
+	// Version): Marathon gives a scaled app a new version but keeps its
+	// last configuration change.
+	Version            string
+	LastConfigChangeAt string
+	LastScalingAt      string
 }
+
+// taskSeq numbers task ids across every app of the process.
+var taskSeq atomic.Uint64
 
 // PortMapping is one container port mapping.
 type PortMapping struct {
@@ -71,6 +81,9 @@ type Task struct {
 	// healthCheckResults entry (a task whose checks have not run yet).
 	Health []HealthResult
 	IP     string // container IP for ipAddresses (default 172.17.0.2)
+	// Version is the app version the task was started with (default the
+	// app's version).
+	Version string
 }
 
 // HealthResult is one health check result of a task.
@@ -140,8 +153,11 @@ func (a *App) WithHealthCheck(hc HealthCheck) *App {
 // AddTask adds a running task on host with the given host ports and, when
 // the app has health checks, a passing result for each.
 func (a *App) AddTask(host string, hostPorts ...int) *Task {
+	// Marathon's task ids hold a UUID: never the same twice, even for an
+	// app deleted and created again.
+	n := taskSeq.Add(1)
 	t := &Task{
-		ID:    fmt.Sprintf("%s.%08x-0000-11e6-0000-%012d", strings.ReplaceAll(strings.Trim(a.ID, "/"), "/", "_"), len(a.Tasks), len(a.Tasks)),
+		ID:    fmt.Sprintf("%s.%08x-0000-11e6-0000-%012d", strings.ReplaceAll(strings.Trim(a.ID, "/"), "/", "_"), n, n),
 		Host:  host,
 		Ports: hostPorts,
 	}
@@ -208,7 +224,7 @@ func (a *App) render() map[string]any {
 		"labels":          labels, "ipAddress": nil, "version": ver, "residency": nil, "secrets": map[string]any{},
 		"taskKillGracePeriodSeconds": nil, "requirePorts": false, "killSelection": "YOUNGEST_FIRST",
 		"unreachableStrategy": map[string]any{"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600},
-		"versionInfo":         map[string]any{"lastScalingAt": ver, "lastConfigChangeAt": ver},
+		"versionInfo":         map[string]any{"lastScalingAt": orDefault(a.LastScalingAt, ver), "lastConfigChangeAt": orDefault(a.LastConfigChangeAt, ver)},
 		"tasksStaged":         0, "tasksRunning": len(a.Tasks), "tasksHealthy": healthy,
 		"tasksUnhealthy": len(a.Tasks) - healthy, "deployments": []any{},
 	}
@@ -317,7 +333,7 @@ func (t *Task) render(a *App, ver string) map[string]any {
 	ip := orDefault(t.IP, "172.17.0.2")
 	m := map[string]any{
 		"id": t.ID, "slaveId": "20240301-100000-16842879-5050-1-S" + strconv.Itoa(len(t.Host)%7),
-		"host": t.Host, "startedAt": ts, "stagedAt": ts, "ports": ports, "version": ver,
+		"host": t.Host, "startedAt": ts, "stagedAt": ts, "ports": ports, "version": orDefault(t.Version, ver),
 		"appId": a.ID, "servicePorts": appServicePorts(a),
 		"ipAddresses":  []any{map[string]any{"ipAddress": ip, "protocol": "IPv4"}},
 		"localVolumes": []any{},
@@ -331,7 +347,7 @@ func (t *Task) render(a *App, ver string) map[string]any {
 			r := map[string]any{
 				"alive": h.Alive, "consecutiveFailures": 0, "firstSuccess": ts,
 				"lastFailure": nil, "lastSuccess": ts, "lastFailureCause": nil, "taskId": t.ID,
-				"instanceId": "instance [" + t.ID + "]",
+				"instanceId": InstanceID(t.ID),
 			}
 			if !h.Alive {
 				r["consecutiveFailures"] = 3
@@ -343,6 +359,15 @@ func (t *Task) render(a *App, ver string) map[string]any {
 		m["healthCheckResults"] = rs
 	}
 	return m
+}
+
+// InstanceID is the Marathon 1.4+ instance id of a task id of the form
+// "app.UUID" (the form AddTask gives): "app.marathon-UUID".
+func InstanceID(taskID string) string {
+	if i := strings.LastIndexByte(taskID, '.'); i >= 0 {
+		return taskID[:i] + ".marathon-" + taskID[i+1:]
+	}
+	return taskID
 }
 
 func appServicePorts(a *App) []int {

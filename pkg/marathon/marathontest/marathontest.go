@@ -1,5 +1,6 @@
 // Package marathontest is a fake Marathon for tests: an httptest server
-// answering GET /v2/apps?embed=apps.tasks and GET /v2/events with the JSON
+// answering GET /v2/apps?embed=apps.tasks, GET /v2/apps/{id}?embed=app.tasks,
+// GET /v2/apps/{id}/versions[/{version}] and GET /v2/events with the JSON
 // and server-sent-event shapes real Marathon returns, plus knobs to make it
 // fail the ways real replicas do.
 //
@@ -11,7 +12,10 @@
 //	m.Fail(0)                             // ... until cleared
 //
 // Apps are rendered when SetApps is called: change them, then call SetApps
-// again. All methods are safe for concurrent use.
+// again; that sends no event. The live methods (live.go: AddApp, StartTask,
+// KillTask, SetHealth, UpdateApp, ScaleApp, DeleteApp, Failover) change the
+// state and send the events real Marathon sends for that change, with its
+// payloads. All methods are safe for concurrent use.
 package marathontest
 
 import (
@@ -19,6 +23,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +37,19 @@ type Server struct {
 	srv *httptest.Server
 
 	mu         sync.Mutex
-	body       []byte
+	body       []byte // the /v2/apps answer; nil: build it from parts
+	raw        bool   // body set verbatim (SetAppsJSON): no per-app answers
+	apps       []*App // in the order /v2/apps lists them
+	byID       map[string]*App
+	parts      map[string][]byte            // each app rendered with its tasks
+	defs       map[string]map[string][]byte // app id -> version -> definition
+	history    map[string][]string          // app id -> its versions, in order
+	clock      time.Time                    // the next version's timestamp
+	served     map[string]int64             // response bytes by kind
+	dup        bool                         // send every event twice
+	healthFst  bool                         // health events before status updates
+	healthByID bool                         // health events name taskId, not instanceId
+	dropAfter  int                          // drop every stream after this many more events
 	failCode   int
 	delay      time.Duration
 	cutAfter   int
@@ -67,10 +84,15 @@ func New(t testing.TB) *Server {
 // its event streams.
 func NewHandler() *Server {
 	return &Server{
-		body:     []byte(`{"apps":[]}`),
 		requests: map[string]int{},
 		queries:  map[string][]string{},
 		subs:     map[*subscriber]bool{},
+		byID:     map[string]*App{},
+		parts:    map[string][]byte{},
+		defs:     map[string]map[string][]byte{},
+		history:  map[string][]string{},
+		served:   map[string]int64{},
+		clock:    time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC),
 	}
 }
 
@@ -97,16 +119,100 @@ func (s *Server) Close() {
 	}
 }
 
-// SetApps replaces the apps served.
+// SetApps replaces the apps served (no event is sent). Each app's current
+// version is recorded for /v2/apps/{id}/versions.
 func (s *Server) SetApps(apps ...*App) {
-	b := AppsJSON(apps)
-	s.SetAppsJSON(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.raw, s.body = false, nil
+	s.apps = append([]*App(nil), apps...)
+	clear(s.byID)
+	clear(s.parts)
+	for _, a := range apps {
+		s.byID[a.ID] = a
+		s.renderLocked(a)
+	}
 }
 
-// SetAppsJSON serves body verbatim as the /v2/apps response.
+// SetAppsJSON serves body verbatim as the /v2/apps response; the per-app
+// endpoints then answer 404.
 func (s *Server) SetAppsJSON(body []byte) {
 	s.mu.Lock()
-	s.body = body
+	s.raw, s.body = true, body
+	s.apps = nil
+	clear(s.byID)
+	clear(s.parts)
+	s.mu.Unlock()
+}
+
+// renderLocked renders a (with its tasks) and records its version.
+func (s *Server) renderLocked(a *App) {
+	m := a.render()
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // only plain values are rendered
+	}
+	s.parts[a.ID] = b
+	s.body = nil
+	ver := m["version"].(string)
+	if s.defs[a.ID] == nil {
+		s.defs[a.ID] = map[string][]byte{}
+	}
+	if _, ok := s.defs[a.ID][ver]; !ok {
+		s.history[a.ID] = append(s.history[a.ID], ver)
+	}
+	s.defs[a.ID][ver] = definition(m)
+}
+
+// definition is what /v2/apps/{id}/versions/{version} answers for the
+// rendered app m: the app without its tasks and their counts.
+func definition(m map[string]any) []byte {
+	d := make(map[string]any, len(m))
+	for k, v := range m {
+		switch k {
+		case "tasks", "tasksStaged", "tasksRunning", "tasksHealthy", "tasksUnhealthy", "deployments":
+		default:
+			d[k] = v
+		}
+	}
+	b, _ := json.Marshal(d)
+	return b
+}
+
+// appsBodyLocked is the /v2/apps answer, built from the rendered apps.
+func (s *Server) appsBodyLocked() []byte {
+	if s.body != nil {
+		return s.body
+	}
+	n := 16
+	for _, a := range s.apps {
+		n += len(s.parts[a.ID]) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"apps":[`...)
+	for i, a := range s.apps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, s.parts[a.ID]...)
+	}
+	b = append(b, "]}"...)
+	s.body = b
+	return b
+}
+
+// BytesServed is the response bytes sent, by kind: "apps" (/v2/apps),
+// "app" (one app), "versions" (versions and version definitions),
+// "events" (the event streams).
+func (s *Server) BytesServed(kind string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served[kind]
+}
+
+func (s *Server) count(kind string, n int) {
+	s.mu.Lock()
+	s.served[kind] += int64(n)
 	s.mu.Unlock()
 }
 
@@ -143,6 +249,10 @@ func (s *Server) KeepAlive(d time.Duration) { s.mu.Lock(); s.keepAlive = d; s.mu
 func (s *Server) DropEvents() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropLocked()
+}
+
+func (s *Server) dropLocked() {
 	for sub := range s.subs {
 		close(sub.drop)
 		delete(s.subs, sub)
@@ -150,7 +260,11 @@ func (s *Server) DropEvents() {
 }
 
 // PushEvent sends an event of type typ to every open event stream, with a
-// data payload shaped like Marathon's for that type.
+// data payload shaped like Marathon's for that type. The payload is about
+// an app no test serves (/marathontest/pushed), so a source that follows
+// the stream takes it as "something it does not know changed" and reads
+// everything again: the way to make it see a state set with SetApps. For
+// changes a source applies from the event itself, use the live methods.
 func (s *Server) PushEvent(typ string) {
 	data, _ := json.Marshal(eventData(typ))
 	s.PushRawEvent(typ, string(data))
@@ -159,19 +273,37 @@ func (s *Server) PushEvent(typ string) {
 // PushRawEvent sends "event: typ" and "data: data" (typ "" omits the event
 // line, as some proxies in front of Marathon do).
 func (s *Server) PushRawEvent(typ, data string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pushLocked(typ, data)
+}
+
+func (s *Server) pushLocked(typ, data string) {
 	var b strings.Builder
 	if typ != "" {
 		fmt.Fprintf(&b, "event: %s\r\n", typ)
 	}
 	fmt.Fprintf(&b, "data: %s\r\n\r\n", data)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sub := range s.subs {
-		select {
-		case sub.ch <- b.String():
-		default: // a stalled or slow reader misses events, as with Marathon
+	for range 1 + boolInt(s.dup) {
+		for sub := range s.subs {
+			select {
+			case sub.ch <- b.String():
+			default: // a stalled or slow reader misses events, as with Marathon
+			}
 		}
 	}
+	if s.dropAfter > 0 {
+		if s.dropAfter--; s.dropAfter == 0 {
+			s.dropLocked()
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Requests counts requests by path ("/v2/apps", "/v2/events").
@@ -207,7 +339,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.requests[r.URL.Path]++
 	s.queries[r.URL.Path] = append(s.queries[r.URL.Path], r.URL.RawQuery)
 	s.authSeen = append(s.authSeen, r.Header.Get("Authorization"))
-	failCode, redirect, delay, cut, body := s.failCode, s.redirect, s.delay, s.cutAfter, s.body
+	failCode, redirect, delay, cut := s.failCode, s.redirect, s.delay, s.cutAfter
 	user, pass := s.user, s.pass
 	s.mu.Unlock()
 
@@ -229,16 +361,63 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"message":"fake failure %d"}`, failCode)
 		return
 	}
-	switch r.URL.Path {
-	case "/v2/apps":
+	switch p := r.URL.Path; {
+	case p == "/v2/apps":
+		s.mu.Lock()
+		body := s.appsBodyLocked()
+		s.mu.Unlock()
 		s.serveApps(w, r, delay, cut, body)
-	case "/v2/events":
+	case strings.HasPrefix(p, "/v2/apps/"):
+		s.serveApp(w, strings.TrimPrefix(p, "/v2/apps"))
+	case p == "/v2/events":
 		s.serveEvents(w, r)
-	case "/ping":
+	case p == "/ping":
 		fmt.Fprint(w, "pong")
 	default:
 		http.Error(w, `{"message":"not found"}`, http.StatusNotFound)
 	}
+}
+
+// serveApp answers /v2/apps{id}, /v2/apps{id}/versions and
+// /v2/apps{id}/versions/{version} as Marathon does (rest starts with /).
+func (s *Server) serveApp(w http.ResponseWriter, rest string) {
+	s.mu.Lock()
+	var body []byte
+	kind, id, found := "app", rest, false
+	switch {
+	case strings.HasSuffix(rest, "/versions"):
+		kind, id = "versions", strings.TrimSuffix(rest, "/versions")
+		if vs, ok := s.history[id]; ok && !s.raw && s.byID[id] != nil {
+			list := append([]string(nil), vs...)
+			slices.Reverse(list) // newest first, as Marathon lists them
+			body, _ = json.Marshal(map[string]any{"versions": list})
+			found = true
+		}
+	case strings.Contains(rest, "/versions/"):
+		i := strings.LastIndex(rest, "/versions/")
+		var v string
+		kind, id, v = "versions", rest[:i], rest[i+len("/versions/"):]
+		if def, ok := s.defs[id][v]; ok && !s.raw {
+			body, found = def, true
+		}
+	default:
+		if part, ok := s.parts[id]; ok && !s.raw {
+			body = make([]byte, 0, len(part)+8)
+			body = append(append(append(body, `{"app":`...), part...), '}')
+			found = true
+		}
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json; qs=2")
+	if !found {
+		w.WriteHeader(http.StatusNotFound)
+		msg, _ := json.Marshal(map[string]string{"message": fmt.Sprintf("App '%s' does not exist", id)})
+		w.Write(msg)
+		return
+	}
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.Write(body)
+	s.count(kind, len(body))
 }
 
 func (s *Server) serveApps(w http.ResponseWriter, r *http.Request, delay time.Duration, cut int, body []byte) {
@@ -265,10 +444,11 @@ func (s *Server) serveApps(w http.ResponseWriter, r *http.Request, delay time.Du
 	}
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.Write(body)
+	s.count("apps", len(body))
 }
 
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	sub := &subscriber{ch: make(chan string, 64), drop: make(chan struct{})}
+	sub := &subscriber{ch: make(chan string, 4096), drop: make(chan struct{})}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -311,6 +491,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			fmt.Fprint(w, ev)
 			fl.Flush()
+			s.count("events", len(ev))
 		case now := <-tick.C:
 			s.mu.Lock()
 			ka, st := s.keepAlive, s.stalled
@@ -337,24 +518,23 @@ func eventData(typ string) map[string]any {
 	switch typ {
 	case "status_update_event":
 		m["slaveId"] = "20240301-100000-16842879-5050-1-S0"
-		m["taskId"] = "product_web.00000000-0000-11e6-0000-000000000000"
+		m["taskId"] = "marathontest_pushed.00000000-0000-11e6-0000-000000000000"
 		m["taskStatus"] = "TASK_RUNNING"
 		m["message"] = ""
-		m["appId"] = "/product/web"
+		m["appId"] = "/marathontest/pushed"
 		m["host"] = "agent-001.example.com"
 		m["ipAddresses"] = []any{map[string]any{"ipAddress": "172.17.0.2", "protocol": "IPv4"}}
 		m["ports"] = []int{31000}
 		m["version"] = version
 	case "health_status_changed_event":
-		m["appId"] = "/product/web"
-		m["taskId"] = "product_web.00000000-0000-11e6-0000-000000000000"
-		m["instanceId"] = "product_web.marathon-00000000-0000-11e6-0000-000000000000"
+		m["appId"] = "/marathontest/pushed"
+		m["instanceId"] = "marathontest_pushed.marathon-00000000-0000-11e6-0000-000000000000"
 		m["version"] = version
 		m["alive"] = true
 	case "api_post_event":
 		m["clientIp"] = "127.0.0.1"
-		m["uri"] = "/v2/apps/product/web"
-		m["appDefinition"] = map[string]any{"id": "/product/web", "instances": 2}
+		m["uri"] = "/v2/apps/marathontest/pushed"
+		m["appDefinition"] = map[string]any{"id": "/marathontest/pushed", "instances": 2}
 	case "deployment_success", "deployment_failed":
 		m["id"] = "5ed4c0c5-9ff8-4a6f-a0cd-f57f59a34b43"
 		m["plan"] = map[string]any{"id": "5ed4c0c5-9ff8-4a6f-a0cd-f57f59a34b43", "steps": []any{}}
