@@ -18,6 +18,12 @@ import (
 // LabelPrefix starts every per-port label: LabelPrefix + "N.servicePort" etc.
 const LabelPrefix = "com.meltwater.proxymatic.port."
 
+// ServiceLabelPrefix starts the original proxymatic's app-wide labels:
+// "timeoutclient" and "timeoutserver", in milliseconds (the original wrote
+// the value into HAProxy's `timeout client` line bare, and HAProxy reads a
+// bare number as milliseconds). A per-port timeout label wins over them.
+const ServiceLabelPrefix = "com.meltwater.proxymatic.service."
+
 // maxTimeout bounds the timeout labels; longer is a typo, not an intent.
 const maxTimeout = 24 * time.Hour
 
@@ -687,6 +693,9 @@ func (c *compiler) portLabels(a *app, n int, log *appLogger) []portOpts {
 	for i := range opts {
 		opts[i].weight = -1
 	}
+	// Port indexes with their own timeout label: the app-wide ones do not
+	// apply there.
+	var ownClient, ownServer []bool
 	for key, val := range a.Labels {
 		rest, ok := strings.CutPrefix(key, LabelPrefix)
 		if !ok {
@@ -746,16 +755,60 @@ func (c *compiler) portLabels(a *app, n int, log *appLogger) []portOpts {
 				bad("want whole seconds 0-86400")
 				continue
 			}
+			if ownClient == nil {
+				ownClient, ownServer = make([]bool, n), make([]bool, n)
+			}
 			if field == "timeout.client" {
 				o.timeouts.Client = time.Duration(v) * time.Second
+				ownClient[idx] = true
 			} else {
 				o.timeouts.Server = time.Duration(v) * time.Second
+				ownServer[idx] = true
 			}
 		default:
 			bad("unknown setting")
 		}
 	}
+	c.serviceLabels(a, opts, ownClient, ownServer, log)
 	return opts
+}
+
+// serviceLabels applies the original's app-wide timeout labels to every
+// port index without a timeout label of its own. Their values are read as
+// the original read them: a run of digits (leading zeros allowed), in
+// milliseconds; 0 sets nothing, as the original wrote no line for it.
+func (c *compiler) serviceLabels(a *app, opts []portOpts, ownClient, ownServer []bool, log *appLogger) {
+	for key, val := range a.Labels {
+		field, ok := strings.CutPrefix(key, ServiceLabelPrefix)
+		if !ok {
+			continue
+		}
+		bad := func(why string) {
+			log.Warn("invalid label ignored", "label", clip(key), "value", clip(val), "reason", why)
+			log.note(explain.Entry{Reason: explain.InvalidLabel, Detail: clip(key) + "=" + strconv.Quote(clip(val)) + ": " + why})
+		}
+		if field != "timeoutclient" && field != "timeoutserver" {
+			bad("unknown setting: want " + ServiceLabelPrefix + "timeoutclient or timeoutserver")
+			continue
+		}
+		v, ok := digitsIn(val, int(maxTimeout/time.Millisecond))
+		if !ok {
+			bad("want milliseconds 0-86400000")
+			continue
+		}
+		if v == 0 {
+			continue
+		}
+		d := time.Duration(v) * time.Millisecond
+		for i := range opts {
+			switch {
+			case field == "timeoutclient" && (ownClient == nil || !ownClient[i]):
+				opts[i].timeouts.Client = d
+			case field == "timeoutserver" && (ownServer == nil || !ownServer[i]):
+				opts[i].timeouts.Server = d
+			}
+		}
+	}
 }
 
 // intIn parses a plain decimal integer (no sign, space or leading zero

@@ -192,6 +192,23 @@ func TestCompileRules(t *testing.T) {
 			},
 		},
 		{
+			name: "the original's app-wide timeout labels, in milliseconds; a port's own label wins",
+			apps: func() []*mt {
+				const S = ServiceLabelPrefix
+				a := marathontest.BridgeApp("/web", 10001, 10002).
+					WithLabel(S+"timeoutclient", "0030000").WithLabel(S+"timeoutserver", "1500").
+					WithLabel(L+"1.timeout.client", "5")
+				a.AddTask("10.0.0.1", 31001, 31002)
+				zero := marathontest.BridgeApp("/zero", 10003).WithLabel(S+"timeoutclient", "0").WithTask("10.0.0.1", 31003)
+				return []*mt{a, zero}
+			},
+			want: []string{
+				"web 10001/tcp tcp t=30s/1.5s: 10.0.0.1@10.0.0.1:31001/500/0",
+				"web 10002/tcp tcp t=5s/1.5s: 10.0.0.1@10.0.0.1:31002/500/0",
+				"zero 10003/tcp tcp: 10.0.0.1@10.0.0.1:31003/500/0",
+			},
+		},
+		{
 			name: "canary moved by servicePort label joins the main service, main app names it",
 			apps: func() []*mt {
 				main := marathontest.BridgeApp("/web/main", 10001).WithLabel(L+"0.mode", "http").
@@ -348,6 +365,18 @@ func TestBadLabelsNeverReachOutput(t *testing.T) {
 			}
 			if !strings.Contains(logs, "invalid label ignored") || !strings.Contains(logs, "/prod/web") || !strings.Contains(logs, field) {
 				t.Errorf("label %s=%q not logged with app and label:\n%s", field, v, logs)
+			}
+		}
+	}
+	for key, vals := range map[string][]string{
+		ServiceLabelPrefix + "timeoutclient": {"30s", "-1", "86400001", "1.5", " 10", "10\n"},
+		ServiceLabelPrefix + "timeoutserver": {"", "x"},
+		ServiceLabelPrefix + "weight":        {"5"},
+	} {
+		for _, v := range vals {
+			got, logs := compileJSON(t, compileOpts{}, marathontest.AppsJSON([]*mt{base().WithLabel(key, v)}))
+			if !slices.Equal(summary(got), summary(want)) || !strings.Contains(logs, "invalid label ignored") || !strings.Contains(logs, key) {
+				t.Errorf("label %s=%q: got %v, log:\n%s", key, v, summary(got), logs)
 			}
 		}
 	}
