@@ -29,6 +29,7 @@ import (
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/filewatch"
+	"github.com/meltwater/proxymatic/pkg/hangup"
 	"github.com/meltwater/proxymatic/pkg/haproxy"
 	"github.com/meltwater/proxymatic/pkg/logging"
 	"github.com/meltwater/proxymatic/pkg/nginx"
@@ -68,9 +69,9 @@ func Main(ctx context.Context, cfg *config.Reload, logger *slog.Logger, stdout i
 		st.Handle("/haproxy", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
 		st.Handle("/haproxy/", haproxyStats(haproxy.StatsSocket(cfg.RunDir)))
 	}
-	hangup := make(chan struct{}, 1)
-	a.hangup = hangup
-	stopHangups := onHangup(hangup)
+	hangups := make(chan struct{}, 1)
+	a.hangup = hangups
+	stopHangups := hangup.Notify(hangups)
 	defer stopHangups()
 	explain.Export(a.report.book)
 	p := &page{report: a.report, status: st, ring: logging.RingOf(logger), path: cfg.Services,
@@ -346,30 +347,4 @@ func haproxyStats(socket string) http.Handler {
 		http.Error(w, "HAProxy stats unavailable: "+err.Error(), http.StatusBadGateway)
 	}
 	return rp
-}
-
-// onHangup forwards every SIGHUP to ch (a burst collapses into one) until
-// the returned stop is called. Without it, SIGHUP would end the agent and
-// take the proxies down with it.
-func onHangup(ch chan<- struct{}) (stop func()) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-sig:
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(sig)
-		close(done)
-	}
 }

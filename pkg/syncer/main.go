@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/config"
 	"github.com/meltwater/proxymatic/pkg/explain"
+	"github.com/meltwater/proxymatic/pkg/hangup"
 	"github.com/meltwater/proxymatic/pkg/logging"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
@@ -104,7 +104,7 @@ func MainTo(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout, 
 	}
 	refresh := make(chan struct{}, 1)
 	d.Refresh = refresh
-	stopHangups := onHangup(refresh)
+	stopHangups := hangup.Notify(refresh)
 	defer stopHangups()
 	// The servers the previous file held count as last seen healthy, so a
 	// restart during a Marathon leader election does not drop them.
@@ -181,29 +181,4 @@ func (p printer) Write(data []byte) (bool, error) {
 		return false, fmt.Errorf("write to stdout: %w", err)
 	}
 	return true, nil
-}
-
-// onHangup forwards every SIGHUP to ch (a burst collapses into one) until
-// the returned stop is called.
-func onHangup(ch chan<- struct{}) (stop func()) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-sig:
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(sig)
-		close(done)
-	}
 }
