@@ -141,9 +141,6 @@ poll:
 		msg := fmt.Sprintf("the combined image served %s after SIGTERM and stopped after %s of a %s stop timeout; "+
 			"#16 wants /status TERMINATING and the proxies serving until the stop timeout ends",
 			servedFor.Round(10*time.Millisecond), stopped.Round(10*time.Millisecond), stopTimeout)
-		if !ci() {
-			t.Skip("missing behaviour (issue #16, the combined entrypoint's drain on docker stop): " + msg)
-		}
 		t.Fatal(msg)
 	}
 	if !terminating {

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/meltwater/proxymatic/internal/testbin"
 )
 
 // layerFiles lists the files of every layer of image (from docker save),
@@ -151,7 +153,7 @@ func TestBuildScriptsLint(t *testing.T) {
 		}
 	}
 	if _, err := exec.LookPath("shellcheck"); err != nil {
-		t.Skip("shellcheck not installed; checked with bash -n only")
+		testbin.Missing(t, "shellcheck not installed; checked with bash -n only")
 	}
 	if out, err := exec.Command("shellcheck", scripts...).CombinedOutput(); err != nil {
 		t.Errorf("shellcheck: %v\n%s", err, out)
