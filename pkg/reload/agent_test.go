@@ -736,3 +736,47 @@ func TestStaleProxyStopped(t *testing.T) {
 		t.Fatal("the stale pen is still running")
 	}
 }
+
+// An agent that stops on its own (its file watcher failed) was not asked to
+// drain: serve stops the proxies and returns the error at once rather than
+// after the shutdown delay, which the combined image sets to a year, so
+// that whatever supervises the process sees it fail and restarts it.
+func TestAgentFailureSkipsTheShutdownDelay(t *testing.T) {
+	dir := t.TempDir()
+	loop := filepath.Join(dir, "loop")
+	if err := os.Symlink("loop", loop); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Reload{
+		// A directory that is a link to itself: the watcher cannot watch
+		// it (ELOOP), which is no "not there yet" to wait out.
+		Services:       filepath.Join(loop, "services.yaml"),
+		MaxConnections: 512, PenServers: 8, PenClients: 512, VHostPort: 80,
+		RunDir:        filepath.Join(dir, "run"),
+		ShutdownDelay: time.Hour, StopTimeout: 5 * time.Second,
+	}
+	openDir(t, dir)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	st := status.New(nil)
+	a, err := newAgent(&cfg, options(&cfg), st, logger, bins{pen: testbin.Require(t, "pen")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := status.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(t.Context(), a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, nil, logger) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), loop) {
+			t.Errorf("serve returned %v, want the watcher's error naming %s", err, loop)
+		}
+	case <-time.After(30 * time.Second): // a safety net; the delay is an hour
+		t.Fatal("serve waited out the shutdown delay after the agent failed on its own")
+	}
+	if s := st.State(); s != status.Terminating {
+		t.Errorf("/status is %s, want TERMINATING", s)
+	}
+}
