@@ -59,11 +59,15 @@ func TestPlan(t *testing.T) {
 	if len(p.Skipped) != 2 || !strings.Contains(p.Skipped[0].String(), "vhost port") ||
 		!strings.Contains(p.Skipped[1].String(), "web.apps.example.com is served by port 10001") {
 		t.Errorf("skipped: %v", p.Skipped)
+	} else if p.Skipped[0].Code != explain.PortTaken || p.Skipped[1].Code != explain.VHostConflict {
+		// The codes the agent explains them with (docs: port-taken for a
+		// service on nginx's port).
+		t.Errorf("skip codes %q, %q; want %q, %q", p.Skipped[0].Code, p.Skipped[1].Code, explain.PortTaken, explain.VHostConflict)
 	}
 
 	long := svc(strings.Repeat("a", 240), 9000, services.TCP)
 	p = render.NewPlan(o, []services.Service{long})
-	if len(p.VHosts) != 0 || len(p.Skipped) != 1 || len(p.HAProxy) != 1 {
+	if len(p.VHosts) != 0 || len(p.Skipped) != 1 || len(p.HAProxy) != 1 || p.Skipped[0].Code != explain.InvalidName {
 		t.Errorf("a name too long for DNS: vhosts %d skipped %v", len(p.VHosts), p.Skipped)
 	}
 }
