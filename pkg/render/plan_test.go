@@ -159,3 +159,48 @@ func TestVHostHolderKeepsItsName(t *testing.T) {
 		t.Errorf("bad claims accepted: %+v", c)
 	}
 }
+
+// The holders are written when they change, not on every apply (at 10,000
+// virtual hosts a save is a 10 ms JSON encode and file compare).
+func TestVHostClaimsSavedOnlyWhenChanged(t *testing.T) {
+	o := render.Options{RunDir: "/run", MaxConnections: 1, PenServers: 1, PenClients: 1, HAProxy: true,
+		VHostDomain: "apps.example.com", VHostPort: 80}
+	a, b := svc("a", 10001, services.TCP), svc("b", 10002, services.TCP)
+	path := filepath.Join(t.TempDir(), "nginx-vhosts.json")
+	held := &render.VHostClaims{}
+	render.NewPlanHeld(o, []services.Service{a}, held)
+	if err := held.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	// The same holders: nothing is written (the file removed behind the
+	// agent's back shows it).
+	os.Remove(path)
+	render.NewPlanHeld(o, []services.Service{a}, held)
+	if err := held.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("unchanged holders written again (%v)", err)
+	}
+	// A new holder: written.
+	render.NewPlanHeld(o, []services.Service{a, b}, held)
+	if err := held.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := render.LoadVHostClaims(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := loaded.Holder("b.apps.example.com"); !ok || k.Port != 10002 {
+		t.Errorf("the new holder was not saved: %v %v", k, ok)
+	}
+	// Loaded holders are what the file says: nothing to write until they change.
+	os.Remove(path)
+	render.NewPlanHeld(o, []services.Service{a, b}, loaded)
+	if err := loaded.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("holders just loaded written again (%v)", err)
+	}
+}
