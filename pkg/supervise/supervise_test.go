@@ -110,10 +110,7 @@ func TestStartFailsForMissingBinary(t *testing.T) {
 // its config file, and returns its pid and a channel closed when it exits.
 func stale(t *testing.T, config string) (int, string, <-chan struct{}) {
 	t.Helper()
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testbin.Require(t, "sh")
 	cmd := exec.Command(sh, "-c", "sleep 60; :", config)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
