@@ -780,3 +780,49 @@ func TestAgentFailureSkipsTheShutdownDelay(t *testing.T) {
 		t.Errorf("/status is %s, want TERMINATING", s)
 	}
 }
+
+// Without a status endpoint (--status-endpoint "") the shutdown delay still
+// holds: the proxies serve until it ends or a second signal comes. (The
+// missing endpoint used to end it at once.)
+func TestShutdownDelayWithoutStatusEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Reload{
+		Services:       filepath.Join(dir, "in", "services.yaml"),
+		MaxConnections: 512, PenServers: 8, PenClients: 512, VHostPort: 80,
+		RunDir:        filepath.Join(dir, "run"),
+		ShutdownDelay: time.Hour, StopTimeout: 5 * time.Second,
+	}
+	openDir(t, dir)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	st := status.New(nil)
+	a, err := newAgent(&cfg, options(&cfg), st, logger, bins{pen: testbin.Require(t, "pen")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan os.Signal, 1)
+	waiting := make(chan struct{})
+	again := func() (<-chan os.Signal, func()) { close(waiting); return second, func() {} }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, a, st, nil, cfg.ShutdownDelay, cfg.StopTimeout, again, logger) }()
+	cancel()
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second): // a safety net
+		t.Fatal("serve never started its shutdown delay")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("serve returned (%v) within the hour's delay, without a second signal", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	second <- syscall.SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a second signal did not end the delay")
+	}
+}

@@ -102,8 +102,13 @@ func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, de
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStatus()
 	statusDone := make(chan error, 1)
+	// statusFailed ends the shutdown delay when the endpoint fails; nil
+	// without an endpoint, which is no reason to skip the delay (the
+	// combined image's drain is about the proxies serving).
+	var statusFailed chan error
 	if ln != nil {
 		go func() { statusDone <- st.Serve(statusCtx, ln) }()
+		statusFailed = statusDone
 	} else {
 		statusDone <- nil
 	}
@@ -130,7 +135,7 @@ func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, de
 		// restart it.
 		logger.Error("the agent stopped on its own; stopping the proxies without the shutdown delay", "err", runErr)
 	} else {
-		drain(delay, again, statusDone, logger)
+		drain(delay, again, statusFailed, logger)
 		stopAgent()
 		runErr = <-runDone
 	}
