@@ -34,7 +34,14 @@ func TestEntrypointSyntax(t *testing.T) {
 	if out, err := exec.Command("sh", "-n", entrypoint).CombinedOutput(); err != nil {
 		t.Fatalf("sh -n: %v\n%s", err, out)
 	}
-	for _, f := range []string{"healthcheck.sh", "../scripts/demo.sh"} {
+	// Every other script we ship or run: the bash ones by glob, so that a
+	// new script cannot be left out.
+	scripts, err := filepath.Glob("../scripts/*.sh")
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no scripts under ../scripts: %v", err)
+	}
+	scripts = append(scripts, "healthcheck.sh", "../bench/run.sh", "../.ci/run")
+	for _, f := range scripts {
 		if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
 			t.Errorf("bash -n %s: %v\n%s", f, err, out)
 		}
@@ -50,7 +57,7 @@ func TestEntrypointSyntax(t *testing.T) {
 		t.Log("shellcheck not installed; syntax checked with sh -n only")
 		return
 	}
-	for _, f := range []string{entrypoint, "healthcheck.sh", "../scripts/demo.sh", "../scripts/install-deps.sh", "../bench/run.sh", "../.ci/run"} {
+	for _, f := range append([]string{entrypoint}, scripts...) {
 		if out, err := exec.Command(shellcheck, f).CombinedOutput(); err != nil {
 			t.Errorf("shellcheck %s: %v\n%s", f, err, out)
 		}

@@ -492,12 +492,12 @@ func TestCrashRejectAndShutdown(t *testing.T) {
 	if err := syscall.Kill(master, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // let the kill land before probing
-	back := c.eventually(t, bs[0].name, 10*time.Second)
-	t.Logf("traffic back %v after kill -9 of the HAProxy master", back+50*time.Millisecond)
-	if pid := hp.run.Pid(); pid == master || pid == 0 {
-		t.Fatalf("master pid %d after kill of %d", pid, master)
-	}
+	// The condition, not a sleep: a worker can outlive its master for a
+	// moment and answer, so traffic alone does not show the restart.
+	killed := time.Now()
+	testbin.WaitFor(t, "a new HAProxy master", func() bool { pid := hp.run.Pid(); return pid != master && pid != 0 })
+	c.eventually(t, bs[0].name, 10*time.Second)
+	t.Logf("new master and traffic %v after kill -9 of the HAProxy master", time.Since(killed).Round(time.Millisecond))
 	if !strings.Contains(h.metrics(), `proxymatic_proxy_restarts_total{process="haproxy"} 1`) {
 		t.Error("/metrics does not count the restart")
 	}
@@ -734,5 +734,95 @@ func TestStaleProxyStopped(t *testing.T) {
 	case <-penExited:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stale pen is still running")
+	}
+}
+
+// An agent that stops on its own (its file watcher failed) was not asked to
+// drain: serve stops the proxies and returns the error at once rather than
+// after the shutdown delay, which the combined image sets to a year, so
+// that whatever supervises the process sees it fail and restarts it.
+func TestAgentFailureSkipsTheShutdownDelay(t *testing.T) {
+	dir := t.TempDir()
+	loop := filepath.Join(dir, "loop")
+	if err := os.Symlink("loop", loop); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Reload{
+		// A directory that is a link to itself: the watcher cannot watch
+		// it (ELOOP), which is no "not there yet" to wait out.
+		Services:       filepath.Join(loop, "services.yaml"),
+		MaxConnections: 512, PenServers: 8, PenClients: 512, VHostPort: 80,
+		RunDir:        filepath.Join(dir, "run"),
+		ShutdownDelay: time.Hour, StopTimeout: 5 * time.Second,
+	}
+	openDir(t, dir)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	st := status.New(nil)
+	a, err := newAgent(&cfg, options(&cfg), st, logger, bins{pen: testbin.Require(t, "pen")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := status.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(t.Context(), a, st, ln, cfg.ShutdownDelay, cfg.StopTimeout, nil, logger) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), loop) {
+			t.Errorf("serve returned %v, want the watcher's error naming %s", err, loop)
+		}
+	case <-time.After(30 * time.Second): // a safety net; the delay is an hour
+		t.Fatal("serve waited out the shutdown delay after the agent failed on its own")
+	}
+	if s := st.State(); s != status.Terminating {
+		t.Errorf("/status is %s, want TERMINATING", s)
+	}
+}
+
+// Without a status endpoint (--status-endpoint "") the shutdown delay still
+// holds: the proxies serve until it ends or a second signal comes. (The
+// missing endpoint used to end it at once.)
+func TestShutdownDelayWithoutStatusEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Reload{
+		Services:       filepath.Join(dir, "in", "services.yaml"),
+		MaxConnections: 512, PenServers: 8, PenClients: 512, VHostPort: 80,
+		RunDir:        filepath.Join(dir, "run"),
+		ShutdownDelay: time.Hour, StopTimeout: 5 * time.Second,
+	}
+	openDir(t, dir)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	st := status.New(nil)
+	a, err := newAgent(&cfg, options(&cfg), st, logger, bins{pen: testbin.Require(t, "pen")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan os.Signal, 1)
+	waiting := make(chan struct{})
+	again := func() (<-chan os.Signal, func()) { close(waiting); return second, func() {} }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, a, st, nil, cfg.ShutdownDelay, cfg.StopTimeout, again, logger) }()
+	cancel()
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second): // a safety net
+		t.Fatal("serve never started its shutdown delay")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("serve returned (%v) within the hour's delay, without a second signal", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	second <- syscall.SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a second signal did not end the delay")
 	}
 }

@@ -160,6 +160,21 @@ func TestRefusedServiceLeftOut(t *testing.T) {
 		t.Errorf("book: %v", got)
 	}
 
+	// Only a refused service changes: what is left is what already runs,
+	// and the status page says so (it said "reload").
+	reloads := metricValue(t, h.metrics(), `proxymatic_reload_reloads_total{proxy="haproxy"}`)
+	bad.Servers = []services.Server{bs[1].srv}
+	h.write(web, bad, late, ngx)
+	if err := h.waitApplied(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.a.proxies[0].action(); got != "unchanged" {
+		t.Errorf("haproxy's last action %q, want unchanged", got)
+	}
+	if got := metricValue(t, h.metrics(), `proxymatic_reload_reloads_total{proxy="haproxy"}`); got != reloads {
+		t.Errorf("haproxy reloaded (%v -> %v) for a change of a service it refuses", reloads, got)
+	}
+
 	// Without them, nothing is refused any more and the book is empty.
 	h.write(web)
 	if err := h.waitApplied(); err != nil {

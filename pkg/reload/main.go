@@ -94,14 +94,21 @@ func secondSignal() (<-chan os.Signal, func()) {
 
 // serve runs the agent and the status endpoint until ctx is done, then shuts
 // down: /status turns 503 at once, the proxies stop after delay (or at a
-// signal from again, when set), bounded by stopTimeout.
+// signal from again, when set), bounded by stopTimeout. An agent that ends
+// on its own (its file watcher failed) stops the proxies without the delay
+// and its error is returned.
 func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, delay, stopTimeout time.Duration,
 	again func() (<-chan os.Signal, func()), logger *slog.Logger) error {
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStatus()
 	statusDone := make(chan error, 1)
+	// statusFailed ends the shutdown delay when the endpoint fails; nil
+	// without an endpoint, which is no reason to skip the delay (the
+	// combined image's drain is about the proxies serving).
+	var statusFailed chan error
 	if ln != nil {
 		go func() { statusDone <- st.Serve(statusCtx, ln) }()
+		statusFailed = statusDone
 	} else {
 		statusDone <- nil
 	}
@@ -113,12 +120,39 @@ func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, de
 	defer stopAgent()
 	runDone := make(chan error, 1)
 	go func() { runDone <- a.run(agentCtx) }()
+	var runErr error
+	failed := false
 	select {
 	case <-ctx.Done():
-	case err := <-runDone:
-		runDone <- err
+	case runErr = <-runDone:
+		failed = true
 	}
 	st.Set(status.Terminating)
+	if failed {
+		// Nothing asked for a drain: the agent no longer follows the
+		// file. Waiting out the delay (a year in the combined image)
+		// would leave a process that looks alive to whatever should
+		// restart it.
+		logger.Error("the agent stopped on its own; stopping the proxies without the shutdown delay", "err", runErr)
+	} else {
+		drain(delay, again, statusFailed, logger)
+		stopAgent()
+		runErr = <-runDone
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	a.shutdown(stopCtx)
+	cancel()
+	a.stopProcs()
+	stopStatus()
+	statusErr := <-statusDone
+	logger.Info("stopped")
+	return errors.Join(runErr, statusErr)
+}
+
+// drain keeps the proxies serving for the shutdown delay after a stop was
+// asked for, ending it early at a signal from again (when set) or when
+// the status endpoint fails.
+func drain(delay time.Duration, again func() (<-chan os.Signal, func()), statusDone chan error, logger *slog.Logger) {
 	var sig <-chan os.Signal
 	if again != nil {
 		c, stop := again()
@@ -135,16 +169,6 @@ func serve(ctx context.Context, a *agent, st *status.Server, ln net.Listener, de
 	case err := <-statusDone:
 		statusDone <- err
 	}
-	stopAgent()
-	runErr := <-runDone
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-	a.shutdown(stopCtx)
-	cancel()
-	a.stopProcs()
-	stopStatus()
-	statusErr := <-statusDone
-	logger.Info("stopped")
-	return errors.Join(runErr, statusErr)
 }
 
 // bins overrides the proxies' binaries (tests); empty fields are looked up.

@@ -127,8 +127,13 @@ func (s *single) apply(ctx context.Context, files *render.Files) error {
 		want = s.pick(files)
 		// What is left may be what already runs, or differ from it only
 		// in servers (both checked just now).
-		if s.run != nil && (bytes.Equal(want, s.current) ||
-			(s.runtime != nil && s.current != nil && s.applyRuntime(ctx, files, want))) {
+		if s.run != nil && bytes.Equal(want, s.current) {
+			s.did = "unchanged"
+			s.file.discard(tmp)
+			return nil
+		}
+		if s.run != nil && s.runtime != nil && s.current != nil && s.applyRuntime(ctx, files, want) {
+			s.did = "runtime update"
 			s.file.discard(tmp)
 			return nil
 		}

@@ -123,15 +123,12 @@ func (r *report) applied(o outcome) {
 			Detail: b.Err.Error() + "; tried again every few seconds"})
 	}
 	for _, sk := range o.plan.Skipped {
-		e := explain.Entry{Source: "reload", Service: sk.Name, Port: sk.Service.Port, Protocol: string(sk.Service.Protocol), Detail: sk.Reason}
-		switch {
-		case strings.Contains(sk.Reason, "longer than DNS allows"):
-			e.Proxy, e.Reason = "nginx", explain.InvalidName
-		case strings.HasPrefix(sk.Reason, "no virtual host"):
-			e.Proxy, e.Reason = "nginx", explain.VHostConflict
-		default:
-			// Not listened on: the port is nginx's virtual host port.
-			e.Proxy, e.Reason = listenerProxy(o.opts, services.Service{Protocol: sk.Service.Protocol}), explain.PortTaken
+		e := explain.Entry{Source: "reload", Service: sk.Name, Port: sk.Service.Port, Protocol: string(sk.Service.Protocol),
+			Reason: sk.Code, Detail: sk.Reason, Proxy: "nginx"}
+		if sk.Code == explain.PortTaken {
+			// Not listened on: the port is nginx's virtual host port, so
+			// the proxy that would have listened goes without it.
+			e.Proxy = listenerProxy(o.opts, services.Service{Protocol: sk.Service.Protocol})
 		}
 		add(portKey(sk.Service), e)
 	}

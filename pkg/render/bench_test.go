@@ -106,3 +106,24 @@ func cpuTime() time.Duration {
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
+
+// BenchmarkPlanHeld is the running agent's plan of 10,000 services with
+// virtual hosts, and the save of the holders it keeps in the run dir, for
+// a file that changed no holder (nearly every apply).
+func BenchmarkPlanHeld(b *testing.B) {
+	svcs := bigServices()
+	o := benchOptions(true)
+	path := b.TempDir() + "/nginx-vhosts.json"
+	held := &render.VHostClaims{}
+	render.NewPlanHeld(o, svcs, held)
+	if err := held.Save(path); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		render.NewPlanHeld(o, svcs, held)
+		if err := held.Save(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

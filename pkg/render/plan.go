@@ -87,7 +87,9 @@ func newPlan(o Options, svcs []services.Service, held *VHostClaims) Plan {
 		}
 		if s.Protocol == services.TCP && vhostOn && s.Port == o.VHostPort {
 			// nginx holds this port: binding it again would stop either.
-			p.Skipped = append(p.Skipped, Skip{Service: s.Key(), Name: s.Name, Code: explain.PortInUse,
+			// port-taken: the vhost listener wins it, as by precedence
+			// (port-in-use is another process holding it).
+			p.Skipped = append(p.Skipped, Skip{Service: s.Key(), Name: s.Name, Code: explain.PortTaken,
 				Reason: fmt.Sprintf("not listened on: port %d is the vhost port", s.Port)})
 			continue
 		}

@@ -59,11 +59,15 @@ func TestPlan(t *testing.T) {
 	if len(p.Skipped) != 2 || !strings.Contains(p.Skipped[0].String(), "vhost port") ||
 		!strings.Contains(p.Skipped[1].String(), "web.apps.example.com is served by port 10001") {
 		t.Errorf("skipped: %v", p.Skipped)
+	} else if p.Skipped[0].Code != explain.PortTaken || p.Skipped[1].Code != explain.VHostConflict {
+		// The codes the agent explains them with (docs: port-taken for a
+		// service on nginx's port).
+		t.Errorf("skip codes %q, %q; want %q, %q", p.Skipped[0].Code, p.Skipped[1].Code, explain.PortTaken, explain.VHostConflict)
 	}
 
 	long := svc(strings.Repeat("a", 240), 9000, services.TCP)
 	p = render.NewPlan(o, []services.Service{long})
-	if len(p.VHosts) != 0 || len(p.Skipped) != 1 || len(p.HAProxy) != 1 {
+	if len(p.VHosts) != 0 || len(p.Skipped) != 1 || len(p.HAProxy) != 1 || p.Skipped[0].Code != explain.InvalidName {
 		t.Errorf("a name too long for DNS: vhosts %d skipped %v", len(p.VHosts), p.Skipped)
 	}
 }
@@ -153,5 +157,50 @@ func TestVHostHolderKeepsItsName(t *testing.T) {
 	os.WriteFile(path, []byte(`{"version":1,"hosts":{"a b":"x/tcp"}}`), 0o640)
 	if c, err := render.LoadVHostClaims(path); err == nil {
 		t.Errorf("bad claims accepted: %+v", c)
+	}
+}
+
+// The holders are written when they change, not on every apply (at 10,000
+// virtual hosts a save is a 10 ms JSON encode and file compare).
+func TestVHostClaimsSavedOnlyWhenChanged(t *testing.T) {
+	o := render.Options{RunDir: "/run", MaxConnections: 1, PenServers: 1, PenClients: 1, HAProxy: true,
+		VHostDomain: "apps.example.com", VHostPort: 80}
+	a, b := svc("a", 10001, services.TCP), svc("b", 10002, services.TCP)
+	path := filepath.Join(t.TempDir(), "nginx-vhosts.json")
+	held := &render.VHostClaims{}
+	render.NewPlanHeld(o, []services.Service{a}, held)
+	if err := held.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	// The same holders: nothing is written (the file removed behind the
+	// agent's back shows it).
+	os.Remove(path)
+	render.NewPlanHeld(o, []services.Service{a}, held)
+	if err := held.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("unchanged holders written again (%v)", err)
+	}
+	// A new holder: written.
+	render.NewPlanHeld(o, []services.Service{a, b}, held)
+	if err := held.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := render.LoadVHostClaims(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := loaded.Holder("b.apps.example.com"); !ok || k.Port != 10002 {
+		t.Errorf("the new holder was not saved: %v %v", k, ok)
+	}
+	// Loaded holders are what the file says: nothing to write until they change.
+	os.Remove(path)
+	render.NewPlanHeld(o, []services.Service{a, b}, loaded)
+	if err := loaded.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("holders just loaded written again (%v)", err)
 	}
 }

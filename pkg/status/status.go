@@ -15,7 +15,6 @@ package status
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/serve"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -189,20 +189,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("status endpoint %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			slog.Debug("status endpoint shutdown", "err", err)
-		}
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
+	err := serve.Run(ctx, srv, ln, 2*time.Second)
+	if err != nil && ctx.Err() != nil {
+		// Stopping: a probe cut after 2 s is no failure of the process.
+		slog.Debug("status endpoint shutdown", "err", err)
 		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("status endpoint %s: %w", ln.Addr(), err)
+	}
+	return nil
 }

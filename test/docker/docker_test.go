@@ -38,7 +38,8 @@ const (
 )
 
 // requireDocker skips the test when no Docker engine answers, or fails it
-// where CI=true: CI never goes green by skipping the images.
+// where CI=true (testbin.Missing): CI never goes green by skipping the
+// images.
 func requireDocker(t *testing.T) {
 	t.Helper()
 	out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput()

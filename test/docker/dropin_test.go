@@ -138,10 +138,9 @@ poll:
 
 	// Generous: requests take 100 ms, and the machine may be busy.
 	if servedFor < stopTimeout-5*time.Second {
-		msg := fmt.Sprintf("the combined image served %s after SIGTERM and stopped after %s of a %s stop timeout; "+
+		t.Fatalf("the combined image served %s after SIGTERM and stopped after %s of a %s stop timeout; "+
 			"#16 wants /status TERMINATING and the proxies serving until the stop timeout ends",
 			servedFor.Round(10*time.Millisecond), stopped.Round(10*time.Millisecond), stopTimeout)
-		t.Fatal(msg)
 	}
 	if !terminating {
 		t.Error("/status never answered 503 TERMINATING between SIGTERM and the stop")

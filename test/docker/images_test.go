@@ -10,8 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/meltwater/proxymatic/internal/testbin"
 )
 
 // layerFiles lists the files of every layer of image (from docker save),
@@ -140,22 +138,5 @@ func TestSyncImageRunsAsItsUser(t *testing.T) {
 	// It owns the directory it writes services.yaml into.
 	if ls := must(t, "docker", "run", "--rm", "--entrypoint", "stat", syncImage, "-c", "%u", "/var/run/proxymatic"); ls != "10001" {
 		t.Errorf("/var/run/proxymatic owned by %s, want 10001", ls)
-	}
-}
-
-// The build scripts run where nobody watches them (CI, make test): bash -n
-// always, shellcheck where installed.
-func TestBuildScriptsLint(t *testing.T) {
-	scripts := []string{"../../scripts/base-images.sh", "../../scripts/images.sh"}
-	for _, s := range scripts {
-		if out, err := exec.Command("bash", "-n", s).CombinedOutput(); err != nil {
-			t.Errorf("bash -n %s: %v\n%s", s, err, out)
-		}
-	}
-	if _, err := exec.LookPath("shellcheck"); err != nil {
-		testbin.Missing(t, "shellcheck not installed; checked with bash -n only")
-	}
-	if out, err := exec.Command("shellcheck", scripts...).CombinedOutput(); err != nil {
-		t.Errorf("shellcheck: %v\n%s", err, out)
 	}
 }

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/meltwater/proxymatic/internal/serve"
 )
 
 func main() {
@@ -41,22 +42,8 @@ func run(ctx context.Context, name, listen string) error {
 		Handler:           handler(name, ln.Addr().String()),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), maxDelay+5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// Requests may be delayed up to maxDelay: they get that to finish.
+	return serve.Run(ctx, srv, ln, maxDelay+5*time.Second)
 }
 
 // maxDelay bounds ?delay=.

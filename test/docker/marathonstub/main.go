@@ -16,7 +16,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/serve"
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 )
 
@@ -52,26 +52,11 @@ func run(ctx context.Context, listen string) error {
 	}
 	m := marathontest.NewHandler()
 	srv := &http.Server{Handler: handler(m), ReadHeaderTimeout: 10 * time.Second}
+	// The event streams never end by themselves: close them as the
+	// shutdown starts, or it waits for them until its deadline.
+	srv.RegisterOnShutdown(m.Close)
 	slog.Info("marathonstub listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	// The event streams never end by themselves: close them first, or
-	// Shutdown waits for them until its deadline.
-	m.Close()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serve.Run(ctx, srv, ln, 5*time.Second)
 }
 
 func handler(m *marathontest.Server) http.Handler {
