@@ -34,6 +34,9 @@ type state struct {
 	// never a service, with that address: logged when it starts, not on
 	// every build.
 	never map[string]netip.Addr
+	// merged holds the (port, name) pairs whose merge under another name
+	// was logged, for as long as it lasts.
+	merged map[string]bool
 }
 
 func newState(prefix string, log *slog.Logger, res *resolve.Cache) *state {
@@ -176,10 +179,17 @@ func (s *state) services(ctx context.Context) []services.Service {
 		g.regs = append(g.regs, r)
 	}
 	out := make([]services.Service, 0, len(groups))
+	merged := map[string]bool{}
+	defer func() { s.merged = merged }()
 	for gk, g := range groups {
 		names := slices.Sorted(maps.Keys(g.names))
 		winner := names[0]
 		for _, other := range names[1:] {
+			id := gk.String() + " " + winner + " " + other
+			merged[id] = true
+			if s.merged[id] {
+				continue // logged when it started
+			}
 			s.log.Info("registrator: two service names on one port; their servers are merged under the lowest name",
 				"port", gk.String(), "service", winner, "merged", other, "merged_keys", len(g.names[other]))
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -114,5 +115,35 @@ func TestResolvedAddressNeverAService(t *testing.T) {
 	st.services(context.Background())
 	if n := strings.Count(logs.String(), "169.254.169.254"); n != 1 {
 		t.Errorf("the metadata address logged %d times over two builds, want 1:\n%s", n, logs.String())
+	}
+}
+
+// Two names on one port are merged; the merge is logged when it starts, not
+// on every build of the state (one per change anywhere in the keyspace).
+func TestMergeLoggedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	st := newState("/services", slog.New(slog.NewTextHandler(&logs, nil)), resolve.New(resolve.Options{Resolver: testDNS, Logger: quiet()}))
+	st.replace(map[string]string{
+		"/services/web/h1:web_1:80":   "10.0.0.1:31000",
+		"/services/zeta/h1:zeta:80":   "10.0.0.2:31000",
+		"/services/other/h1:o_1:8080": "10.0.0.3:31000",
+	})
+	st.services(context.Background())
+	for i := range 3 {
+		st.apply([]change{{key: "/services/other/h1:o_1:8080", value: "10.0.0.3:" + strconv.Itoa(31001+i)}})
+		if got := st.services(context.Background()); len(got) != 2 || len(got[0].Servers) != 2 || got[0].Name != "web" {
+			t.Fatalf("services: %+v", got)
+		}
+	}
+	if n := strings.Count(logs.String(), "merged under the lowest name"); n != 1 {
+		t.Errorf("the merge logged %d times over 4 builds, want 1:\n%s", n, logs.String())
+	}
+	// Gone and back: logged again.
+	st.apply([]change{{key: "/services/zeta/h1:zeta:80", deleted: true}})
+	st.services(context.Background())
+	st.apply([]change{{key: "/services/zeta/h1:zeta:80", value: "10.0.0.2:31000"}})
+	st.services(context.Background())
+	if n := strings.Count(logs.String(), "merged under the lowest name"); n != 2 {
+		t.Errorf("a merge that went and came back logged %d times in all, want 2:\n%s", n, logs.String())
 	}
 }
