@@ -246,6 +246,11 @@ func checkHTTPURL(raw string) error {
 	if u.Host == "" {
 		return fmt.Errorf("no host")
 	}
+	// pkg/marathon adds its API paths to the URL: a query or fragment would
+	// be refused there, later and without naming the variable.
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("no query or fragment allowed: want http://host:port[/path]")
+	}
 	return nil
 }
 
