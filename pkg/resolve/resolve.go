@@ -127,7 +127,7 @@ func (c *Cache) Resolve(ctx context.Context, hosts []string) map[string]netip.Ad
 		wg.Go(func() {
 			for i := range next {
 				addrs, err := c.o.Resolver.LookupNetIP(lctx, "ip", todo[i])
-				results[i] = result{pick(addrs), err}
+				results[i] = result{Pick(addrs), err}
 			}
 		})
 	}
@@ -175,9 +175,12 @@ func (c *Cache) Resolve(ctx context.Context, hosts []string) map[string]netip.Ad
 	return out
 }
 
-// pick prefers the lowest IPv4 address, then the lowest IPv6 one, so that
-// answers in rotating order do not change the services file.
-func pick(addrs []netip.Addr) netip.Addr {
+// Pick chooses the one address of a host a proxy forwards to: the lowest
+// IPv4 address, else the lowest IPv6 one, so that answers in rotating order
+// do not change the services file. Addresses with a zone and the
+// unspecified address are never chosen; none left gives the zero Addr.
+// Marathon's task hosts and registrator's host names both go through it.
+func Pick(addrs []netip.Addr) netip.Addr {
 	var best netip.Addr
 	for _, a := range addrs {
 		a = a.Unmap()
