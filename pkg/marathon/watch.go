@@ -226,7 +226,9 @@ func (w *watchLoop) step(ctx context.Context, batch []event) (changed []services
 			}
 		}
 		for _, r := range results {
-			l.installApp(r.id, r.app, r.gone)
+			if !l.installApp(r.id, r.app, r.gone) {
+				return nil, "overflow"
+			}
 		}
 	}
 	if missing := l.missingVersions(); len(missing) > 0 {
