@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/redact"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/spf13/pflag"
 )
@@ -85,11 +86,11 @@ func (c *Sync) Validate() error {
 		}
 		if strings.HasPrefix(strings.ToLower(raw), "file:") {
 			if err := checkFileURL(raw); err != nil {
-				return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact(raw), err)
+				return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact.URL(raw), err)
 			}
 			savedAnswer = true
 		} else if err := checkHTTPURL(raw); err != nil {
-			return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact(raw), err)
+			return usagef("invalid MARATHON_URL (--marathon) entry %q: %v", redact.URL(raw), err)
 		}
 		c.Marathon = append(c.Marathon, raw)
 	}
@@ -107,7 +108,7 @@ func (c *Sync) Validate() error {
 	if c.Registrator != "" {
 		u, err := url.Parse(c.Registrator)
 		if err != nil || (u.Scheme != "etcd" && u.Scheme != "etcd3" && u.Scheme != "etcds" && u.Scheme != "etcd3s") || u.Host == "" {
-			return usagef("invalid REGISTRATOR_URL (--registrator) %q: want etcd://host:port[,host:port]/prefix or etcd3://host:port[,host:port]/prefix (etcds://, etcd3s:// for TLS)", redact(c.Registrator))
+			return usagef("invalid REGISTRATOR_URL (--registrator) %q: want etcd://host:port[,host:port]/prefix or etcd3://host:port[,host:port]/prefix (etcds://, etcd3s:// for TLS)", redact.URL(c.Registrator))
 		}
 	}
 	if len(c.Marathon) == 0 && c.Registrator == "" {
@@ -245,6 +246,11 @@ func checkHTTPURL(raw string) error {
 	if u.Host == "" {
 		return fmt.Errorf("no host")
 	}
+	// pkg/marathon adds its API paths to the URL: a query or fragment would
+	// be refused there, later and without naming the variable.
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("no query or fragment allowed: want http://host:port[/path]")
+	}
 	return nil
 }
 
@@ -300,29 +306,4 @@ func checkEndpoint(addr string) error {
 		return fmt.Errorf("want a port from 0 to 65535")
 	}
 	return nil
-}
-
-// redact hides a URL's user info for messages and logs, whether or not it
-// parses and whether or not it has a scheme: "alice:pass@host:8080" parses
-// as scheme "alice" with an opaque part, which url.URL.Redacted would print
-// whole. The password (everything between the first ':' and the last '@'
-// of the authority) goes, the user name stays, as url.URL.Redacted has it;
-// a path that holds an '@' is over-redacted, never under.
-func redact(raw string) string {
-	rest, scheme := raw, ""
-	if i := strings.Index(raw, "://"); i >= 0 {
-		scheme, rest = raw[:i+3], raw[i+3:]
-	}
-	end := strings.IndexAny(rest, "?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-		user, _, hasPass := strings.Cut(rest[:at], ":")
-		if !hasPass {
-			return raw // a user name alone holds no secret
-		}
-		return scheme + user + ":xxxxx@" + rest[at+1:]
-	}
-	return raw
 }

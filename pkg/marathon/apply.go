@@ -59,6 +59,11 @@ func (l *live) apply(ev *event, p *plan, health *healthCache) {
 				return // a duplicate: nothing changes
 			}
 			if t == nil {
+				if l.grown >= l.growthLimit {
+					p.needFull("overflow")
+					return
+				}
+				l.grown++
 				t = &task{ID: ev.taskID}
 				la.tasks[ev.taskID] = t
 				health.adopt(ev.taskID)
@@ -195,15 +200,26 @@ func nonNil(hc []healthCheck) []healthCheck {
 	return hc
 }
 
-// installApp puts the answer of one app's read in the state.
-func (l *live) installApp(id string, a *app, gone bool) {
+// installApp puts the answer of one app's read in the state. It reports
+// false, and changes nothing, when the app would grow the state past its
+// bound (see maxEventGrowth): the caller reads everything instead.
+func (l *live) installApp(id string, a *app, gone bool) bool {
 	if gone {
 		l.deleteApp(id)
 		l.gone.put(id, struct{}{})
-		return
+		return true
 	}
+	growth := 1 + len(a.Tasks)
+	if old := l.apps[id]; old != nil && old.def.ID != "" {
+		growth = max(0, len(a.Tasks)-len(old.tasks))
+	}
+	if growth > 0 && l.grown+growth > l.growthLimit {
+		return false
+	}
+	l.grown += growth
 	l.gone.remove(id)
 	l.setApp(a)
+	return true
 }
 
 // deleted reports an app Marathon said was gone and that has not come

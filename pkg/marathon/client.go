@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meltwater/proxymatic/pkg/redact"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -29,16 +30,16 @@ func parseReplica(raw string) (replica, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
 		// url.Parse quotes the input in its error; never echo it.
-		return replica{}, fmt.Errorf("marathon: replica URL %q does not parse", redact(raw))
+		return replica{}, fmt.Errorf("marathon: replica URL %q does not parse", redact.URL(raw))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return replica{}, fmt.Errorf("marathon: replica URL %q: scheme must be http or https", redact(raw))
+		return replica{}, fmt.Errorf("marathon: replica URL %q: scheme must be http or https", redact.URL(raw))
 	}
 	if u.Host == "" {
-		return replica{}, fmt.Errorf("marathon: replica URL %q: no host", redact(raw))
+		return replica{}, fmt.Errorf("marathon: replica URL %q: no host", redact.URL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return replica{}, fmt.Errorf("marathon: replica URL %q: no query or fragment allowed", redact(raw))
+		return replica{}, fmt.Errorf("marathon: replica URL %q: no query or fragment allowed", redact.URL(raw))
 	}
 	r := replica{}
 	if u.User != nil {
@@ -52,25 +53,6 @@ func parseReplica(raw string) (replica, error) {
 	r.base = u
 	r.name = u.String()
 	return r, nil
-}
-
-// redact strips user info from a URL-ish string that may not even parse,
-// with or without a scheme ("alice:pass@host:8080" parses as scheme "alice"
-// with an opaque part). Everything before the last '@' of the authority
-// goes: a path holding an '@' is over-redacted, never under.
-func redact(raw string) string {
-	rest, scheme := raw, ""
-	if i := strings.Index(raw, "://"); i >= 0 {
-		scheme, rest = raw[:i+3], raw[i+3:]
-	}
-	end := strings.IndexAny(rest, "?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-		return scheme + "xxxxx@" + rest[at+1:]
-	}
-	return raw
 }
 
 // origin is a URL's scheme, host and port, the unit credentials are sent

@@ -526,3 +526,19 @@ func TestASCIIOnlyLowering(t *testing.T) {
 		t.Errorf("got %q, want %q\n%s", summary(got), want, logs)
 	}
 }
+
+// A task host whose DNS answer holds the unspecified address beside a real
+// one is served on the real one: the address is chosen as registrator's
+// host names have theirs chosen (resolve.Pick), lowest IPv4 first, never
+// 0.0.0.0 or ::.
+func TestTaskHostAnswerSkipsUnspecified(t *testing.T) {
+	r := fakeResolver{
+		"agent-z": {netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("10.1.0.9")},
+		"agent-6": {netip.MustParseAddr("::"), netip.MustParseAddr("2001:db8::6")},
+	}
+	dns := newDNSCache(r, DefaultDNSTTL, slog.New(slog.DiscardHandler))
+	got := dns.resolveAll(context.Background(), []string{"agent-z", "agent-6"})
+	if got["agent-z"] != netip.MustParseAddr("10.1.0.9") || got["agent-6"] != netip.MustParseAddr("2001:db8::6") {
+		t.Errorf("resolved %v, want agent-z 10.1.0.9 and agent-6 2001:db8::6", got)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/meltwater/proxymatic/pkg/redact"
 )
 
 // A file:// URL in place of the replicas reads a saved answer of
@@ -62,16 +64,16 @@ func newFileSource(opts Options, log *slog.Logger) (*Source, error) {
 	raw := strings.TrimSpace(opts.URLs[0])
 	path, err := filePath(raw)
 	if err != nil {
-		return nil, fmt.Errorf("marathon %s: %w", redact(raw), err)
+		return nil, fmt.Errorf("marathon %s: %w", redact.URL(raw), err)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("marathon %s: %w", redact(raw), err)
+		return nil, fmt.Errorf("marathon %s: %w", redact.URL(raw), err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("marathon %s: %s is not a regular file", redact(raw), path)
+		return nil, fmt.Errorf("marathon %s: %s is not a regular file", redact.URL(raw), path)
 	}
-	rep := replica{base: &url.URL{Scheme: "file"}, name: redact(raw)}
+	rep := replica{base: &url.URL{Scheme: "file"}, name: redact.URL(raw)}
 	// The file transport never redirects.
 	hc := &http.Client{Transport: fileTransport{path: path}}
 	// A saved answer has no version definitions to read: the tasks of past

@@ -4,10 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meltwater/proxymatic/pkg/resolve"
 )
 
 // negativeTTL is how long a failed lookup is remembered: short, so a new
@@ -117,36 +118,12 @@ func (c *dnsCache) lookup(ctx context.Context, host string) netip.Addr {
 	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	addrs, err := c.r.LookupNetIP(lctx, "ip", host)
-	if err != nil || len(addrs) == 0 {
+	a := resolve.Pick(addrs)
+	if err != nil || !a.IsValid() {
 		if ctx.Err() == nil {
 			c.log.Warn("task host does not resolve, servers on it dropped", "host", clip(host), "err", err)
 		}
 		return netip.Addr{}
 	}
-	return pickAddr(addrs)
-}
-
-// pickAddr prefers the lowest IPv4 address, so the choice is stable across
-// lookups that return records in rotating order.
-func pickAddr(addrs []netip.Addr) netip.Addr {
-	as := make([]netip.Addr, 0, len(addrs))
-	for _, a := range addrs {
-		a = a.Unmap()
-		if a.IsValid() && a.Zone() == "" {
-			as = append(as, a)
-		}
-	}
-	if len(as) == 0 {
-		return netip.Addr{}
-	}
-	slices.SortFunc(as, func(x, y netip.Addr) int {
-		if x.Is4() != y.Is4() {
-			if x.Is4() {
-				return -1
-			}
-			return 1
-		}
-		return x.Compare(y)
-	})
-	return as[0]
+	return a
 }

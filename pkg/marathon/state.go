@@ -30,12 +30,24 @@ type live struct {
 	// unlisted holds the reasons of skipped apps the state cannot keep (no
 	// usable id: "" is the state's mark of a deleted app), by id as given.
 	unlisted map[string][]explain.Entry
+	// grown counts the tasks and apps events added since the full read
+	// this state was built from; past growthLimit an event that would add
+	// more asks for a full read instead (see maxEventGrowth).
+	grown, growthLimit int
 
 	scratch compilation
 }
 
 // goneApps bounds the deleted apps remembered (see live.deleted).
 const goneApps = 1024
+
+// maxEventGrowth bounds what events may add to the state between two full
+// reads, in tasks and apps: a full read is bounded by --marathon-max-body,
+// and a replica streaming TASK_RUNNING for ever new task ids (or naming
+// ever new apps) must not grow the state for a whole refresh interval. A
+// real cluster adds far fewer between two polls; past the bound the state
+// is simply read again.
+const maxEventGrowth = 100000
 
 type liveApp struct {
 	def   app // the current definition; Tasks unused
@@ -79,6 +91,8 @@ func newLive(c compiler) *live {
 		tried: map[string]bool{},
 		dirty: map[string]bool{},
 		gone:  newLRU[string, struct{}](goneApps),
+
+		growthLimit: maxEventGrowth,
 	}
 }
 

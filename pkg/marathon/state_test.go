@@ -229,3 +229,46 @@ func FuzzLiveMatchesCompile(f *testing.F) {
 		}
 	})
 }
+
+// Events cannot grow the state without bound between two full reads (a
+// replica streaming TASK_RUNNING for ever new task ids, or naming ever new
+// apps): past the bound an event that would add more asks for a full read
+// instead, and the state stays as it was.
+func TestEventGrowthIsBounded(t *testing.T) {
+	apps := decodeAll(t, []*marathontest.App{marathontest.BridgeApp("/prod/web", 10001).WithTask("10.0.0.1", 31001)})
+	l := liveOf(testCompiler(false, 1), apps)
+	l.growthLimit = 50
+	var p plan
+	for i := range 200 {
+		ev := event{kind: evStatus, typ: "status_update_event", appID: "/prod/web", taskID: fmt.Sprintf("web.%d", i),
+			status: "TASK_RUNNING", host: "10.0.0.2", ports: []int{32000 + i}}
+		l.apply(&ev, &p, nil)
+	}
+	if p.full != "overflow" {
+		t.Errorf("200 new tasks past a bound of 50: full read %q, want overflow", p.full)
+	}
+	if n := len(l.apps["/prod/web"].tasks); n != 1+50 {
+		t.Errorf("the app holds %d tasks, want 51 (1 read, 50 from events)", n)
+	}
+	// An app read alone counts too; one read again in place of itself
+	// counts only what it adds.
+	big := marathontest.BridgeApp("/prod/big", 10002)
+	for i := range 10 {
+		big.AddTask("10.0.0.3", 33000+i)
+	}
+	read := decodeAll(t, []*marathontest.App{big})
+	if l.installApp("/prod/big", cloneApp(&read[0]), false) {
+		t.Error("an app of 10 tasks was taken past the bound")
+	}
+	if _, ok := l.apps["/prod/big"]; ok {
+		t.Error("the refused app is in the state")
+	}
+	web := decodeAll(t, []*marathontest.App{marathontest.BridgeApp("/prod/web", 10001).WithTask("10.0.0.1", 31001)})
+	if !l.installApp("/prod/web", cloneApp(&web[0]), false) {
+		t.Error("an app read again with fewer tasks was refused")
+	}
+	// A full read starts a new state with its own bound.
+	if fresh := newLive(testCompiler(false, 1)); fresh.growthLimit != maxEventGrowth || fresh.grown != 0 {
+		t.Errorf("a new state: grown %d, limit %d", fresh.grown, fresh.growthLimit)
+	}
+}

@@ -103,6 +103,11 @@ func (s *Source) watch(ctx context.Context, emit func(*live, []services.Key)) er
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	owed, now := "start", true // a full read is owed (why), and may be tried now
+	// After a failed full read only the retry timer (or SIGHUP) tries
+	// again: an event is no sign that /v2/apps answers now, and a body
+	// that fails late (over --marathon-max-body, past --marathon-timeout)
+	// must not be asked for again at the rate events arrive.
+	backingOff := false
 	var batch []event
 	// The first read waits (briefly) for the stream to attach: read before
 	// it, the state would have to be read again once it attaches, since
@@ -122,11 +127,11 @@ func (s *Source) watch(ctx context.Context, emit func(*live, []services.Key)) er
 			}
 			next := jitter(s.opts.RefreshInterval)
 			if ok {
-				owed = ""
+				owed, backingOff = "", false
 				retry.Reset()
 				batch = append(batch, pending...)
 			} else {
-				owed, next = "retry", min(next, retry.Next())
+				owed, next, backingOff = "retry", min(next, retry.Next()), true
 			}
 			now = false
 			timer.Reset(next)
@@ -158,9 +163,9 @@ func (s *Source) watch(ctx context.Context, emit func(*live, []services.Key)) er
 			}
 		}
 		if w.l == nil {
-			// No state to apply events to yet: an event only says to try
-			// again now, as before the first read.
-			batch, now = batch[:0], true
+			// No state to apply events to: the first read failed, and its
+			// retry (already owed) reflects them.
+			batch, now = batch[:0], !backingOff
 			continue
 		}
 		changed, full := w.step(ctx, batch)
@@ -170,7 +175,9 @@ func (s *Source) watch(ctx context.Context, emit func(*live, []services.Key)) er
 			return nil
 		}
 		if full != "" {
-			owed, now = full, true
+			if !backingOff {
+				owed, now = full, true
+			}
 			continue
 		}
 		if len(changed) > 0 {
@@ -219,7 +226,9 @@ func (w *watchLoop) step(ctx context.Context, batch []event) (changed []services
 			}
 		}
 		for _, r := range results {
-			l.installApp(r.id, r.app, r.gone)
+			if !l.installApp(r.id, r.app, r.gone) {
+				return nil, "overflow"
+			}
 		}
 	}
 	if missing := l.missingVersions(); len(missing) > 0 {

@@ -265,3 +265,53 @@ func TestPollReportsDrift(t *testing.T) {
 		t.Errorf("drift not logged with the app id:\n%s", logs)
 	}
 }
+
+// A full read that fails is retried on the backoff, not at the rate of
+// events: a /v2/apps that fails late (too large, too slow) would otherwise
+// be asked for again after every event, the load on the leader the
+// incremental state exists to spare. Both before any state (the first read
+// failed) and with one (a later read failed), events that would each ask
+// for a full read wait for the retry.
+func TestFailedFullReadBacksOffWhileEventsArrive(t *testing.T) {
+	m := marathontest.New(t)
+	m.SetApps(marathontest.BridgeApp("/prod/web", 10001).WithTask("10.0.0.1", 31001))
+	m.CutBody(10) // /v2/apps breaks off; the event stream works
+	s, _ := newSource(t, Options{URLs: []string{m.URL}, RefreshInterval: time.Hour})
+	f := follow(t, s)
+	waitFor(t, "event stream", func() bool { return m.Subscribers() == 1 })
+	waitFor(t, "a first read", func() bool { return m.Requests("/v2/apps") >= 1 })
+
+	// events pushes n events of a type this code does not know (each one
+	// a full read) one by one, as a busy cluster streams them.
+	events := func(n int) {
+		for range n {
+			seen := counterValue(eventsTotal.WithLabelValues("other"))
+			m.PushRawEvent("some_new_event", `{}`)
+			waitFor(t, "the event", func() bool { return counterValue(eventsTotal.WithLabelValues("other")) > seen })
+			time.Sleep(10 * time.Millisecond) // a pace, not a bound: without backoff each event is one read
+		}
+	}
+	start, reads := time.Now(), m.Requests("/v2/apps")
+	events(30)
+	// The backoff (1 s doubling, each delay at least half its step) allows
+	// a handful of retries in the time taken; one read per event is 30.
+	if n := m.Requests("/v2/apps") - reads; n > 6 {
+		t.Errorf("30 events after a failed first read caused %d reads of /v2/apps in %s", n, time.Since(start).Round(time.Millisecond))
+	}
+	m.CutBody(0)
+	f.wait(t, "web.prod 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/500/0")
+
+	// With a state: a read that fails (asked for by SIGHUP) backs off too.
+	m.CutBody(10)
+	reads = m.Requests("/v2/apps")
+	s.ReadAgain()
+	waitFor(t, "the failed read", func() bool { return m.Requests("/v2/apps") > reads })
+	start, reads = time.Now(), m.Requests("/v2/apps")
+	events(30)
+	if n := m.Requests("/v2/apps") - reads; n > 6 {
+		t.Errorf("30 events after a failed read caused %d reads of /v2/apps in %s", n, time.Since(start).Round(time.Millisecond))
+	}
+	m.CutBody(0)
+	m.SetApps(marathontest.BridgeApp("/prod/web", 10001).WithTask("10.0.0.2", 31002))
+	f.wait(t, "web.prod 10001/tcp tcp: 10.0.0.2@10.0.0.2:31002/500/0")
+}

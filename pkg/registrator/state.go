@@ -30,6 +30,13 @@ type state struct {
 	raw    map[string]string
 	valid  map[string]Registration
 	why    *explainer // nil without Options.Explain
+	// never holds the keys whose host name resolved to an address that is
+	// never a service, with that address: logged when it starts, not on
+	// every build.
+	never map[string]netip.Addr
+	// merged holds the (port, name) pairs whose merge under another name
+	// was logged, for as long as it lasts.
+	merged map[string]bool
 }
 
 func newState(prefix string, log *slog.Logger, res *resolve.Cache) *state {
@@ -136,6 +143,8 @@ func (s *state) services(ctx context.Context) []services.Service {
 	if len(targets) > 0 {
 		addrs = s.res.Resolve(ctx, targets)
 	}
+	never := map[string]netip.Addr{}
+	defer func() { s.never = never }()
 	groups := map[services.Key]*group{}
 	for _, k := range keys {
 		r := s.valid[k]
@@ -144,6 +153,18 @@ func (s *state) services(ctx context.Context) []services.Service {
 			if !ok {
 				s.log.Debug("registrator: value names a host that does not resolve; server left out", "key", clip(k), "host", r.Target)
 				s.why.leftOut(s.prefix, k, r, explain.UnresolvableHost, "host "+r.Target+" does not resolve; the server is left out")
+				continue
+			}
+			// The same rule as an address written literally (ParseKey): a
+			// name pointing at a metadata endpoint or a multicast group
+			// loses its server, not the whole service its key joins.
+			if why := services.NeverService(a); why != "" {
+				if s.never[k] != a {
+					s.log.Warn("registrator: value names a host whose address is never a service; server left out",
+						"key", clip(k), "host", r.Target, "ip", a.String(), "reason", why)
+				}
+				never[k] = a
+				s.why.leftOut(s.prefix, k, r, explain.InvalidAddress, "host "+r.Target+" resolves to "+a.String()+", "+why+", never a service; the server is left out")
 				continue
 			}
 			r.Addr = netip.AddrPortFrom(a, r.Addr.Port())
@@ -158,10 +179,17 @@ func (s *state) services(ctx context.Context) []services.Service {
 		g.regs = append(g.regs, r)
 	}
 	out := make([]services.Service, 0, len(groups))
+	merged := map[string]bool{}
+	defer func() { s.merged = merged }()
 	for gk, g := range groups {
 		names := slices.Sorted(maps.Keys(g.names))
 		winner := names[0]
 		for _, other := range names[1:] {
+			id := gk.String() + " " + winner + " " + other
+			merged[id] = true
+			if s.merged[id] {
+				continue // logged when it started
+			}
 			s.log.Info("registrator: two service names on one port; their servers are merged under the lowest name",
 				"port", gk.String(), "service", winner, "merged", other, "merged_keys", len(g.names[other]))
 		}

@@ -8,8 +8,10 @@
 // except names looked up moments before (a burst of changes does not become
 // a burst of queries). A lookup that fails or times out falls back to the
 // name's last good address for a while, so a DNS hiccup does not take
-// servers out; a name that never resolved is left out. Names no longer asked
-// for are forgotten.
+// servers out; a name that never resolved is left out. Either is logged at
+// warning level once, when the name starts failing, and at debug level on
+// the calls after, until it resolves again. Names no longer asked for are
+// forgotten.
 package resolve
 
 import (
@@ -44,8 +46,9 @@ type Cache struct {
 	o   Options
 	now func() time.Time
 
-	mu sync.Mutex
-	m  map[string]entry
+	mu      sync.Mutex
+	m       map[string]entry
+	failing map[string]bool // names whose failure was logged at warning level
 }
 
 type entry struct {
@@ -73,7 +76,7 @@ func New(o Options) *Cache {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Cache{o: o, now: time.Now, m: map[string]entry{}}
+	return &Cache{o: o, now: time.Now, m: map[string]entry{}, failing: map[string]bool{}}
 }
 
 // Resolve returns the address of each of hosts that resolves (or has a last
@@ -101,6 +104,11 @@ func (c *Cache) Resolve(ctx context.Context, hosts []string) map[string]netip.Ad
 			delete(c.m, h)
 		}
 	}
+	for h := range c.failing {
+		if !asked[h] {
+			delete(c.failing, h)
+		}
+	}
 	c.mu.Unlock()
 	if len(todo) == 0 {
 		return out
@@ -119,7 +127,7 @@ func (c *Cache) Resolve(ctx context.Context, hosts []string) map[string]netip.Ad
 		wg.Go(func() {
 			for i := range next {
 				addrs, err := c.o.Resolver.LookupNetIP(lctx, "ip", todo[i])
-				results[i] = result{pick(addrs), err}
+				results[i] = result{Pick(addrs), err}
 			}
 		})
 	}
@@ -138,27 +146,41 @@ func (c *Cache) Resolve(ctx context.Context, hosts []string) map[string]netip.Ad
 			lookups.WithLabelValues(c.o.Name, "ok").Inc()
 			c.m[h] = entry{addr: r.addr, at: now}
 			out[h] = r.addr
+			delete(c.failing, h)
 			continue
 		}
 		if ctx.Err() != nil {
 			continue // the caller gave up: nothing failed
 		}
+		// A source asks on every change of its state: a name that keeps
+		// failing is a warning once, not one per change.
+		level := slog.LevelWarn
+		if c.failing[h] {
+			level = slog.LevelDebug
+		}
+		c.failing[h] = true
 		if e, ok := c.m[h]; ok && now.Sub(e.at) < c.o.Stale {
 			lookups.WithLabelValues(c.o.Name, "stale").Inc()
-			c.o.Logger.Warn("host name lookup failed; keeping its last address", "source", c.o.Name, "host", h, "address", e.addr, "err", r.err)
+			c.o.Logger.Log(ctx, level, "host name lookup failed; keeping its last address", "source", c.o.Name, "host", h, "address", e.addr, "err", r.err)
 			out[h] = e.addr
 			continue
 		}
 		lookups.WithLabelValues(c.o.Name, "failed").Inc()
+		if _, had := c.m[h]; had {
+			level = slog.LevelWarn // its last address is now given up: say so
+		}
 		delete(c.m, h)
-		c.o.Logger.Warn("host name does not resolve; its servers are left out", "source", c.o.Name, "host", h, "err", r.err)
+		c.o.Logger.Log(ctx, level, "host name does not resolve; its servers are left out", "source", c.o.Name, "host", h, "err", r.err)
 	}
 	return out
 }
 
-// pick prefers the lowest IPv4 address, then the lowest IPv6 one, so that
-// answers in rotating order do not change the services file.
-func pick(addrs []netip.Addr) netip.Addr {
+// Pick chooses the one address of a host a proxy forwards to: the lowest
+// IPv4 address, else the lowest IPv6 one, so that answers in rotating order
+// do not change the services file. Addresses with a zone and the
+// unspecified address are never chosen; none left gives the zero Addr.
+// Marathon's task hosts and registrator's host names both go through it.
+func Pick(addrs []netip.Addr) netip.Addr {
 	var best netip.Addr
 	for _, a := range addrs {
 		a = a.Unmap()

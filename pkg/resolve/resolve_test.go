@@ -142,3 +142,66 @@ func TestValidHost(t *testing.T) {
 		}
 	}
 }
+
+// A name that keeps failing is asked again on every call (a source calls on
+// every change of its state) but warned about once, when it starts failing;
+// when its last good address is given up, that is a warning of its own; once
+// it resolves again, a new failure is warned about again.
+func TestFailureWarnedOnce(t *testing.T) {
+	tb := newTable()
+	tb.set("a.example", "10.0.0.1")
+	var logs bytes.Buffer
+	c := New(Options{Resolver: tb, Name: "test", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	clock := time.Unix(1000, 0)
+	c.now = func() time.Time { return clock }
+	ctx := context.Background()
+	warnings := func(msg string) int {
+		n := 0
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "level=WARN") && strings.Contains(line, msg) {
+				n++
+			}
+		}
+		return n
+	}
+	call := func() map[string]netip.Addr {
+		clock = clock.Add(2 * time.Second) // past Fresh: asked again
+		return c.Resolve(ctx, []string{"a.example", "gone.example"})
+	}
+
+	for range 3 {
+		call()
+	}
+	if n := warnings("does not resolve"); n != 1 {
+		t.Errorf("a name failing 3 times warned %d times, want 1:\n%s", n, logs.String())
+	}
+	if tb.calls["gone.example"] != 3 {
+		t.Errorf("gone.example looked up %d times, want 3 (failures are asked again)", tb.calls["gone.example"])
+	}
+
+	tb.set("a.example") // fails from now on: its last address stands in
+	for range 3 {
+		if got := call(); got["a.example"] != netip.MustParseAddr("10.0.0.1") {
+			t.Fatalf("stale fallback: %v", got)
+		}
+	}
+	if n := warnings("keeping its last address"); n != 1 {
+		t.Errorf("the stale fallback warned %d times over 3 calls, want 1:\n%s", n, logs.String())
+	}
+	clock = clock.Add(11 * time.Minute) // past Stale: given up, warned
+	call()
+	call()
+	if n := warnings("does not resolve"); n != 2 {
+		t.Errorf("giving up the last address: %d warnings that it does not resolve, want 2 in all:\n%s", n, logs.String())
+	}
+
+	tb.set("gone.example", "10.0.0.9") // back
+	if got := call(); got["gone.example"] != netip.MustParseAddr("10.0.0.9") {
+		t.Fatalf("resolved again: %v", got)
+	}
+	tb.set("gone.example")
+	call()
+	if n := warnings("keeping its last address"); n != 2 {
+		t.Errorf("failing again after resolving: %d stale-fallback warnings in all, want 2:\n%s", n, logs.String())
+	}
+}

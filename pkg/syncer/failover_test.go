@@ -46,9 +46,17 @@ func TestLeaderFailoverKeepsHealthyServers(t *testing.T) {
 	}
 	waitSubscribed(t, m)
 	// The read after the failover saw no results at all: nothing changes.
-	m.StartTask("/prod/web", false, "10.0.0.3", 31003) // and a new task: it waits
+	// Nor do the four events of a new task that starts without a result
+	// (it waits) and is killed: the file is compared once they are applied,
+	// so that a slow daemon cannot pass for a correct one.
+	applied := counter(t, "proxymatic_marathon_events_applied_total")
+	m.StartTask("/prod/web", false, "10.0.0.3", 31003)
 	m.KillTask("/prod/web", m.App("/prod/web").Tasks[2].ID)
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(hangGuard); counter(t, "proxymatic_marathon_events_applied_total") < applied+4; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the task's events were not applied")
+		}
+	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, good) {
 		t.Fatalf("the failover changed the file:\n%s", got)
 	}
@@ -83,9 +91,17 @@ func TestRestartDuringFailoverKeepsPreviousServers(t *testing.T) {
 		tk.Health = nil
 	}
 	m.SetApps(web)
+	reads, wrote := m.Requests("/v2/apps"), value(lastWrite)
 	runMain(t, &config.Sync{Marathon: []string{m.URL}, RefreshInterval: time.Hour, GroupSize: 1, Output: out}, &logs)
 	waitSubscribed(t, m)
-	time.Sleep(300 * time.Millisecond)
+	// Compared once the restarted daemon has read Marathon and published
+	// what it compiled (a publish that changes nothing still sets the
+	// last-write time), not after a guess at how long that takes.
+	for deadline := time.Now().Add(hangGuard); m.Requests("/v2/apps") == reads || value(lastWrite) == wrote; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted daemon did not read Marathon and publish")
+		}
+	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, good) {
 		t.Fatalf("a restart during the failover changed the file:\n%s\nwas\n%s", got, good)
 	}

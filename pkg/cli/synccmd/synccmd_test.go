@@ -167,6 +167,7 @@ func TestSyncBadValuesExitTwo(t *testing.T) {
 		{"no source", nil, []string{"--once"}, "no discovery source: set --marathon (MARATHON_URL) and/or --registrator (REGISTRATOR_URL)"},
 		{"marathon scheme", nil, []string{"--marathon", "ftp://marathon:8080"}, `invalid MARATHON_URL (--marathon) entry "ftp://marathon:8080": want an http:// or https:// URL`},
 		{"marathon password redacted", nil, []string{"--marathon", "ftp://user:secret@marathon:8080"}, `entry "ftp://user:xxxxx@marathon:8080"`},
+		{"marathon query", map[string]string{"MARATHON_URL": "http://m1:8080,http://user:secret@m2:8080/?embed=x"}, nil, `invalid MARATHON_URL (--marathon) entry "http://user:xxxxx@m2:8080/?embed=x": no query or fragment allowed`},
 		{"registrator scheme", nil, []string{"--registrator", "http://etcd:2379/services"}, `invalid REGISTRATOR_URL (--registrator) "http://etcd:2379/services": want etcd://`},
 		{"refresh interval variable", map[string]string{"MARATHON_URL": "http://m:8080", "REFRESH_INTERVAL": "soon"}, nil, `invalid REFRESH_INTERVAL "soon": want whole seconds`},
 		{"refresh interval zero", nil, []string{"--marathon", "http://m:8080", "--refresh-interval", "0"}, `invalid argument "0" for "-i, --refresh-interval" flag: want whole seconds`},
