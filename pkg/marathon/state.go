@@ -24,7 +24,7 @@ type live struct {
 	keys  map[services.Key]*liveKey
 	out   map[services.Key]services.Service // compiled, valid
 	addrs map[string]netip.Addr             // resolved task hosts
-	tried map[string]bool                   // hosts resolved (or tried) already
+	tried map[string]bool                   // hosts resolved already
 	dirty map[string]bool                   // apps to recompile; deleted ones too
 	gone  *lru[string, struct{}]            // apps recently read as deleted
 	// unlisted holds the reasons of skipped apps the state cannot keep (no
@@ -181,12 +181,18 @@ func (l *live) newHosts() []string {
 }
 
 // resolved takes the addresses of hosts (those that resolve).
+//
+// A host that did not resolve is not marked tried: the next time one of its
+// apps is recompiled it is asked for again (the DNS cache remembers the
+// failure for a few seconds, so a burst of events costs one lookup), rather
+// than waiting for the next full read.
 func (l *live) resolved(hosts []string, addrs map[string]netip.Addr) {
 	for _, h := range hosts {
-		l.tried[h] = true
 		if a, ok := addrs[h]; ok {
+			l.tried[h] = true
 			l.addrs[h] = a
 		} else {
+			delete(l.tried, h)
 			delete(l.addrs, h)
 		}
 	}

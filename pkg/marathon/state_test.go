@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
@@ -270,5 +271,34 @@ func TestEventGrowthIsBounded(t *testing.T) {
 	// A full read starts a new state with its own bound.
 	if fresh := newLive(testCompiler(false, 1)); fresh.growthLimit != maxEventGrowth || fresh.grown != 0 {
 		t.Errorf("a new state: grown %d, limit %d", fresh.grown, fresh.growthLimit)
+	}
+}
+
+// A task host that did not resolve is asked for again when its app is
+// recompiled (an event), not only at the next full read; one that
+// resolved is not asked for again.
+func TestLiveRetriesUnresolvedHosts(t *testing.T) {
+	a := marathontest.BridgeApp("/web", 10001).WithTask("node-late", 31001).WithTask("10.0.0.1", 31002)
+	l := newLive(testCompiler(false, 1))
+	l.setApp(&decodeAll(t, []*marathontest.App{a})[0])
+	hosts := l.newHosts()
+	slices.Sort(hosts)
+	if !slices.Equal(hosts, []string{"10.0.0.1", "node-late"}) {
+		t.Fatalf("first lookup asks for %v", hosts)
+	}
+	l.resolved(hosts, map[string]netip.Addr{"10.0.0.1": netip.MustParseAddr("10.0.0.1")}) // node-late fails
+	l.settle()
+	if got := summary(l.services()); len(got) != 1 || strings.Contains(got[0], "31001") {
+		t.Fatalf("served %v", got)
+	}
+	// An event makes the app dirty again: node-late is asked for, 10.0.0.1 is not.
+	l.setApp(&decodeAll(t, []*marathontest.App{a})[0])
+	if hosts := l.newHosts(); !slices.Equal(hosts, []string{"node-late"}) {
+		t.Fatalf("after an event, asks for %v; want the unresolved host alone", hosts)
+	}
+	l.resolved([]string{"node-late"}, map[string]netip.Addr{"node-late": netip.MustParseAddr("10.0.0.9")})
+	l.settle()
+	if got := summary(l.services()); len(got) != 1 || !strings.Contains(got[0], "10.0.0.9") {
+		t.Errorf("after the host resolves, served %v", got)
 	}
 }
