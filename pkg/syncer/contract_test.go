@@ -225,9 +225,10 @@ func runContract(t *testing.T, seed uint64, steps int) {
 	}
 	m.DropStreamAfter(0)
 	check()
-	if strings.Contains(logs.String(), "differed from the full read") {
-		t.Errorf("drift was reported:\n%s", logs.String())
-	}
+	// (Drift is looked for by the scheduled poll only, which this test's
+	// hour-long interval never reaches: the comparisons with --once above
+	// are what hold the state; TestPollReportsDrift in pkg/marathon holds
+	// the drift report.)
 	// The file followed through events: Marathon was read whole only at
 	// start and after each dropped stream (the test's own --once reads
 	// aside), so the comparisons above held the incremental path.
