@@ -76,7 +76,7 @@ func (w *Writer) WriteBuffers(bufs [][]byte, compare bool) (changed bool, err er
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if err := writeAll(tmp, bufs, &w.vs); err != nil {
+	if err := writeAll(tmp, bufs, 0, &w.vs); err != nil {
 		return false, fmt.Errorf("write %s: %w", w.path, err)
 	}
 	if err := tmp.Chmod(w.perm); err != nil {
