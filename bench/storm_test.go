@@ -168,6 +168,7 @@ func runStorm(b *testing.B, m *marathontest.Server, apps []*marathontest.App, st
 		changes[i] = &change{app: a.ID, task: t.ID, block: "- name: " + name + "\n", gone: "port: " + strconv.Itoa(t.Ports[0]) + "\n"}
 	}
 	alloc0 := metric(b, p.status, "go_memstats_alloc_bytes_total")
+	written0 := metric(b, p.status, "proxymatic_sync_file_written_bytes_total")
 	gc0 := metric(b, p.status, "go_gc_duration_seconds_count")
 	reads0 := m.Requests("/v2/apps")
 	served0 := m.BytesServed("apps") + m.BytesServed("app") + m.BytesServed("versions") + m.BytesServed("events")
@@ -224,6 +225,7 @@ func runStorm(b *testing.B, m *marathontest.Server, apps []*marathontest.App, st
 	}
 	stormReads := m.Requests("/v2/apps") - reads0
 	allocated := metric(b, p.status, "go_memstats_alloc_bytes_total") - alloc0
+	written := metric(b, p.status, "proxymatic_sync_file_written_bytes_total") - written0
 	gcs := metric(b, p.status, "go_gc_duration_seconds_count") - gc0
 	served := m.BytesServed("apps") + m.BytesServed("app") + m.BytesServed("versions") + m.BytesServed("events") - served0
 	var lat, cpus []time.Duration
@@ -251,6 +253,9 @@ func runStorm(b *testing.B, m *marathontest.Server, apps []*marathontest.App, st
 	b.ReportMetric(float64(startRSS)/(1<<20), "rss-start-MB")
 	b.ReportMetric(allocated/float64(storm)/1024, "alloc-KB/event")
 	b.ReportMetric(gcs, "storm-gc-cycles")
+	// Bytes the sync wrote to services.yaml's slot files per change: the
+	// tail from the first changed byte (atomicfile.Slots).
+	b.ReportMetric(written/float64(storm)/(1<<20), "file-MB-written/event")
 
 	// Memory over 10,000 more events (after 2,000 to warm up): one task of
 	// the apps in turn fails, then passes again (so the state it leaves is

@@ -12,6 +12,14 @@ var (
 		Name: "proxymatic_sync_file_writes_total",
 		Help: "Times services.yaml was replaced because its contents changed.",
 	})
+	fileWriteMethods = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxymatic_sync_file_rewrites_total",
+		Help: "Writes of services.yaml's content by how they were done: in_place (the slot file rewritten from its first changed byte) or new_file, with why (unknown: first write since start; busy: a reader still had the slot open; changed: the slot was not as the daemon left it).",
+	}, []string{"how", "why"})
+	fileBytesWritten = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "proxymatic_sync_file_written_bytes_total",
+		Help: "Bytes written to services.yaml's slot files.",
+	})
 	fileWriteErrors = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "proxymatic_sync_file_write_errors_total",
 		Help: "Failed attempts to replace services.yaml; the previous file was kept.",
@@ -49,3 +57,9 @@ var (
 		Help: "Configured sources that have not had a good read since start-up.",
 	})
 )
+
+// observeWrite counts how atomicfile.Slots wrote the file.
+func observeWrite(how, why string, n int64) {
+	fileWriteMethods.WithLabelValues(how, why).Inc()
+	fileBytesWritten.Add(float64(n))
+}
