@@ -266,7 +266,7 @@ func (s *Slots) publish(n int) error {
 	if err := link(s.slotPath(n), tmp); err != nil {
 		var le *os.LinkError
 		if errors.As(err, &le) && (errors.Is(le.Err, syscall.EPERM) || errors.Is(le.Err, syscall.ENOTSUP) ||
-			errors.Is(le.Err, syscall.EOPNOTSUPP) || errors.Is(le.Err, syscall.EXDEV)) {
+			errors.Is(le.Err, syscall.EOPNOTSUPP) || errors.Is(le.Err, syscall.ENOSYS) || errors.Is(le.Err, syscall.EXDEV)) {
 			return errNoLinks
 		}
 		return fmt.Errorf("write %s: %w", s.w.path, err)

@@ -14,7 +14,7 @@ var (
 	})
 	fileWriteMethods = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "proxymatic_sync_file_rewrites_total",
-		Help: "Writes of services.yaml's content by how they were done: in_place (the slot file rewritten from its first changed byte) or new_file, with why (unknown: first write since start; busy: a reader still had the slot open; changed: the slot was not as the daemon left it).",
+		Help: "Writes of services.yaml's content by how they were done: in_place (the slot file rewritten from its first changed byte) or new_file, with why (unknown: first write of that slot since start; busy: a reader still had the slot open; changed: the slot was not as the daemon left it; unopenable: it could not be opened for writing).",
 	}, []string{"how", "why"})
 	fileBytesWritten = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "proxymatic_sync_file_written_bytes_total",
