@@ -12,41 +12,40 @@ import (
 // wait until it is released. Breaking it sends this process SIGIO, which
 // the Go runtime ignores unless asked for it (os/signal).
 func lease(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
+	return control(f, func(fd uintptr) error {
+		_, err := unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_WRLCK)
 		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
-		_, lerr = unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_WRLCK)
-	}); err != nil {
-		return err
-	}
-	return lerr
+	})
 }
 
 func unlease(f *os.File) {
-	if rc, err := f.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_UNLCK) })
-	}
+	_ = control(f, func(fd uintptr) error {
+		_, err := unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_UNLCK)
+		return err
+	})
 }
 
 func fdatasync(f *os.File) error {
+	return control(f, func(fd uintptr) error {
+		for {
+			if err := unix.Fdatasync(int(fd)); err != unix.EINTR {
+				return err
+			}
+		}
+	})
+}
+
+// control runs fn on f's descriptor, returning fn's error.
+func control(f *os.File, fn func(fd uintptr) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			if serr = unix.Fdatasync(int(fd)); serr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(fd) }); err != nil {
 		return err
 	}
-	return serr
+	return ferr
 }
 
 func idOf(st os.FileInfo) (fileID, bool) {
