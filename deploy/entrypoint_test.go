@@ -784,6 +784,17 @@ func TestHealthcheckFailsOnUnready(t *testing.T) {
 	if err := exec.Command("bash", "healthcheck.sh", fmt.Sprintf("127.0.0.1:%d", freePort(t))).Run(); err == nil {
 		t.Error("healthcheck passed with nothing listening")
 	}
+	// A variable set to "" turned the endpoint off: the check says so
+	// instead of asking the default port, where another process may answer.
+	for mode, v := range map[string]string{"reload": "STATUS_ENDPOINT", "sync": "SYNC_STATUS_ENDPOINT"} {
+		cmd := exec.Command("bash", "healthcheck.sh", mode)
+		cmd.Env = cleanEnv(v + "=")
+		var out bytes.Buffer
+		cmd.Stderr = &out
+		if err := cmd.Run(); err == nil || !strings.Contains(out.String(), v+` is set to "": the status endpoint is off`) {
+			t.Errorf("healthcheck %s with %s set to \"\": %v, %q", mode, v, err, out.String())
+		}
+	}
 }
 
 // syncBuffer collects output written from several goroutines.

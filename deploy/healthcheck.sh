@@ -8,9 +8,22 @@
 #   healthcheck.sh HOST:PORT checks that address
 set -u
 
+# A variable set to "" turned that endpoint off (as the original image's
+# STATUS_ENDPOINT did): there is nothing to ask, and asking the default port
+# could reach another process.
+off() {
+	echo "healthcheck: $1 is set to \"\": the status endpoint is off, nothing to check (run with --no-healthcheck)" >&2
+	exit 1
+}
 case "${1:-reload}" in
-sync) addr=${SYNC_STATUS_ENDPOINT:-0.0.0.0:9091} ;;
-reload) addr=${STATUS_ENDPOINT:-0.0.0.0:9090} ;;
+sync)
+	[ -n "${SYNC_STATUS_ENDPOINT+set}" ] && [ -z "$SYNC_STATUS_ENDPOINT" ] && off SYNC_STATUS_ENDPOINT
+	addr=${SYNC_STATUS_ENDPOINT:-0.0.0.0:9091}
+	;;
+reload)
+	[ -n "${STATUS_ENDPOINT+set}" ] && [ -z "$STATUS_ENDPOINT" ] && off STATUS_ENDPOINT
+	addr=${STATUS_ENDPOINT:-0.0.0.0:9090}
+	;;
 *) addr=$1 ;;
 esac
 

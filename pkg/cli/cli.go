@@ -34,13 +34,17 @@ const (
 type Env struct {
 	Args   []string
 	Getenv func(string) string
-	Stdout io.Writer
-	Stderr io.Writer
+	// LookupEnv, when set, tells a variable set to "" from an unset one
+	// (STATUS_ENDPOINT="" turns the endpoint off); nil reads Getenv, where
+	// "" is unset.
+	LookupEnv func(string) (string, bool)
+	Stdout    io.Writer
+	Stderr    io.Writer
 }
 
 // OSEnv is the real process environment.
 func OSEnv() Env {
-	return Env{Args: os.Args[1:], Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr}
+	return Env{Args: os.Args[1:], Getenv: os.Getenv, LookupEnv: os.LookupEnv, Stdout: os.Stdout, Stderr: os.Stderr}
 }
 
 // Execute runs cmd and maps its outcome to an exit code.
@@ -156,7 +160,13 @@ func batchGC(getenv func(string) string) (restore func()) {
 // prepare reads the variables into flags not given, builds the logger and
 // sets it as slog's default.
 func prepare(cmd *cobra.Command, env Env, verbose *bool) (*slog.Logger, error) {
-	if err := config.ApplyEnv(cmd.Flags(), env.Getenv); err != nil {
+	var err error
+	if env.LookupEnv != nil {
+		err = config.ApplyEnvLookup(cmd.Flags(), env.LookupEnv)
+	} else {
+		err = config.ApplyEnv(cmd.Flags(), env.Getenv)
+	}
+	if err != nil {
 		return nil, err
 	}
 	logger, err := logging.New(env.Stderr, env.Getenv("LOG_FORMAT"), *verbose)

@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"io"
 	"runtime/debug"
 	"testing"
+
+	"github.com/meltwater/proxymatic/pkg/config"
+	"github.com/spf13/cobra"
 )
 
 func TestBatchGCTurnsCollectorOffUntilTheLimitAndRestores(t *testing.T) {
@@ -37,5 +41,35 @@ func TestBatchGCTurnsCollectorOffUntilTheLimitAndRestores(t *testing.T) {
 		}
 		debug.SetGCPercent(100)
 		restore()
+	}
+}
+
+// The commands read the variables through LookupEnv when the environment
+// has one (OSEnv does), so that STATUS_ENDPOINT set to "" turns reload's
+// endpoint off, as it turned the original image's off.
+func TestPrepareTellsAnEmptyVariableFromAnUnsetOne(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"STATUS_ENDPOINT": ""}, ""},
+		{map[string]string{}, "0.0.0.0:9090"},
+		{map[string]string{"STATUS_ENDPOINT": "127.0.0.1:1"}, "127.0.0.1:1"},
+	} {
+		var c config.Reload
+		var verbose bool
+		cmd := &cobra.Command{Use: "proxymatic-reload"}
+		config.BindReload(cmd.Flags(), &c)
+		env := Env{
+			Getenv:    func(k string) string { return tc.env[k] },
+			LookupEnv: func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok },
+			Stderr:    io.Discard,
+		}
+		if _, err := prepare(cmd, env, &verbose); err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.StatusEndpoint != tc.want {
+			t.Errorf("env %v: status endpoint %q, want %q", tc.env, c.StatusEndpoint, tc.want)
+		}
 	}
 }

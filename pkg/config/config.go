@@ -66,6 +66,7 @@ func BindSync(fs *pflag.FlagSet, c *Sync) {
 	b.boolean(&c.Once, "once", "", "", false, "refresh every source once, write (or print) and exit; non-zero if a source failed")
 	b.boolean(&c.DryRun, "dry-run", "", "", false, "print services.yaml to stdout and write nothing; implies --once")
 	b.str(&c.StatusEndpoint, "status-endpoint", "", "SYNC_STATUS_ENDPOINT", "0.0.0.0:9091", "address for /status and /metrics; empty disables")
+	b.emptyDisables("status-endpoint")
 	b.boolean(&c.Verbose, "verbose", "v", "VERBOSE", false, "debug logging")
 	b.duration(&c.InitialWait, "initial-wait", "INITIAL_WAIT", 10*time.Second, "with no previous services.yaml, how long start-up waits for every source before publishing those that answered (the others are added when they answer)")
 	b.size(&c.MarathonMaxBody, "marathon-max-body", "MARATHON_MAX_BODY", DefaultMarathonMaxBody, 64<<10, 16<<30, "largest Marathon answer read, decompressed (bytes, or 64KiB, 256MiB, 1GiB...); a larger one fails that replica")
@@ -172,6 +173,8 @@ func BindReload(fs *pflag.FlagSet, c *Reload) {
 	b.integer(&c.PenServers, "pen-servers", "", "PEN_SERVERS", 32, 1, 10000, "server slots per pen service")
 	b.integer(&c.PenClients, "pen-clients", "", "PEN_CLIENTS", 8192, 1, 10000000, "pen client table size")
 	b.str(&c.StatusEndpoint, "status-endpoint", "", "STATUS_ENDPOINT", "0.0.0.0:9090", "address for /status, /metrics and the HAProxy stats page (/haproxy); empty disables")
+	// The original image: "Specify an empty string to disable this endpoint".
+	b.emptyDisables("status-endpoint")
 	b.str(&c.RunDir, "run-dir", "", "RUN_DIR", "/var/run/proxymatic", "where rendered configs, pid files and sockets live")
 	b.str(&c.TemplateDir, "template-dir", "", "TEMPLATE_DIR", "", "directory overriding the embedded templates (same file names)")
 	b.boolean(&c.DryRun, "dry-run", "", "", false, "render into --output-dir, check with the real proxies, exit; starts nothing")

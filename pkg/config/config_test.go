@@ -17,10 +17,16 @@ func parseReload(t *testing.T, args []string, env map[string]string) (*Reload, e
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if err := ApplyEnv(fs, func(k string) string { return env[k] }); err != nil {
+	if err := ApplyEnvLookup(fs, mapLookup(env)); err != nil {
 		return nil, err
 	}
 	return &c, c.Validate()
+}
+
+// mapLookup is a process environment holding exactly env's keys: a key with
+// an empty value is a variable set to "".
+func mapLookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
 func parseSync(t *testing.T, args []string, env map[string]string) (*Sync, error) {
@@ -31,7 +37,7 @@ func parseSync(t *testing.T, args []string, env map[string]string) (*Sync, error
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if err := ApplyEnv(fs, func(k string) string { return env[k] }); err != nil {
+	if err := ApplyEnvLookup(fs, mapLookup(env)); err != nil {
 		return nil, err
 	}
 	return &c, c.Validate()
@@ -52,7 +58,7 @@ func TestReloadDefaults(t *testing.T) {
 
 func TestReloadEnvAndFlagPrecedence(t *testing.T) {
 	env := map[string]string{"HAPROXY": "true", "VHOST_DOMAIN": "Apps.Example.com.", "VHOST_PORT": "8080",
-		"PEN_SERVERS": "8", "PROXY_PROTOCOL": "1", "STATUS_ENDPOINT": ""}
+		"PEN_SERVERS": "8", "PROXY_PROTOCOL": "1", "MAX_CONNECTIONS": ""}
 	c, err := parseReload(t, []string{"--vhost-port", "81"}, env)
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +66,8 @@ func TestReloadEnvAndFlagPrecedence(t *testing.T) {
 	if !c.HAProxy || c.VHostDomain != "apps.example.com" || c.VHostPort != 81 || c.PenServers != 8 || !c.ProxyProtocol {
 		t.Errorf("got %+v", c)
 	}
-	if c.StatusEndpoint != "0.0.0.0:9090" {
-		t.Errorf("an empty variable must count as unset, got %q", c.StatusEndpoint)
+	if c.MaxConnections != 8192 {
+		t.Errorf("an empty variable must count as unset, got MAX_CONNECTIONS %d", c.MaxConnections)
 	}
 	c, err = parseReload(t, []string{"--haproxy=false"}, env)
 	if err != nil || c.HAProxy {
@@ -313,5 +319,31 @@ func TestSchemelessURLRedacted(t *testing.T) {
 func TestVHostDomainLoweredAsASCII(t *testing.T) {
 	if _, err := parseReload(t, []string{"--vhost-domain", "\u212Aube.example"}, nil); err == nil {
 		t.Error("a Kelvin sign in --vhost-domain was accepted (lowered into a 'k')")
+	}
+}
+
+// The original image disabled its status endpoint with STATUS_ENDPOINT set
+// to the empty string (its help: "Specify an empty string to disable this
+// endpoint"); an operator who did so must not find a listener on 9090. The
+// same holds for sync's SYNC_STATUS_ENDPOINT. Unset, both keep their default;
+// the getenv form (no way to tell set from unset) keeps the default too.
+func TestEmptyStatusEndpointVariableDisables(t *testing.T) {
+	r, err := parseReload(t, nil, map[string]string{"STATUS_ENDPOINT": ""})
+	if err != nil || r.StatusEndpoint != "" {
+		t.Errorf("STATUS_ENDPOINT set to \"\": endpoint %q, %v; want disabled", r.StatusEndpoint, err)
+	}
+	s, err := parseSync(t, []string{"-m", "http://m:8080"}, map[string]string{"SYNC_STATUS_ENDPOINT": ""})
+	if err != nil || s.StatusEndpoint != "" {
+		t.Errorf("SYNC_STATUS_ENDPOINT set to \"\": endpoint %q, %v; want disabled", s.StatusEndpoint, err)
+	}
+	r, err = parseReload(t, []string{"--status-endpoint", "127.0.0.1:1"}, map[string]string{"STATUS_ENDPOINT": ""})
+	if err != nil || r.StatusEndpoint != "127.0.0.1:1" {
+		t.Errorf("the flag must win over an empty STATUS_ENDPOINT: %q, %v", r.StatusEndpoint, err)
+	}
+	var c Reload
+	fs := pflag.NewFlagSet("proxymatic-reload", pflag.ContinueOnError)
+	BindReload(fs, &c)
+	if err := ApplyEnv(fs, func(string) string { return "" }); err != nil || c.StatusEndpoint != "0.0.0.0:9090" {
+		t.Errorf("getenv form: %q, %v; want the default", c.StatusEndpoint, err)
 	}
 }

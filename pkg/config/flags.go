@@ -17,6 +17,10 @@ import (
 // envAnnotation marks which environment variable a flag reads.
 const envAnnotation = "proxymatic_env"
 
+// emptyAnnotation marks a flag whose variable set to "" means "" (off), not
+// "use the default".
+const emptyAnnotation = "proxymatic_env_empty"
+
 // UsageError is a bad flag or environment value; the commands exit 2 on it.
 type UsageError struct{ Msg string }
 
@@ -60,6 +64,12 @@ func (b binder) str(p *string, name, short, env, def, usage string) {
 	*p = def
 	b.add(&value{typ: "string", want: "a string", str: func() string { return *p },
 		set: func(s string) error { *p = s; return nil }}, name, short, env, usage)
+}
+
+// emptyDisables makes the flag's variable, set to "", turn it off (see
+// ApplyEnvLookup).
+func (b binder) emptyDisables(name string) {
+	_ = b.fs.SetAnnotation(name, emptyAnnotation, []string{"true"})
 }
 
 func (b binder) boolean(p *bool, name, short, env string, def bool, usage string) {
@@ -136,9 +146,25 @@ func parseBool(s string) (bool, error) {
 
 // ApplyEnv sets every flag that was not given on the command line from its
 // environment variable, when that is set and not empty. The flag wins.
+// getenv cannot tell a variable set to "" from an unset one: both count as
+// unset (ApplyEnvLookup tells them apart).
 func ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	return ApplyEnvLookup(fs, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+// ApplyEnvLookup is ApplyEnv with lookup (os.LookupEnv) telling a variable
+// set to "" from an unset one. An empty variable counts as unset, except
+// for a flag bound with emptyDisables: there "" is a value, as the original
+// image read STATUS_ENDPOINT ("" turned the endpoint off).
+func ApplyEnvLookup(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -149,8 +175,8 @@ func ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
 		if len(names) == 0 {
 			return
 		}
-		raw := getenv(names[0])
-		if raw == "" {
+		raw, set := lookup(names[0])
+		if !set || (raw == "" && len(f.Annotations[emptyAnnotation]) == 0) {
 			return
 		}
 		if serr := f.Value.Set(raw); serr != nil {
