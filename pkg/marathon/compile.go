@@ -719,7 +719,7 @@ func (c *compiler) portLabels(a *app, n int, log *appLogger) []portOpts {
 		switch field {
 		case "servicePort":
 			// Read as the original did (any run of digits: 020031 is
-			// 20031), unlike the other labels; 0 takes the port out.
+			// 20031); 0 takes the port out.
 			v, ok := digitsIn(val, 65535)
 			if !ok {
 				bad("want a port 1-65535, or 0 to take the port out")
@@ -727,15 +727,17 @@ func (c *compiler) portLabels(a *app, n int, log *appLogger) []portOpts {
 			}
 			o.servicePort, o.off = v, v == 0
 		case "weight":
-			v, ok := intIn(val, 0, services.MaxWeight)
+			// weight and maxconn are read as the original read them
+			// (str.isdigit() then int(): 050 is 50), like servicePort.
+			v, ok := digitsIn(val, services.MaxWeight)
 			if !ok {
 				bad("want an integer 0-1000")
 				continue
 			}
 			o.weight = v
 		case "maxconn":
-			v, ok := intIn(val, 1, 1<<30)
-			if !ok {
+			v, ok := digitsIn(val, 1<<30)
+			if !ok || v < 1 {
 				bad("want a positive integer")
 				continue
 			}

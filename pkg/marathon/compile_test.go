@@ -315,6 +315,16 @@ func TestCompileRules(t *testing.T) {
 			},
 		},
 		{
+			name: "weight and maxconn read as the original: leading zeros",
+			apps: func() []*mt {
+				a := marathontest.BridgeApp("/lz", 10001).WithLabel(L+"0.weight", "0250").
+					WithLabel(L+"0.maxconn", "007")
+				a.AddTask("10.0.0.1", 31001)
+				return []*mt{a}
+			},
+			want: []string{"lz 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/250/7"},
+		},
+		{
 			name: "health check path that is not valid is ignored",
 			apps: func() []*mt {
 				a := marathontest.BridgeApp("/w", 10001).WithLabel(L+"0.mode", "http").
