@@ -18,6 +18,8 @@
 #   MODPROXY_ADDR    where to serve it [127.0.0.1:29417]: a fixed address
 #                    keeps the build arg, and so docker's layer cache, stable
 #   IMAGES_VERBOSE=1 stream docker build's output (else shown on failure)
+#   VERSION, COMMIT  what --version reports [git describe --tags --always
+#                    --dirty, git rev-parse HEAD], as `make build` stamps it
 #   SYNC_IMAGE, RELOAD_IMAGE   the tags [proxymatic-sync:latest, proxymatic:latest]
 set -euo pipefail
 
@@ -88,7 +90,13 @@ serve_host_cache() {
 	build_args+=(--network host --build-arg "GOPROXY=http://$addr")
 }
 
-build_args=()
+# --version and proxymatic_build_info: the build context has no .git, so
+# the version and commit go in as build arguments, computed as the
+# Makefile's build does (VERSION and COMMIT in the environment win). Only
+# the compile step depends on them: the module download stays cached.
+version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+commit=${COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
+build_args=(--build-arg "VERSION=$version" --build-arg "COMMIT=$commit")
 case ${IMAGES_GOPROXY:-auto} in
 auto) probe || serve_host_cache ;;
 host) serve_host_cache ;;

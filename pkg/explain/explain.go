@@ -60,13 +60,70 @@ type Entry struct {
 }
 
 // Filter selects entries; zero fields match everything.
+//
+// The reasons for one app are recorded where they are found, so they do
+// not all carry both the app and the port: a task that is not running or
+// failing its health check has an app and a service but no port (it is
+// left out of every port of the app), while "every server filtered out"
+// or a net=host drop is recorded for a service port with no app (a port
+// may merge several apps). So each filter also follows the service names
+// and ports of what it matches directly: ?port=N adds the port-less
+// entries of the services and apps found on N (why port N is empty), and
+// ?app=X adds the app-less entries of X's services and ports.
 type Filter struct {
 	App  string // exact app id (or registrator key)
 	Port int    // service port
 }
 
-func (f Filter) match(e *Entry) bool {
-	return (f.App == "" || e.App == f.App) && (f.Port == 0 || e.Port == f.Port)
+// related holds what the entries a filter matches directly name.
+type related struct {
+	services map[string]bool
+	apps     map[string]bool
+	ports    map[int]bool
+}
+
+func (r *related) add(e *Entry) {
+	if e.Service != "" {
+		r.services[e.Service] = true
+	}
+	if e.App != "" {
+		r.apps[e.App] = true
+	}
+	if e.Port != 0 {
+		r.ports[e.Port] = true
+	}
+}
+
+func newRelated() related {
+	return related{services: map[string]bool{}, apps: map[string]bool{}, ports: map[int]bool{}}
+}
+
+// matcher returns the predicate for f over the entries of byKey.
+func (f Filter) matcher(byKey map[string][]Entry) func(e *Entry) bool {
+	if f == (Filter{}) {
+		return func(*Entry) bool { return true }
+	}
+	byPort, byApp := newRelated(), newRelated()
+	for _, es := range byKey {
+		for i := range es {
+			e := &es[i]
+			if f.Port != 0 && e.Port == f.Port {
+				byPort.add(e)
+			}
+			if f.App != "" && e.App == f.App {
+				byApp.add(e)
+			}
+		}
+	}
+	portMatch := func(e *Entry) bool {
+		return f.Port == 0 || e.Port == f.Port ||
+			e.Port == 0 && (byPort.services[e.Service] || byPort.apps[e.App])
+	}
+	appMatch := func(e *Entry) bool {
+		return f.App == "" || e.App == f.App ||
+			e.App == "" && (byApp.services[e.Service] || byApp.ports[e.Port])
+	}
+	return func(e *Entry) bool { return portMatch(e) && appMatch(e) }
 }
 
 // Defaults for NewBook's zero arguments.
@@ -160,9 +217,10 @@ func (b *Book) Entries(f Filter) (out []Entry, omitted int) {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, cmp.Compare[string])
+	match := f.matcher(b.byKey)
 	for _, k := range keys {
 		for i := range b.byKey[k] {
-			if e := &b.byKey[k][i]; f.match(e) {
+			if e := &b.byKey[k][i]; match(e) {
 				out = append(out, *e)
 			}
 		}

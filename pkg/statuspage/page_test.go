@@ -57,8 +57,13 @@ func TestExplainHandlerFilters(t *testing.T) {
 	if d := decode(serve(h, "/status/explain?port=5432")); len(d.Entries) != 1 || d.Entries[0].Source != "registrator" {
 		t.Errorf("port: %+v", d)
 	}
-	if d := decode(serve(h, "/status/explain?app=/product/web&port=10001")); len(d.Entries) != 1 {
+	// The task that is not running has no port, but its app is on 10001:
+	// it is part of why 10001 is not served (pkg/explain.Filter).
+	if d := decode(serve(h, "/status/explain?app=/product/web&port=10001")); len(d.Entries) != 2 {
 		t.Errorf("app and port: %+v", d)
+	}
+	if d := decode(serve(h, "/status/explain?port=10001")); len(d.Entries) != 2 || d.Entries[1].Reason != explain.NotRunning {
+		t.Errorf("port of an app with a task not running: %+v", d)
 	}
 	// Other parameters are not filters, and change nothing.
 	if d := decode(serve(h, "/status/explain?pretty=1")); len(d.Entries) != 3 {

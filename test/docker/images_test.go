@@ -140,3 +140,26 @@ func TestSyncImageRunsAsItsUser(t *testing.T) {
 		t.Errorf("/var/run/proxymatic owned by %s, want 10001", ls)
 	}
 }
+
+// TestImagesCarryTheVersion: --version in both images (and so
+// proxymatic_build_info) names the commit the images were built from, as
+// `make build` stamps the binaries. The build context has no .git, so
+// images.sh must pass it as build arguments; without them both said
+// "dev (commit unknown, ...)".
+func TestImagesCarryTheVersion(t *testing.T) {
+	images(t)
+	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("no git commit to compare with: %v", err)
+	}
+	commit := strings.TrimSpace(string(head))
+	for image, args := range map[string][]string{
+		syncImage:   {"run", "--rm", syncImage, "--version"},
+		reloadImage: {"run", "--rm", "--entrypoint", "/usr/local/bin/proxymatic-reload", reloadImage, "--version"},
+	} {
+		out := must(t, "docker", args...)
+		if !strings.Contains(out, "commit "+commit) || strings.Contains(out, "dev (") {
+			t.Errorf("%s --version = %q, want the version and commit %s", image, out, commit)
+		}
+	}
+}
