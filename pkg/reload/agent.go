@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ type agent struct {
 	rejected []explain.Entry // services the file being applied held that were invalid
 
 	lastHash string // hex SHA-256 of the last file applied without error
+	seenFile bool   // the services file has existed since start
 	// hangup, when set, makes run read the file again and apply it
 	// (SIGHUP), whether or not it changed.
 	hangup <-chan struct{}
@@ -107,6 +109,15 @@ func (a *agent) run(ctx context.Context) error {
 func transient(err error) bool { return errors.Is(err, errProxy) }
 
 func (a *agent) applySnapshot(ctx context.Context, snap filewatch.Snapshot) error {
+	if snap.Err != nil && errors.Is(snap.Err, fs.ErrNotExist) && a.lastHash == "" && !a.seenFile {
+		// Before proxymatic-sync's first write (every start of the
+		// combined image and of a compose set-up): not an error yet.
+		a.log.Info("waiting for the services file: proxymatic-sync has not written it yet", "path", a.watcher.Path)
+		a.degrade("services file", "not written yet")
+		a.report.fileUnusable(a.watcher.Path, snap.Err)
+		return snap.Err
+	}
+	a.seenFile = true
 	if snap.Err != nil {
 		fileErrors.Inc()
 		a.log.Error("services file unusable; the running config stays", "path", a.watcher.Path, "err", snap.Err)

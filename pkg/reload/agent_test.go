@@ -826,3 +826,46 @@ func TestShutdownDelayWithoutStatusEndpoint(t *testing.T) {
 		t.Fatal("a second signal did not end the delay")
 	}
 }
+
+// Before sync's first write a missing file is waited for, not an error
+// (every start of the combined image); once a file has been seen, its
+// disappearance is one.
+func TestMissingFileBeforeTheFirstWriteIsNoError(t *testing.T) {
+	be := newBackends(t, 1)
+	h := startAgentWith(t, withHAProxy, "", "", 0, nil, func(a *agent) {
+		if err := os.MkdirAll(filepath.Dir(a.watcher.Path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	})
+	before := metricValue(t, h.metrics(), "proxymatic_reload_file_errors_total")
+	select {
+	case err := <-h.applied:
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("first apply: %v, want the file missing", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the missing file was never reported")
+	}
+	if got := metricValue(t, h.metrics(), "proxymatic_reload_file_errors_total"); got != before {
+		t.Errorf("file errors %v → %v before any file was written, want no error counted", before, got)
+	}
+	port := freePort(t)
+	h.write(service(port, be...))
+	if err := h.waitApplied(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(h.cfg.Services); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-h.applied:
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("after removal: %v, want the file missing", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the removal was never reported")
+	}
+	if got := metricValue(t, h.metrics(), "proxymatic_reload_file_errors_total"); got != before+1 {
+		t.Errorf("file errors %v → %v after the file was removed, want one", before, got)
+	}
+}
