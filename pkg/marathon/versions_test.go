@@ -117,9 +117,9 @@ func TestAppPath(t *testing.T) {
 	}
 }
 
-// A past version's definition is part of its app: one Marathon (or what
-// answers in its place) gives with labels that are not an object leaves
-// its servicePort, weight and mode unknown, so its tasks must not be served
+// A past version's definition is part of its app: one whose labels are not
+// an object (from whatever answers in Marathon's place) leaves its
+// servicePort, weight and mode unknown, so its tasks must not be served
 // with the defaults (README.md, "Malformed apps") — in the one-shot compile
 // and in the live state alike. A malformed value that only takes out a
 // field (a label of the wrong type) leaves the rest of the definition.
