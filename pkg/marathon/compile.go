@@ -504,11 +504,14 @@ func (c *compiler) compileApp(cm *compilation, a *app) {
 func (c *compiler) reportMalformed(a *app) explain.Entry {
 	const shown = 5
 	details := make([]string, 0, min(len(a.malformed), shown))
-	tasks := 0
+	tasks, labels := 0, 0
 	for i, m := range a.malformed {
 		malformedTotal.WithLabelValues(m.scope.String()).Inc()
 		if m.scope == scopeTask {
 			tasks++
+		}
+		if strings.HasPrefix(m.path, "labels.") {
+			labels++
 		}
 		if i < shown {
 			details = append(details, clip(m.path)+": "+m.msg)
@@ -516,6 +519,9 @@ func (c *compiler) reportMalformed(a *app) explain.Entry {
 	}
 	msg, rest := "malformed label values ignored", scopeField
 	switch {
+	case labels < len(a.malformed) && !a.skip && tasks == 0:
+		// Not only labels (an app's version): say what it is.
+		msg = "malformed values ignored"
 	case a.skip:
 		msg, rest = "malformed app skipped", scopeApp
 	case tasks > 0:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +89,41 @@ func (s *Source) fetchVersion(ctx context.Context, id, version string) (*app, er
 		return nil, err
 	}
 	versionFetches.WithLabelValues("ok").Inc()
+	s.reportMalformedVersion(id, version, def)
 	return def, nil
+}
+
+// reportMalformedVersion logs in one line, naming the app and the version,
+// the values of a past version's definition that could not be used, and
+// counts them as reportMalformed counts an app's. A definition is read once
+// and cached, so this is logged once. Task values are left out: a
+// definition has no tasks (decodeAppVersion drops them).
+func (s *Source) reportMalformedVersion(id, version string, def *app) {
+	const shown = 5
+	var details []string
+	n := 0
+	for _, m := range def.malformed {
+		if m.scope == scopeTask {
+			continue
+		}
+		n++
+		malformedTotal.WithLabelValues(m.scope.String()).Inc()
+		if len(details) < shown {
+			details = append(details, clip(m.path)+": "+m.msg)
+		}
+	}
+	rest, msg := scopeField, "malformed values of an app version ignored"
+	if def.skip {
+		rest, msg = scopeApp, "malformed app version: its tasks skipped"
+	}
+	if def.dropped > 0 {
+		n += def.dropped
+		malformedTotal.WithLabelValues(rest.String()).Add(float64(def.dropped))
+	}
+	if n == 0 && !def.skip {
+		return
+	}
+	s.log.Warn(msg, "app", clip(id), "version", clip(version), "malformed", n, "details", strings.Join(details, "; "))
 }
 
 // fetchVersions reads the given version definitions (at most a few at

@@ -652,3 +652,32 @@ func TestFetchMalformedAppsSkipOnlyThemselves(t *testing.T) {
 		}
 	}
 }
+
+// A malformed value that takes out only itself is logged for what it is:
+// an app's version of the wrong type is not a label (issue 15 part 2: the
+// warning names the app and the value).
+func TestMalformedFieldLoggedForWhatItIs(t *testing.T) {
+	const L = LabelPrefix
+	a := marathontest.BridgeApp("/prod/v", 10001).WithTask("10.0.0.1", 31001)
+	a.Version = "VERSION"
+	a.Tasks[0].Version = v1
+	b := marathontest.BridgeApp("/prod/l", 10002).WithLabel(L+"0.mode", "MODE").WithTask("10.0.0.2", 31002)
+	body := string(marathontest.AppsJSON([]*marathontest.App{a, b}))
+	body = strings.Replace(body, `"version":"VERSION"`, `"version":5`, 1)
+	body = strings.Replace(body, `"MODE"`, `true`, 1)
+	m := marathontest.New(t)
+	m.SetAppsJSON([]byte(body))
+	s, logs := newSource(t, Options{URLs: []string{m.URL}})
+	if _, err := s.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, line := range []string{
+		`msg="malformed values ignored" source=marathon app=/prod/v malformed=1 details="version: want string, got number"`,
+		`msg="malformed label values ignored" source=marathon app=/prod/l malformed=1`,
+	} {
+		if !strings.Contains(out, line) {
+			t.Errorf("log lacks %s:\n%s", line, out)
+		}
+	}
+}

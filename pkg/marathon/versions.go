@@ -82,7 +82,8 @@ func validVersion(v string) bool {
 // versionGroups splits a's tasks by the definition they run: first the
 // current definition with its tasks, then one app per other version (in
 // version order) holding that version's definition, a's id and its tasks.
-// A task of a version Marathon no longer has joins the current definition.
+// A task of a version Marathon no longer has joins the current definition;
+// one of a version whose definition is malformed (def.skip) is left out.
 // missing lists the versions whose definitions lookup does not know: the
 // caller fetches them and asks again. With every task current (the usual
 // case, kept free of allocations) both are nil: a itself is the one group.
@@ -121,6 +122,11 @@ func versionGroups(a *app, lookup func(id, version string) (*app, bool)) (groups
 			missing = append(missing, v)
 		case def == nil:
 			cur.Tasks = append(cur.Tasks, byVersion[v]...)
+		case def.skip:
+			// A definition malformed where it decides what its tasks
+			// serve (labels, ports, health checks) leaves them unknown:
+			// its tasks are not served, as a malformed current app is not
+			// (logged when it was read, fetchVersion).
 		default:
 			g := *def
 			g.ID = a.ID

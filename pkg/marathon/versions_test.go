@@ -116,3 +116,52 @@ func TestAppPath(t *testing.T) {
 		}
 	}
 }
+
+// A past version's definition is part of its app: one whose labels are not
+// an object (from whatever answers in Marathon's place) leaves its
+// servicePort, weight and mode unknown, so its tasks must not be served
+// with the defaults (README.md, "Malformed apps") — in the one-shot compile
+// and in the live state alike. A malformed value that only takes out a
+// field (a label of the wrong type) leaves the rest of the definition.
+func TestMalformedVersionDefinition(t *testing.T) {
+	def := func(labels string) *app {
+		t.Helper()
+		d, err := decodeAppVersion(strings.NewReader(`{"id":"/prod/web","version":"` + v1 + `","labels":` + labels +
+			`,"container":{"type":"DOCKER","docker":{"network":"BRIDGE","portMappings":[{"containerPort":80,"hostPort":0,"servicePort":10001,"protocol":"tcp"}]}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name, labels, want string
+	}{
+		{"labels not an object", `["x"]`,
+			"web.prod 10001/tcp tcp: 10.0.0.1@10.0.0.1:31002/7/0 10.0.0.1@10.0.0.1:31004/7/0 10.0.0.1@10.0.0.1:31005/9/0"},
+		{"one label of the wrong type", `{"` + LabelPrefix + `0.weight":"3","` + LabelPrefix + `0.mode":true}`,
+			"web.prod 10001/tcp tcp: 10.0.0.1@10.0.0.1:31001/3/0 10.0.0.1@10.0.0.1:31002/7/0 10.0.0.1@10.0.0.1:31004/7/0 10.0.0.1@10.0.0.1:31005/9/0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, defs := deployApps(t)
+			defs[v1] = def(tc.labels)
+			lookup := func(_, version string) (*app, bool) {
+				d, ok := defs[version]
+				return d, ok
+			}
+			c := testCompiler(false, 1)
+			c.versions = lookup
+			if got := summary(c.compile(decodeAll(t, []*marathontest.App{a}))); strings.Join(got, "\n") != tc.want {
+				t.Errorf("compiled\n%s\nwant\n%s", strings.Join(got, "\n"), tc.want)
+			}
+			l := newLive(testCompiler(false, 1))
+			l.c.versions = lookup
+			d := decodeAll(t, []*marathontest.App{a})
+			l.setApp(&d[0])
+			l.resolved(l.newHosts(), stateAddrs)
+			l.settle()
+			if got := summary(l.services()); strings.Join(got, "\n") != tc.want {
+				t.Errorf("live state compiled\n%s\nwant\n%s", strings.Join(got, "\n"), tc.want)
+			}
+		})
+	}
+}
