@@ -175,6 +175,11 @@ func decodeEvent(typ string, data []byte) (event, error) {
 			return ev, err
 		}
 		ev.kind, ev.apps = evApps, []string{id}
+	case "group_change_success":
+		// The payload names the group, not which of its apps changed
+		// (the deployments it starts name them, but a group change that
+		// only scales or relabels may reach them late): read everything.
+		return event{kind: evFull, typ: typ, reason: "group-change"}, nil
 	case "deployment_step_success", "deployment_success", "deployment_failed":
 		// The apps a deployment touches are named by its plan's steps
 		// (and the current step); original and target (whole groups) are

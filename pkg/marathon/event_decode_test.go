@@ -31,6 +31,8 @@ func TestParseEvent(t *testing.T) {
 		{"deployment_success", `{"id":"d"}`, evFull, "unnamed-apps"},
 		{"deployment_step_success", `{"plan":{"original":{"apps":[{"id":"/x"}]},"steps":[]},"currentStep":{"actions":[{"app":"/b"}]}}`, evApps, ""},
 		{"framework_message_event", `{}`, evIgnore, ""},
+		{"group_change_success", `{"groupId":"/shop","version":"2026-11-30T10:00:00.000Z"}`, evFull, "group-change"},
+		{"group_change_failed", `{"groupId":"/shop","reason":"x"}`, evIgnore, ""},
 		{"brand_new_event", `{}`, evFull, "unknown-type"},
 		{"instance_changed_event", `{"runSpecId":"/a","instanceId":"a.marathon-1","condition":"Running"}`, evInstance, ""},
 	} {

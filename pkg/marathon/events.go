@@ -30,6 +30,7 @@ var subscribed = []string{
 	"deployment_step_success",
 	"deployment_success",
 	"deployment_failed",
+	"group_change_success",
 }
 
 // ignored are event types known not to change what is served, or always
@@ -43,7 +44,7 @@ var ignored = map[string]bool{
 	"failed_health_check_event": true, "unhealthy_task_kill_event": true,
 	"unhealthy_instance_kill_event": true, "framework_message_event": true,
 	"add_health_check_event": true, "remove_health_check_event": true,
-	"group_change_success": true, "group_change_failed": true,
+	"group_change_failed": true,
 	"pod_created_event": true, "pod_updated_event": true, "pod_deleted_event": true,
 	"instance_launched_event": true, "unknown_instance_terminated_event": true,
 	"subscribe_event": true, "unsubscribe_event": true,
