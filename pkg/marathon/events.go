@@ -45,7 +45,7 @@ var ignored = map[string]bool{
 	"unhealthy_instance_kill_event": true, "framework_message_event": true,
 	"add_health_check_event": true, "remove_health_check_event": true,
 	"group_change_failed": true,
-	"pod_created_event": true, "pod_updated_event": true, "pod_deleted_event": true,
+	"pod_created_event":   true, "pod_updated_event": true, "pod_deleted_event": true,
 	"instance_launched_event": true, "unknown_instance_terminated_event": true,
 	"subscribe_event": true, "unsubscribe_event": true,
 	"scheduler_registered_event": true, "scheduler_reregistered_event": true,
