@@ -89,7 +89,7 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		{map[string]string{"VHOST_DOMAIN": "x;}evil"}, nil, "invalid VHOST_DOMAIN"},
 		{map[string]string{"STATUS_ENDPOINT": "nope"}, nil, "invalid STATUS_ENDPOINT"},
 		{map[string]string{"SHUTDOWN_DELAY": "soon"}, nil, "invalid SHUTDOWN_DELAY"},
-		{map[string]string{"HARD_STOP_AFTER": "30"}, nil, "invalid HARD_STOP_AFTER"},
+		{map[string]string{"HARD_STOP_AFTER": "30x"}, nil, "invalid HARD_STOP_AFTER"},
 		{map[string]string{"HARD_STOP_AFTER": "-1m"}, nil, "invalid HARD_STOP_AFTER"},
 		{map[string]string{"HARD_STOP_AFTER": "597h"}, nil, "invalid HARD_STOP_AFTER"},
 		{nil, []string{"--dry-run"}, "--dry-run needs --output-dir"},
@@ -119,6 +119,7 @@ func TestHardStopAfter(t *testing.T) {
 		{"1h", nil, time.Hour},
 		{"596h31m23s647ms", nil, MaxHardStopAfter},
 		{"0", []string{"--hard-stop-after=45s"}, 45 * time.Second},
+		{"90", nil, 90 * time.Second}, // whole seconds, not HAProxy's bare milliseconds
 	} {
 		c, err := parseReload(t, tc.args, map[string]string{"HARD_STOP_AFTER": tc.env})
 		if err != nil || c.HardStopAfter != tc.want {
@@ -204,8 +205,13 @@ func TestSyncInitialWait(t *testing.T) {
 	if err != nil || c.InitialWait != 500*time.Millisecond {
 		t.Fatalf("INITIAL_WAIT=500ms: %v %v", err, c)
 	}
-	// Like --shutdown-delay, a Go duration: a bare number has no unit.
-	for _, bad := range []string{"10", "soon", "-1s"} {
+	// A bare number is whole seconds, as --marathon-timeout and the
+	// original's times take it.
+	c, err = parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m", "INITIAL_WAIT": "5"})
+	if err != nil || c.InitialWait != 5*time.Second {
+		t.Fatalf("INITIAL_WAIT=5: %v %v, want 5s", err, c)
+	}
+	for _, bad := range []string{"soon", "-1s", "-1", "1e3", "5 s"} {
 		_, err := parseSync(t, nil, map[string]string{"MARATHON_URL": "http://m", "INITIAL_WAIT": bad})
 		var ue *UsageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), `invalid INITIAL_WAIT "`+bad+`": want a duration`) {

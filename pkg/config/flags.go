@@ -120,12 +120,21 @@ func (b binder) seconds(p *time.Duration, name, short, env string, def int, usag
 		}}, name, short, env, usage)
 }
 
-// duration binds a Go duration (2s, 500ms).
+// duration binds a Go duration (2s, 500ms) or whole seconds (30, as the
+// original's times were given and --marathon-timeout takes them), 0 or more.
 func (b binder) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
 	*p = def
-	b.add(&value{typ: "duration", want: "a duration such as 2s or 500ms", str: func() string { return p.String() },
+	b.add(&value{typ: "duration", want: "a duration such as 2s or 500ms, or whole seconds", str: func() string { return p.String() },
 		set: func(s string) error {
-			v, err := time.ParseDuration(strings.TrimSpace(s))
+			s = strings.TrimSpace(s)
+			if n, err := strconv.Atoi(s); err == nil {
+				if n < 0 || n > maxSeconds {
+					return fmt.Errorf("out of range")
+				}
+				*p = time.Duration(n) * time.Second
+				return nil
+			}
+			v, err := time.ParseDuration(s)
 			if err != nil || v < 0 {
 				return fmt.Errorf("bad duration")
 			}
@@ -133,6 +142,9 @@ func (b binder) duration(p *time.Duration, name, env string, def time.Duration, 
 			return nil
 		}}, name, "", env, usage)
 }
+
+// maxSeconds bounds a time given in whole seconds (ten years).
+const maxSeconds = 10 * 365 * 86400
 
 func parseBool(s string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
