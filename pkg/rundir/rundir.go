@@ -109,9 +109,20 @@ func checkLinks(dir string) error {
 		problem := ""
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 {
 			problem = "owned by " + owner(st) + ", who can point it anywhere"
-		} else if pst, err := os.Lstat(cur); err == nil {
-			if p := loose(pst, true); p != "" {
-				problem = "in " + cur + ", which is " + p + " (owner " + owner(pst) + ", mode " + modeString(pst) + "): another user can replace the link"
+		} else {
+			// The link's directory and every one above it: one another
+			// user could write would let them rename it away and put
+			// their own in its place (checkRootOnly only sees the real
+			// directory's ancestors, not where the links are).
+			for d := cur; problem == ""; d = filepath.Dir(d) {
+				if dst, err := os.Lstat(d); err == nil {
+					if p := loose(dst, true); p != "" {
+						problem = "under " + d + ", which is " + p + " (owner " + owner(dst) + ", mode " + modeString(dst) + "): another user can replace the link"
+					}
+				}
+				if d == filepath.Dir(d) {
+					break
+				}
 			}
 		}
 		if problem != "" {

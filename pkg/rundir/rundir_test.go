@@ -224,6 +224,14 @@ func TestPrepareRefusesLinksOthersCanChange(t *testing.T) {
 	if err := os.Symlink(target, inOpen); err != nil {
 		t.Fatal(err)
 	}
+	// A link of root's in a root-only directory under one anyone can write
+	// (not sticky): the directory holding it can be renamed away.
+	deep := filepath.Join(open, "deep")
+	os.Mkdir(deep, 0o755)
+	underOpen := filepath.Join(deep, "link")
+	if err := os.Symlink(target, underOpen); err != nil {
+		t.Fatal(err)
+	}
 	// A link of root's, relative, leading through nobody's link.
 	chained := filepath.Join(b, "chained")
 	if err := os.Symlink("sticky/theirs", chained); err != nil {
@@ -233,6 +241,7 @@ func TestPrepareRefusesLinksOthersCanChange(t *testing.T) {
 		{theirs, theirs},
 		{filepath.Join(theirs, "run"), theirs},
 		{inOpen, inOpen},
+		{underOpen, underOpen},
 		{chained, theirs},
 	} {
 		err := Prepare(c.dir)
