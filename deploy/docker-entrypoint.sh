@@ -18,6 +18,11 @@
 # second SIGTERM stop both; SIGHUP is passed on (a refresh, not a stop). See
 # deploy/README.md.
 set -u
+# A lost log reader (the pipe behind stderr closed) must cost log lines, not
+# the container: by default the next log line would kill this script with
+# SIGPIPE (under tini, the container with it). Caught rather than ignored,
+# so the binaries exec'd from here start with the default disposition.
+trap ':' PIPE
 
 prog=docker-entrypoint
 
@@ -402,6 +407,7 @@ kill -TERM "$sync_w" "$reload_w" 2>/dev/null
 # It sleeps a second at a time, writing nowhere: when it is ended, the sleep
 # left behind is gone within a second and never holds the output open.
 (
+	trap ':' PIPE # a subshell starts with the default disposition again
 	n=0
 	while [ "$n" -lt "$kill_after" ]; do
 		sleep 1 >/dev/null 2>&1

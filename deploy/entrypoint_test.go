@@ -119,10 +119,20 @@ type started struct {
 
 func startEntrypoint(t *testing.T, env []string, args ...string) *started {
 	t.Helper()
+	return startEntrypointErr(t, env, nil, args...)
+}
+
+// startEntrypointErr is startEntrypoint with its stderr on stderr, when
+// not nil (the write end of a pipe whose reader a test closes).
+func startEntrypointErr(t *testing.T, env []string, stderr *os.File, args ...string) *started {
+	t.Helper()
 	cmd := exec.Command("sh", append([]string{entrypoint}, args...)...)
 	cmd.Env = env
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
 	// Its own process group, so that a failing test can still stop all of it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -455,6 +465,13 @@ func startStack(t *testing.T) *stack {
 // when it is "" (the combined image's default: serve until killed).
 func startStackWith(t *testing.T, shutdownDelay string) *stack {
 	t.Helper()
+	return startStackErr(t, shutdownDelay, nil)
+}
+
+// startStackErr is startStackWith with the entrypoint's stderr on stderr
+// when not nil.
+func startStackErr(t *testing.T, shutdownDelay string, stderr *os.File) *stack {
+	t.Helper()
 	for _, b := range []string{"haproxy", "nginx"} {
 		testbin.Require(t, b)
 	}
@@ -488,7 +505,7 @@ func startStackWith(t *testing.T, shutdownDelay string) *stack {
 		env = append(env, "SHUTDOWN_DELAY="+shutdownDelay)
 	}
 	// Options both ways: variables above, original command-line options here.
-	st.started = startEntrypoint(t, env, "--vhost-domain", "test.local", fmt.Sprintf("--vhost-port=%d", st.vhostPort))
+	st.started = startEntrypointErr(t, env, stderr, "--vhost-domain", "test.local", fmt.Sprintf("--vhost-port=%d", st.vhostPort))
 	eventually(t, "backend-1 through HAProxy", func() bool { return reaches(st.svcPort, "", "backend-1") })
 	eventually(t, "backend-1 through nginx", func() bool { return reaches(st.vhostPort, "web.test.local", "backend-1") })
 	return st
@@ -813,4 +830,35 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The reader of the container's log pipe goes away: the entrypoint's next
+// log line ("received SIGHUP, passing it on") used to kill it with SIGPIPE.
+// Under tini that ends the container, proxies and all; here it left the
+// binaries orphaned, never stopped by the SIGTERM that follows. Now a lost
+// log reader costs log lines only: SIGHUP is passed on, traffic goes on,
+// and SIGTERM still stops everything with status 0.
+func TestEntrypointSurvivesLostLogReader(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, r)
+	st := startStackErr(t, "100ms", w)
+	w.Close()
+	procs := descendants(t, st.cmd.Process.Pid)
+	r.Close()
+
+	st.cmd.Process.Signal(syscall.SIGHUP)
+	if !reaches(st.svcPort, "", "backend-1") || !reaches(st.vhostPort, "web.test.local", "backend-1") {
+		t.Error("not serving after SIGHUP with the log reader gone")
+	}
+	if err := syscall.Kill(st.cmd.Process.Pid, 0); err != nil {
+		t.Fatalf("the entrypoint is gone after SIGHUP with its log reader gone (%v): its binaries are orphaned", err)
+	}
+	st.cmd.Process.Signal(syscall.SIGTERM)
+	if rc := st.exit(t); rc != 0 {
+		t.Errorf("exit status after SIGTERM = %d (%v), want 0: the entrypoint did not outlive its log reader", rc, st.err)
+	}
+	requireAllGone(t, procs)
 }

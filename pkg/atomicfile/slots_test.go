@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // doc is a file kept in pieces the way services.Encoded keeps services.yaml:
@@ -377,4 +378,56 @@ func FuzzFirstDifference(f *testing.F) {
 			t.Fatalf("cursor (%d,%d) is at %d, want %d", i, skip, pos+skip, want)
 		}
 	})
+}
+
+// Whoever can write the output directory may plant a link or a named pipe
+// at the hidden names Slots keeps beside the target (both slots and the
+// ".link" name used for the rename), before the first write or between
+// two. A write never goes through a link (the file it points at keeps its
+// bytes and mode), never waits on a pipe, and leaves the target whole.
+func TestSlotsNeverWriteThroughAPlantedLinkOrPipe(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "services.yaml")
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSlots(path, 0o644)
+	names := []string{s.SlotPaths()[0], s.SlotPaths()[1], filepath.Join(dir, ".services.yaml.link")}
+	plant := []func(p string) error{
+		func(p string) error { os.Remove(p); return os.Symlink(victim, p) },
+		func(p string) error { os.Remove(p); return syscall.Mkfifo(p, 0o644) },
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	d := newDoc(r, 50)
+	for round := range 6 {
+		for _, p := range names {
+			if err := plant[round%2](p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Two writes a round: the first after the plant, the second with
+		// the other slot known (the in-place path).
+		for range 2 {
+			bufs := d.bufs()
+			done := make(chan error, 1)
+			go func() { _, err := s.WriteBuffers(bufs, round == 0); done <- err }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("round %d: the write hangs on what was planted", round)
+			}
+			if got := readFile(t, path); !bytes.Equal(got, joined(bufs)) {
+				t.Fatalf("round %d: the target does not hold what was written", round)
+			}
+			d.edit(r)
+		}
+	}
+	st, err := os.Stat(victim)
+	if got := readFile(t, victim); string(got) != "secret\n" || err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the link's target was written or chmod'ed: %q, %v, %v", got, st.Mode(), err)
+	}
 }

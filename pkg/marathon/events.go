@@ -107,8 +107,14 @@ func readEvents(body io.Reader, onEvent func(typ string, data []byte, truncated 
 				evType = string(val[:min(len(val), maxLine)])
 			case "data":
 				// Marathon sends one data line; a second one (allowed by
-				// SSE) is joined with a newline, as the spec says.
+				// SSE) is joined with a newline, as the spec says. The
+				// newline counts against maxData too: a replica sending
+				// data lines forever must not grow one event without bound.
 				if hasData {
+					if len(data) >= maxData {
+						truncated = true
+						continue
+					}
 					data = append(data, '\n')
 				}
 				hasData = true

@@ -681,3 +681,29 @@ func TestMalformedFieldLoggedForWhatItIs(t *testing.T) {
 		}
 	}
 }
+
+// One event of endless data lines from a hostile replica: the newline that
+// joins two data lines counted against nothing, so once maxData was full
+// every further line still added a byte, without bound (a replica sending
+// "data:\n" forever took sync past 700 MB). What is kept of one event
+// stays within maxData, newlines included, and the event reads as cut.
+func TestReadEventsDataLinesBounded(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("event: status_update_event\n")
+	chunk := "data: " + strings.Repeat("x", 1<<10) + "\n"
+	for range maxData/(1<<10) + 1 {
+		in.WriteString(chunk)
+	}
+	for range 1 << 20 {
+		in.WriteString("data:\n")
+	}
+	in.WriteString("\n")
+	var size int
+	var cut bool
+	_ = readEvents(strings.NewReader(in.String()), func(typ string, data []byte, truncated bool) {
+		size, cut = len(data), truncated
+	})
+	if size > maxData || !cut {
+		t.Errorf("kept %d bytes of one event (bound %d), truncated %v", size, maxData, cut)
+	}
+}

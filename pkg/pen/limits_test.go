@@ -30,6 +30,12 @@ func TestLimitsAcceptedByProxy(t *testing.T) {
 	if !strings.Contains(string(cfg), " weight 1000 max 2147483647 hard 2147483647\n") {
 		t.Fatalf("config:\n%s", cfg)
 	}
+	// pen has no check mode: pen.Parse is the check the agent and the dry
+	// run apply before pen reads a config. It must accept every value the
+	// contract does, or a valid service is refused as a bad config.
+	if err := pen.Parse(cfg); err != nil {
+		t.Fatalf("pen.Parse refuses a config at the contract's limits: %v", err)
+	}
 	cfgPath := filepath.Join(t.TempDir(), "cfg")
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		t.Fatal(err)

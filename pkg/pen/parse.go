@@ -3,6 +3,7 @@ package pen
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -19,7 +20,10 @@ var settings = map[string]int{
 	"http": 0, "no http": 0, "tcp_nodelay": 0, "no tcp_nodelay": 0,
 }
 
-const maxNumber = 1 << 30
+// maxNumber is the largest number pen reads correctly: it parses them
+// with atoi into a C int. It must not be lower than any value the contract
+// lets through (services.MaxServerConns is a server's max and hard).
+const maxNumber = math.MaxInt32
 
 func parse(data []byte) error {
 	seen := map[int]int{}

@@ -6,7 +6,8 @@
 //
 //   - Prepare creates the run dir when it is missing and never changes the
 //     mode of one that exists; as root it refuses a run dir (or a directory
-//     above it) that a user other than root can write.
+//     above it) that a user other than root can write, and a path to it
+//     through a symbolic link such a user can change.
 //   - CheckReachable refuses a run dir that the user the proxies drop to
 //     (nobody) cannot reach: pen and nginx's workers would fail forever.
 //   - Create and Mkdir make entries in it without following a link: a new
@@ -39,13 +40,105 @@ const DirMode = 0o755
 // refuses a dir that a user other than root can write, or that sits under
 // a directory such a user could rename it out of.
 func Prepare(dir string) error {
+	root := os.Geteuid() == 0
+	// The links on the way are checked before anything is created: a
+	// missing run dir must not be made through another user's link.
+	if root {
+		if err := checkLinks(dir); err != nil {
+			return err
+		}
+	}
 	if err := mkdirAll(dir); err != nil {
 		return fmt.Errorf("run dir %s: %w", dir, err)
 	}
-	if os.Geteuid() != 0 {
+	if !root {
 		return nil
 	}
+	if err := checkLinks(dir); err != nil {
+		return err
+	}
 	return checkRootOnly(dir)
+}
+
+// maxLinks is how many links one path may go through, as the kernel's
+// ELOOP limit.
+const maxLinks = 40
+
+// checkLinks resolves dir one component at a time, as the kernel does, and
+// refuses it when a symbolic link on the way could be changed by a user
+// other than root: a link root does not own, or one in a directory such a
+// user can write (unless it is sticky: then only the link's owner can
+// replace it). The other checks look at the real directory and its
+// ancestors only; a link of nobody's at /tmp/proxymatic would pass them
+// and still let nobody point the run dir at any root-only directory, at any
+// time. A missing component ends the walk: Prepare creates the rest as real
+// directories.
+func checkLinks(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("run dir %s: %w", dir, err)
+	}
+	rest := strings.Split(abs, "/")
+	cur := "/"
+	links := 0
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, name)
+		st, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("run dir %s: %s: %w", dir, next, err)
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return fmt.Errorf("run dir %s: %w", dir, syscall.ELOOP)
+		}
+		problem := ""
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 {
+			problem = "owned by " + owner(st) + ", who can point it anywhere"
+		} else {
+			// The link's directory and every one above it: one another
+			// user could write would let them rename it away and put
+			// their own in its place (checkRootOnly only sees the real
+			// directory's ancestors, not where the links are).
+			for d := cur; problem == ""; d = filepath.Dir(d) {
+				if dst, err := os.Lstat(d); err == nil {
+					if p := loose(dst, true); p != "" {
+						problem = "under " + d + ", which is " + p + " (owner " + owner(dst) + ", mode " + modeString(dst) + "): another user can replace the link"
+					}
+				}
+				if d == filepath.Dir(d) {
+					break
+				}
+			}
+		}
+		if problem != "" {
+			return fmt.Errorf("run dir %s goes through the link %s, %s; the agent runs as root and would write its configs and pid files wherever it points. Fix: use the real directory as --run-dir (RUN_DIR), or a link only root can change",
+				dir, next, problem)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return fmt.Errorf("run dir %s: %s: %w", dir, next, err)
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return nil
 }
 
 // mkdirAll creates the missing directories of dir one at a time, each with

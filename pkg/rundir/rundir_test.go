@@ -193,3 +193,86 @@ func TestMkdirNeverFollowsALink(t *testing.T) {
 		t.Errorf("ctl: %v uid %d", st.Mode(), sys.Uid)
 	}
 }
+
+// A run dir reached through a link another user can change is theirs to
+// point anywhere: RUN_DIR=/tmp/proxymatic, with a link of nobody's at that
+// name in sticky /tmp, made the agent write its configs into the link's
+// root-only target. The real directory alone passes every other check.
+func TestPrepareRefusesLinksOthersCanChange(t *testing.T) {
+	b := base(t)
+	target := filepath.Join(b, "target")
+	if err := os.Mkdir(target, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	sticky := filepath.Join(b, "sticky")
+	os.Mkdir(sticky, 0o777)
+	os.Chmod(sticky, os.ModeSticky|0o777)
+	open := filepath.Join(b, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+
+	// A link owned by nobody in a sticky directory: nobody can replace it.
+	theirs := filepath.Join(sticky, "theirs")
+	if err := os.Symlink(target, theirs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(theirs, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	// A link of root's in a directory anyone can write (not sticky).
+	inOpen := filepath.Join(open, "link")
+	if err := os.Symlink(target, inOpen); err != nil {
+		t.Fatal(err)
+	}
+	// A link of root's in a root-only directory under one anyone can write
+	// (not sticky): the directory holding it can be renamed away.
+	deep := filepath.Join(open, "deep")
+	os.Mkdir(deep, 0o755)
+	underOpen := filepath.Join(deep, "link")
+	if err := os.Symlink(target, underOpen); err != nil {
+		t.Fatal(err)
+	}
+	// A link of root's, relative, leading through nobody's link.
+	chained := filepath.Join(b, "chained")
+	if err := os.Symlink("sticky/theirs", chained); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ dir, link string }{
+		{theirs, theirs},
+		{filepath.Join(theirs, "run"), theirs},
+		{inOpen, inOpen},
+		{underOpen, underOpen},
+		{chained, theirs},
+	} {
+		err := Prepare(c.dir)
+		if err == nil {
+			t.Errorf("%s: accepted", c.dir)
+			continue
+		}
+		for _, want := range []string{c.dir, "link " + c.link, "Fix"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %q does not name %q", c.dir, err, want)
+			}
+		}
+	}
+
+	if _, err := os.Lstat(filepath.Join(target, "run")); err == nil {
+		t.Error("a missing run dir was created through nobody's link")
+	}
+
+	// Links only root can change are fine (/var/run -> /run is one): in a
+	// root-only directory, or root's own in a sticky one.
+	ours := filepath.Join(b, "ours")
+	if err := os.Symlink("target", ours); err != nil {
+		t.Fatal(err)
+	}
+	rootsInSticky := filepath.Join(sticky, "roots")
+	if err := os.Symlink(target, rootsInSticky); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{ours, filepath.Join(ours, "run"), rootsInSticky, filepath.Join(b, "x", "..", "ours")} {
+		if err := Prepare(dir); err != nil {
+			t.Errorf("%s: %v", dir, err)
+		}
+	}
+}

@@ -174,6 +174,20 @@ func TestRunDirRefused(t *testing.T) {
 			os.Chmod(d, 0o777)
 			return filepath.Join(d, "run")
 		}, []string{"is under", "writable by every user"}},
+		{"via a link", func(t *testing.T, d string) string {
+			// A root-only run dir, reached through nobody's link in a
+			// sticky directory (RUN_DIR=/tmp/proxymatic, the link planted
+			// first): nobody could point it anywhere, any time.
+			os.Mkdir(d, 0o711)
+			os.Chmod(d, 0o711)
+			sticky := d + "-s"
+			os.Mkdir(sticky, 0o755)
+			os.Chmod(sticky, os.ModeSticky|0o777)
+			link := filepath.Join(sticky, "run")
+			os.Symlink(d, link)
+			os.Lchown(link, 65534, 65534)
+			return link
+		}, []string{"goes through the link", "owned by nobody", "Fix"}},
 		{"unreachable by nobody", func(t *testing.T, d string) string {
 			os.Mkdir(d, 0o700)
 			os.Chmod(d, 0o700)
