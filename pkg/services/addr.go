@@ -21,6 +21,9 @@ func LinkLocalAllowed() bool { return allowLinkLocal.Load() }
 var (
 	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
 	broadcast   = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	// nat64 is the well-known NAT64 prefix (RFC 6052): a gateway connects
+	// to the IPv4 address in its last 32 bits.
+	nat64 = netip.MustParsePrefix("64:ff9b::/96")
 )
 
 // NeverService says why ip can never be a backend a proxy should forward
@@ -29,8 +32,9 @@ var (
 // host), the limited broadcast address, multicast, and link-local unicast
 // (169.254.0.0/16 and fe80::/10: cloud metadata endpoints live there, and a
 // link-local address means nothing beyond one link) unless AllowLinkLocal.
-// Loopback stays allowed: a proxy in front of a service on its own host is
-// a real set-up.
+// An address in the NAT64 prefix is refused when the IPv4 address it
+// reaches is. Loopback stays allowed: a proxy in front of a service on its
+// own host is a real set-up.
 func NeverService(ip netip.Addr) string {
 	ip = ip.Unmap()
 	switch {
@@ -46,6 +50,11 @@ func NeverService(ip netip.Addr) string {
 		return "a multicast address"
 	case ip.IsLinkLocalUnicast() && !allowLinkLocal.Load():
 		return "a link-local address (169.254.0.0/16, fe80::/10; --allow-link-local admits them)"
+	case nat64.Contains(ip):
+		b := ip.As16()
+		if why := NeverService(netip.AddrFrom4([4]byte(b[12:]))); why != "" {
+			return "a NAT64 address (64:ff9b::/96) of " + why
+		}
 	}
 	return ""
 }

@@ -298,6 +298,7 @@ func TestNeverService(t *testing.T) {
 		{"169.254.169.254", true, true}, {"fe80::1", true, true},
 		{"10.0.0.1", false, false}, {"127.0.0.1", false, false}, {"::1", false, false}, {"2001:db8::1", false, false},
 		{"1.0.0.0", false, false}, {"255.255.255.254", false, false},
+		{"64:ff9b::a9fe:a9fe", true, true}, {"64:ff9b::e000:1", true, false}, {"64:ff9b::a00:1", false, false},
 	} {
 		ip := netip.MustParseAddr(c.ip)
 		AllowLinkLocal(false)
