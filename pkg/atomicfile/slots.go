@@ -305,6 +305,11 @@ func (sl *slot) record(f *os.File, bufs [][]byte) error {
 	if !ok {
 		return nil // not known: the next write is a new file
 	}
+	// The old list's tail is cleared: a shorter file must not keep the
+	// pieces of a longer one alive in the array's spare capacity.
+	if len(bufs) < cap(sl.pieces) {
+		clear(sl.pieces[len(bufs):cap(sl.pieces)])
+	}
 	sl.pieces = append(sl.pieces[:0], bufs...)
 	sl.size = st.Size()
 	sl.id = id

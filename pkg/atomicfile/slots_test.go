@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -430,4 +431,41 @@ func TestSlotsNeverWriteThroughAPlantedLinkOrPipe(t *testing.T) {
 	if got := readFile(t, victim); string(got) != "secret\n" || err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("the link's target was written or chmod'ed: %q, %v, %v", got, st.Mode(), err)
 	}
+}
+
+// The pieces of a longer file are not kept alive once both slots hold a
+// shorter one: neither in the slot's list nor in writev's kept array.
+func TestSlotsDoNotKeepOldPieces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "services.yaml")
+	s := NewSlots(path, 0o644)
+	var freed atomic.Int64
+	const many = 2000
+	func() {
+		bufs := make([][]byte, many)
+		for i := range bufs {
+			bufs[i] = fmt.Appendf(make([]byte, 0, 64), "- name: app-%d\n  port: %d\n%40s\n", i, i, "")
+			runtime.AddCleanup(&bufs[i][0], func(struct{}) { freed.Add(1) }, struct{}{})
+		}
+		for range 2 { // both slots
+			if _, err := s.WriteBuffers(bufs, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	for i := range 2 {
+		if _, err := s.WriteBuffers([][]byte{fmt.Appendf(nil, "small %d\n", i)}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 {
+		if freed.Load() == many {
+			break
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // cleanups run on their own goroutine
+	}
+	if n := freed.Load(); n != many {
+		t.Errorf("%d of %d old pieces are still kept alive", many-n, many)
+	}
+	runtime.KeepAlive(s)
 }

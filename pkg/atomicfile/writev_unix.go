@@ -46,10 +46,14 @@ func writeAll(f *os.File, bufs [][]byte, skip int, vs *vectors) error {
 		*vs = iov
 		var n uintptr
 		var errno unix.Errno
-		if err := rc.Write(func(fd uintptr) bool {
+		err := rc.Write(func(fd uintptr) bool {
 			n, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 			return errno != unix.EAGAIN
-		}); err != nil {
+		})
+		// The kept array must not keep the pieces alive after the write:
+		// its Base pointers are pointers the garbage collector follows.
+		clear(iov)
+		if err != nil {
 			return err
 		}
 		switch {
