@@ -39,6 +39,19 @@ import (
 // old one keeps it, intact. A file system that refuses hard links makes
 // every write Writer's.
 //
+// What the lease does not cover, by the kernel's design: a reader that
+// spliced or sendfile'd the file and closed it while those pages are still
+// in a pipe or a socket's send queue (they are the page cache's own pages,
+// which the rewrite changes; every reader here reads with read(2)); a
+// reader kept waiting in open longer than /proc/sys/fs/lease-break-time
+// (45 s), which the kernel then lets in even though the rewrite, stalled
+// in fdatasync on a dying disk, is not done; a reader on another machine
+// through a network or FUSE file system that grants leases locally. And a
+// slot edited by someone else to the same size within one timestamp tick
+// is not seen as changed where the file system's mtime is coarse (ext4 and
+// tmpfs since Linux 6.13 give a fresh fine-grained mtime once the old one
+// was looked at, as record does).
+//
 // What a slot holds is known by the pieces last written to it, compared by
 // identity: a piece given to WriteBuffers must never change afterwards
 // (services.Encoded makes a new piece for every change). After a restart
@@ -121,7 +134,8 @@ func (s *Slots) WriteBuffers(bufs [][]byte, compare bool) (changed bool, err err
 		return s.w.WriteBuffers(bufs, false)
 	}
 	if err != nil {
-		return false, err
+		// Replaced but the directory fsync failed: changed, as Writer says.
+		return s.cur == n, err
 	}
 	return true, nil
 }
@@ -190,6 +204,16 @@ func (s *Slots) rewrite(n int, bufs [][]byte) (written int64, reason string, err
 	// From here until the lease is released, no one else can open the
 	// slot: whoever tries waits in open.
 	defer unlease(f)
+	// A rewrite that fails part way (ENOSPC growing the file, EIO) leaves
+	// the slot neither version. Its name goes while the lease still holds
+	// off openers, so none opens it by name afterwards; the next write
+	// makes the slot anew.
+	failed := true
+	defer func() {
+		if failed {
+			_ = os.Remove(s.slotPath(n))
+		}
+	}()
 	off, i, skip := firstDifference(sl.pieces, bufs)
 	size := total(bufs)
 	if off < size {
@@ -210,6 +234,7 @@ func (s *Slots) rewrite(n int, bufs [][]byte) (written int64, reason string, err
 	if err := fdatasync(f); err != nil {
 		return 0, "", fmt.Errorf("fdatasync: %w", err)
 	}
+	failed = false
 	if err := sl.record(f, bufs); err != nil {
 		return 0, "", err
 	}
@@ -276,11 +301,18 @@ func (s *Slots) publish(n int) error {
 		return fmt.Errorf("write %s: %w", s.w.path, err)
 	}
 	s.cur = n
-	if err := syncDir(dir); err != nil {
+	if err := dirSync(dir); err != nil {
+		// The rename may not be on disk: after a crash the target can
+		// still be the other slot, so that slot must not be rewritten in
+		// place next — it is made anew, which leaves its old file whole.
+		s.slot[1-n].known = false
 		return fmt.Errorf("write %s: fsync directory: %w", s.w.path, err)
 	}
 	return nil
 }
+
+// dirSync is syncDir; a test stands in a directory fsync that fails.
+var dirSync = syncDir
 
 // matches reports whether the open slot is still the file this Writer left
 // there, unlinked from the target.

@@ -433,6 +433,124 @@ func TestSlotsNeverWriteThroughAPlantedLinkOrPipe(t *testing.T) {
 	}
 }
 
+// A rewrite in place that fails part way (here the disk fills while the
+// slot grows) returns the error and leaves the target whole; the slot it
+// was writing is no half-written file anyone can open by name, and the
+// next write, with room again, puts the last pieces in place.
+func TestSlotsRewriteFailingPartWay(t *testing.T) {
+	dir := mountTmpfs(t, "size=256k")
+	path := filepath.Join(dir, "services.yaml")
+	s := NewSlots(path, 0o644)
+	seen := observe(s)
+	piece := func(c byte, n int) []byte { return bytes.Repeat([]byte{c}, n) }
+	var versions [][]byte
+	write := func(bufs [][]byte) error {
+		versions = append(versions, joined(bufs))
+		_, err := s.WriteBuffers(bufs, false)
+		return err
+	}
+	for _, c := range []byte("abc") {
+		if err := write([][]byte{piece(c, 40<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen.how["in_place"] != 1 {
+		t.Fatalf("writes %v, want the third in place", seen.how)
+	}
+	last := readFile(t, path)
+	// Leave about 16 KiB free: growing the next slot by 80 KiB fails.
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		if int64(st.Bavail)*st.Bsize <= 16<<10 {
+			break
+		}
+		if _, err := f.Write(piece('f', 4096)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	next := s.SlotPaths()[(s.cur+1)%2]
+	err = write([][]byte{piece('d', 120<<10)})
+	if err == nil {
+		t.Fatal("a write larger than the disk's room succeeded")
+	}
+	if seen.how["in_place"] != 1 || seen.how["new_file"] != 2 {
+		t.Fatalf("writes %v: want the failing write to have been a rewrite in place", seen.how)
+	}
+	if got := readFile(t, path); !bytes.Equal(got, last) {
+		t.Fatalf("the target changed after a failed write (%d bytes)", len(got))
+	}
+	if b, err := os.ReadFile(next); err == nil {
+		whole := false
+		for _, v := range versions[:len(versions)-1] {
+			whole = whole || bytes.Equal(b, v)
+		}
+		if !whole {
+			t.Errorf("the slot the failed write was rewriting opens as %d bytes that are no version written", len(b))
+		}
+	}
+	os.Remove(filler)
+	bufs := [][]byte{piece('e', 60<<10)}
+	if err := write(bufs); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, path); !bytes.Equal(got, joined(bufs)) {
+		t.Fatalf("after the disk has room again, the target holds %d bytes, want %d", len(got), len(joined(bufs)))
+	}
+}
+
+// When the directory fsync after the rename fails, the rename may not be
+// on disk: after a crash the target could still be the previous slot. So
+// the write reports the file changed (as Writer does) and the previous
+// slot is not rewritten in place by the next write — a crash during that
+// rewrite would leave a half-written target — but made as a new file.
+func TestSlotsDirectoryFsyncFailing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "services.yaml")
+	s := NewSlots(path, 0o644)
+	seen := observe(s)
+	d := newDoc(rand.New(rand.NewPCG(11, 12)), 100)
+	write := func() (bool, error) {
+		d.parts[0] = fmt.Appendf(nil, "v%d\n", seen.how["in_place"]+seen.how["new_file"])
+		return s.WriteBuffers(d.bufs(), false)
+	}
+	for range 3 {
+		if _, err := write(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := dirSync
+	dirSync = func(string) error { return syscall.EIO }
+	changed, err := write()
+	dirSync = old
+	if err == nil || !changed {
+		t.Fatalf("directory fsync failing: changed=%v err=%v, want changed and the error", changed, err)
+	}
+	if got := readFile(t, path); !bytes.Equal(got, joined(d.parts)) {
+		t.Fatal("the target does not hold the write whose directory fsync failed")
+	}
+	before := seen.how["new_file"]
+	if _, err := write(); err != nil {
+		t.Fatal(err)
+	}
+	if seen.how["new_file"] != before+1 {
+		t.Errorf("writes %v: the slot that may still be the target on disk was rewritten in place", seen.how)
+	}
+	if _, err := write(); err != nil {
+		t.Fatal(err)
+	}
+	if seen.how["new_file"] != before+1 {
+		t.Errorf("writes %v: once a directory fsync succeeded, writes are in place again", seen.how)
+	}
+}
+
 // The pieces of a longer file are not kept alive once both slots hold a
 // shorter one: neither in the slot's list nor in writev's kept array.
 func TestSlotsDoNotKeepOldPieces(t *testing.T) {
