@@ -351,15 +351,14 @@ func (e *Etcd) V2Do(method, key string, form url.Values) (uint64, error) {
 	return idx, nil
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port that was free a moment ago, outside the
+// ephemeral range: while a member is down for Restart, a client retrying
+// 127.0.0.1:port could otherwise be given that very port as its own and
+// connect to itself (TCP simultaneous open), holding the port so that the
+// member cannot bind it again (seen: "bind: address already in use").
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("etcdtest: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testbin.FreePort(t, "tcp")
 }
 
 func tail(b []byte, n int) []byte {
