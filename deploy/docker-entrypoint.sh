@@ -307,7 +307,16 @@ supervise() {
 	while :; do
 		wait "$child"
 		rc=$?
-		# Above 128 with the child alive: the wait was cut short by the trap.
+		[ "$rc" -le 128 ] && break
+		# Above 128: the child died of a signal, or a trap cut the wait
+		# short. Waiting again tells which: 127 means the status above was
+		# the child's own; otherwise it is the child's (it exited meanwhile:
+		# a binary stops within milliseconds of the TERM passed on, and the
+		# shell may reap it before a kill -0 could see it) or another cut.
+		wait "$child"
+		r=$?
+		[ "$r" -eq 127 ] && break
+		rc=$r
 		[ "$rc" -gt 128 ] && kill -0 "$child" 2>/dev/null && continue
 		break
 	done
