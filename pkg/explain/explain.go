@@ -69,10 +69,14 @@ type Entry struct {
 // may merge several apps). So each filter also follows the service names
 // and ports of what it matches directly: ?port=N adds the port-less
 // entries of the services and apps found on N (why port N is empty), and
-// ?app=X adds the app-less entries of X's services and ports.
+// ?app=X adds the app-less entries of X's services and ports, and of
+// Service: the name X's services carry where the source names them after
+// the app (Marathon), so that a port dropped whole (net=host) is found by
+// its app even when nothing else was recorded for it.
 type Filter struct {
-	App  string // exact app id (or registrator key)
-	Port int    // service port
+	App     string // exact app id (or registrator key)
+	Port    int    // service port
+	Service string // with App: the service name App's services carry, if known
 }
 
 // related holds what the entries a filter matches directly name.
@@ -121,7 +125,7 @@ func (f Filter) matcher(byKey map[string][]Entry) func(e *Entry) bool {
 	}
 	appMatch := func(e *Entry) bool {
 		return f.App == "" || e.App == f.App ||
-			e.App == "" && (byApp.services[e.Service] || byApp.ports[e.Port])
+			e.App == "" && (byApp.services[e.Service] || byApp.ports[e.Port] || f.Service != "" && e.Service == f.Service)
 	}
 	return func(e *Entry) bool { return portMatch(e) && appMatch(e) }
 }

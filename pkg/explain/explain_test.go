@@ -65,6 +65,9 @@ func TestFilterFollowsServicesAndPorts(t *testing.T) {
 	b.Set("sync 10004/tcp", []Entry{{Source: "sync", Service: "failing", Port: 10004, Reason: EmptyService}})
 	b.Set("sync 10008/tcp", []Entry{{Source: "sync", Service: "unresolvable", Port: 10008, Reason: EmptyService}})
 	b.Set("sync 10009/tcp", []Entry{{Source: "sync", Service: "other", Port: 10009, Reason: EmptyService}})
+	// A net=host drop: recorded by the sync for the port alone; the app
+	// had nothing else to say. Only the service name relates them.
+	b.Set("sync 10011/tcp", []Entry{{Source: "sync", Service: "web.nethost", Port: 10011, Reason: NetHost}})
 
 	reasons := func(f Filter) []Reason {
 		got, _ := b.Entries(f)
@@ -85,6 +88,9 @@ func TestFilterFollowsServicesAndPorts(t *testing.T) {
 		{Filter{Port: 10008}, []Reason{UnresolvableHost, EmptyService}},
 		{Filter{App: "/failing", Port: 10009}, nil},
 		{Filter{Port: 10010}, nil},
+		{Filter{App: "/nethost/web", Service: "web.nethost"}, []Reason{NetHost}},
+		{Filter{App: "/nethost/web"}, nil},
+		{Filter{App: "/nethost/web", Service: "web.nethost", Port: 10009}, nil},
 	} {
 		if got := reasons(c.f); !slices.Equal(got, c.want) {
 			t.Errorf("%+v: reasons %v, want %v", c.f, got, c.want)

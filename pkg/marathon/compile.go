@@ -582,6 +582,18 @@ func (c *compiler) serves(a *app, t *task, log *appLogger) bool {
 	return true
 }
 
+// RelateApp completes an explain filter on a Marathon app id with the
+// name the app's services carry, so that ?app= also finds what was
+// recorded for those services without the app (a net=host drop).
+func RelateApp(f *explain.Filter) {
+	if f.App == "" || f.Service != "" {
+		return
+	}
+	if name, ok := serviceName(f.App); ok {
+		f.Service = name
+	}
+}
+
 // serviceName reverses and dots the app id: /product/system/service gives
 // service.system.product.
 func serviceName(id string) (string, bool) {

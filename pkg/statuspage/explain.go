@@ -23,13 +23,18 @@ type ExplainDoc struct {
 }
 
 // ExplainHandler answers GET /status/explain from book: every reason of
-// the last compile, in a stable order, narrowed by ?app= and ?port=.
-func ExplainHandler(book *explain.Book) http.Handler {
+// the last compile, in a stable order, narrowed by ?app= and ?port=;
+// refine completes the filter with what the program knows (sync: the
+// service name of a Marathon app id).
+func ExplainHandler(book *explain.Book, refine ...func(*explain.Filter)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, err := ParseFilter(r.URL.Query())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
+		}
+		for _, fn := range refine {
+			fn(&f)
 		}
 		entries, omitted := book.Entries(f)
 		if entries == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/hangup"
 	"github.com/meltwater/proxymatic/pkg/logging"
+	"github.com/meltwater/proxymatic/pkg/marathon"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
 	"github.com/meltwater/proxymatic/pkg/statuspage"
@@ -93,7 +94,7 @@ func MainTo(ctx context.Context, cfg *config.Sync, logger *slog.Logger, stdout, 
 		p := &page{cfgOutput: cfg.Output, reloadURL: cfg.ReloadStatusURL, started: time.Now(), status: st,
 			sources: tracked, book: book, ring: logging.RingOf(logger), gatherer: prometheus.DefaultGatherer,
 			failedAt: map[string]float64{}, seenGood: map[string]time.Time{}}
-		st.Handle("GET "+statuspage.ExplainPath, statuspage.ExplainHandler(book))
+		st.Handle("GET "+statuspage.ExplainPath, statuspage.ExplainHandler(book, marathon.RelateApp))
 		st.Handle("GET /{$}", statuspage.Handler(p.view))
 		// The endpoint outlives ctx until the sources have stopped, so that
 		// /status answers TERMINATING while the daemon shuts down.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meltwater/proxymatic/pkg/explain"
 	"github.com/meltwater/proxymatic/pkg/logging"
+	"github.com/meltwater/proxymatic/pkg/marathon"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
 	"github.com/meltwater/proxymatic/pkg/statuspage"
@@ -98,6 +99,7 @@ func (p *page) view(r *http.Request, f explain.Filter) statuspage.View {
 		v.Sources = append(v.Sources, p.source(t, metrics))
 	}
 	v.File, v.Services = readFileView(p.cfgOutput, f.Port)
+	marathon.RelateApp(&f)
 	v.Explain, v.ExplainOmitted = p.book.Entries(f)
 	v.Errors, v.ErrorsTotal = p.ring.Records()
 	return v

@@ -221,6 +221,9 @@ func TestMarathonReasonsThroughTheBinary(t *testing.T) {
 		marathontest.BridgeApp("/product/web", 10001).WithTask("10.0.0.1", 31001),
 		marathontest.BridgeApp("/product/api", 10002).WithLabel("com.meltwater.proxymatic.port.0.weight", "heavy").
 			WithTask("10.0.0.3", 31003),
+		// net=host: its server listens on the service port, so the sync
+		// drops the whole service and records it by port alone.
+		marathontest.BridgeApp("/product/nethost", 10003).WithTask("10.0.0.4", 10003),
 	)
 	code, _, stderr := runBinary(t, bin, "--once", "--dry-run", "--explain", "-m", m.URL)
 	if code != 0 {
@@ -250,6 +253,12 @@ func TestMarathonReasonsThroughTheBinary(t *testing.T) {
 	var web statuspage.ExplainDoc
 	if getJSON(t, "http://"+addr+"/status/explain?app=/product/web", &web) != 200 || len(web.Entries) != 0 {
 		t.Errorf("the served app has reasons: %+v", web.Entries)
+	}
+	// ?app= finds the port dropped whole though the drop names no app.
+	var nh statuspage.ExplainDoc
+	if getJSON(t, "http://"+addr+"/status/explain?app=/product/nethost", &nh) != 200 || len(nh.Entries) != 1 ||
+		nh.Entries[0].Reason != explain.NetHost || nh.Entries[0].Port != 10003 {
+		t.Errorf("?app=/product/nethost: %+v, want its net=host drop", nh.Entries)
 	}
 }
 
