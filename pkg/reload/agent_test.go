@@ -838,14 +838,18 @@ func TestMissingFileBeforeTheFirstWriteIsNoError(t *testing.T) {
 		}
 	})
 	before := metricValue(t, h.metrics(), "proxymatic_reload_file_errors_total")
-	select {
-	case err := <-h.applied:
-		if !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("first apply: %v, want the file missing", err)
+	missing := func(when string) {
+		t.Helper()
+		select {
+		case err := <-h.applied:
+			if !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s: %v, want the file missing", when, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: the missing file was never reported", when)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the missing file was never reported")
 	}
+	missing("at start")
 	if got := metricValue(t, h.metrics(), "proxymatic_reload_file_errors_total"); got != before {
 		t.Errorf("file errors %v → %v before any file was written, want no error counted", before, got)
 	}
@@ -857,14 +861,7 @@ func TestMissingFileBeforeTheFirstWriteIsNoError(t *testing.T) {
 	if err := os.Remove(h.cfg.Services); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-h.applied:
-		if !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("after removal: %v, want the file missing", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the removal was never reported")
-	}
+	missing("after removal")
 	if got := metricValue(t, h.metrics(), "proxymatic_reload_file_errors_total"); got != before+1 {
 		t.Errorf("file errors %v → %v after the file was removed, want one", before, got)
 	}
