@@ -129,16 +129,10 @@ func (r pidRecord) alive(binary string) bool {
 // startTime reads field 22 of /proc/<pid>/stat: when the process started,
 // in clock ticks after boot.
 func startTime(pid int) (uint64, error) {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, err := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
 	}
-	// The fields after the parenthesised name start at field 3 (state).
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(stat[i+1:]))
 	const field = 22 - 3
 	if len(f) <= field {
 		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
@@ -210,15 +204,8 @@ func runs(pid int, binary string) bool {
 	if strings.TrimSuffix(exe, " (deleted)") != want {
 		return false
 	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-		return false
-	}
-	return true
+	f, err := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && len(f) > 0 && f[0] != "Z"
 }
 
 // groupAlive reports whether any live (not zombie) process is in process
@@ -234,17 +221,8 @@ func groupAlive(pgid int) bool {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		// Fields after the name: state ppid pgrp ...
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 3 || (f[0] == "Z" && gone(pid)) {
+		f, err := statFields("/proc/" + e.Name() + "/stat")
+		if err != nil || len(f) < 3 || (f[0] == "Z" && gone(pid)) {
 			continue
 		}
 		if g, _ := strconv.Atoi(f[2]); g == pgid && pid > 0 {
@@ -266,16 +244,8 @@ func children(pid int, binary string) []int {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		// Fields after the name: state ppid ...
-		if f := strings.Fields(string(stat[i+1:])); len(f) >= 2 && f[1] == strconv.Itoa(pid) && runs(c, binary) {
+		f, err := statFields("/proc/" + e.Name() + "/stat")
+		if err == nil && len(f) >= 2 && f[1] == strconv.Itoa(pid) && runs(c, binary) {
 			out = append(out, c)
 		}
 	}
@@ -293,15 +263,31 @@ func gone(pid int) bool {
 		return true
 	}
 	for _, t := range tasks {
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/stat")
+		f, err := statFields("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/stat")
 		if err != nil {
 			continue // exited since the listing
 		}
-		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X' {
+		if len(f) > 0 && f[0] != "Z" && f[0] != "X" {
 			return false
 		}
 	}
 	return true
+}
+
+// statFields reads a /proc stat file and returns its fields after the
+// parenthesised command name (which may hold spaces and parentheses): f[0]
+// is the state (field 3), f[1] the parent, f[2] the process group, f[19]
+// the start time (field 22).
+func statFields(path string) ([]string, error) {
+	stat, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("%s: no command name", path)
+	}
+	return strings.Fields(string(stat[i+1:])), nil
 }
 
 // hasExe reports whether pid's executable can still be read: it cannot once
