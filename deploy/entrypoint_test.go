@@ -112,7 +112,7 @@ func cleanEnv(extra ...string) []string {
 // started is a running entrypoint.
 type started struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testbin.Buffer
 	done chan struct{}
 	err  error
 }
@@ -128,7 +128,7 @@ func startEntrypointErr(t *testing.T, env []string, stderr *os.File, args ...str
 	t.Helper()
 	cmd := exec.Command("sh", append([]string{entrypoint}, args...)...)
 	cmd.Env = env
-	out := &syncBuffer{}
+	out := &testbin.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if stderr != nil {
 		cmd.Stderr = stderr
@@ -812,24 +812,6 @@ func TestHealthcheckFailsOnUnready(t *testing.T) {
 			t.Errorf("healthcheck %s with %s set to \"\": %v, %q", mode, v, err, out.String())
 		}
 	}
-}
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The reader of the container's log pipe goes away: the entrypoint's next

@@ -14,7 +14,7 @@ import (
 // Process is a binary under test, started by StartProcess.
 type Process struct {
 	cmd  *exec.Cmd
-	out  lockedBuffer
+	out  Buffer
 	done chan struct{}
 	err  error
 }
@@ -83,18 +83,21 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-type lockedBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent use: a log destination that
+// several goroutines (a process's output copiers, slog handlers) write
+// while a test reads it.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

@@ -1,7 +1,6 @@
 package marathon
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -14,33 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
-// syncBuffer is a log sink safe for the goroutines a Source runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newSource(t *testing.T, o Options) (*Source, *syncBuffer) {
+func newSource(t *testing.T, o Options) (*Source, *testbin.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testbin.Buffer{}
 	o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if o.Resolver == nil {
 		o.Resolver = testDNS

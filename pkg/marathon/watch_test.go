@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/marathon/marathontest"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
@@ -97,7 +98,7 @@ func sameAsOnce(t *testing.T, f *follower, m *marathontest.Server) {
 
 // startFollowing starts a source with an hour's poll on m, waits for its
 // first state and its event stream, and returns the full reads so far.
-func startFollowing(t *testing.T, m *marathontest.Server, o Options) (*Source, *follower, *syncBuffer) {
+func startFollowing(t *testing.T, m *marathontest.Server, o Options) (*Source, *follower, *testbin.Buffer) {
 	t.Helper()
 	o.URLs = []string{m.URL}
 	if o.RefreshInterval == 0 {

@@ -2,7 +2,6 @@ package nginx
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +21,6 @@ import (
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/supervise"
 )
-
-// lockedBuffer is a log destination shared by nginx's output goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type bigResult struct {
 	n       int
@@ -140,7 +120,7 @@ func TestLiveNginxParity(t *testing.T) {
 	if err := os.WriteFile(ConfigFile(prefix), cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testbin.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := NewServer(bin, prefix, supervise.Backoff{Min: 50 * time.Millisecond, Max: time.Second, Reset: time.Minute}, logger)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

@@ -1,7 +1,6 @@
 package registrator
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meltwater/proxymatic/internal/etcdtest"
+	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/services"
 )
 
@@ -63,24 +63,6 @@ func (s v3Store) putAsync(key, value string) error {
 	defer cancel()
 	_, err := s.e.Client().Put(ctx, key, value)
 	return err
-}
-
-// syncBuffer collects log output from the Source's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // recorder collects what Watch publishes.
@@ -139,12 +121,12 @@ func (r *recorder) waitFor(t testing.TB, what string, ok func([]services.Service
 type harness struct {
 	src  *Source
 	rec  *recorder
-	logs *syncBuffer
+	logs *testbin.Buffer
 }
 
-func newSource(t testing.TB, opts Options) (*Source, *syncBuffer) {
+func newSource(t testing.TB, opts Options) (*Source, *testbin.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testbin.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.ProbeInterval == 0 {
 		opts.ProbeInterval = 200 * time.Millisecond

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meltwater/proxymatic/internal/testbin"
 	"github.com/meltwater/proxymatic/pkg/atomicfile"
 	"github.com/meltwater/proxymatic/pkg/services"
 	"github.com/meltwater/proxymatic/pkg/status"
@@ -72,23 +73,7 @@ func svc(name string, port int, src services.Source, addrs ...string) services.S
 	return s
 }
 
-// logBuffer is a log destination the test can read while the daemon writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ testbin.Buffer }
 
 func (l *logBuffer) count(sub string) int { return strings.Count(l.String(), sub) }
 
